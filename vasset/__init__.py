@@ -1,0 +1,1 @@
+"""vasset: a video asset service."""

@@ -1,0 +1,110 @@
+"""MySQL/MariaDB access: engine creation and the numbered migrations in sql/."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from vasset.errors import ServiceUnavailable
+
+log = structlog.get_logger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+
+def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
+    """An async engine with pre-ping, so a restarted MySQL costs one retry, not an outage."""
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        isolation_level="READ COMMITTED",
+    )
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One short transaction; connection failures become 503 ServiceUnavailable."""
+    try:
+        async with engine.begin() as conn:
+            yield conn
+    except (OperationalError, ConnectionError, OSError) as exc:
+        raise ServiceUnavailable("the database is unavailable; retry later") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise ServiceUnavailable("the database is unavailable; retry later") from exc
+        raise
+
+
+async def ensure_database(database_url: str) -> None:
+    """Create the URL's database when it does not exist yet."""
+    url = make_url(database_url)
+    name = url.database
+    if not name:
+        return
+    server = create_async_engine(url.set(database=""), pool_size=1)
+    try:
+        async with server.begin() as conn:
+            await conn.execute(
+                text(
+                    f"CREATE DATABASE IF NOT EXISTS `{name}` "
+                    "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
+            )
+    finally:
+        await server.dispose()
+
+
+def migration_files(sql_dir: Path = SQL_DIR) -> list[tuple[int, str, str]]:
+    """(number, name, sql) of every numbered migration, in order."""
+    found = []
+    for path in sorted(sql_dir.glob("[0-9][0-9][0-9]_*.sql")):
+        found.append((int(path.name[:3]), path.name, path.read_text(encoding="utf-8")))
+    return found
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a migration into statements on ';' line ends (migrations avoid ';' in strings)."""
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+
+
+async def upgrade(engine: AsyncEngine, sql_dir: Path = SQL_DIR) -> list[str]:
+    """Apply every migration not applied yet; returns the names applied. Idempotent."""
+    applied_now: list[str] = []
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS schema_migration ("
+                " version INT NOT NULL PRIMARY KEY, name VARCHAR(255) NOT NULL,"
+                " applied_at BIGINT NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+            )
+        )
+        # A named lock keeps two instances starting at once from applying a migration twice.
+        await conn.execute(text("SELECT GET_LOCK('vasset_migrate', 60)"))
+        try:
+            done = {row[0] for row in await conn.execute(text("SELECT version FROM schema_migration"))}
+            for number, name, sql in migration_files(sql_dir):
+                if number in done:
+                    continue
+                for statement in split_statements(sql):
+                    await conn.execute(text(statement))
+                await conn.execute(
+                    text("INSERT INTO schema_migration VALUES (:v, :n, :t)"),
+                    {"v": number, "n": name, "t": int(time.time())},
+                )
+                applied_now.append(name)
+                log.info("migration_applied", name=name)
+        finally:
+            await conn.execute(text("SELECT RELEASE_LOCK('vasset_migrate')"))
+    return applied_now

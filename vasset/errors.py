@@ -1,0 +1,221 @@
+"""Every error vasset answers with: a stable code, an HTTP status and a message.
+
+The whole tree lives here so that the API reference (docs/API.md) and this file list the
+same codes. Clients branch on ``code``, never on ``message``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class VassetError(Exception):
+    """Base of every error that reaches a client."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "InternalError"
+    default_message: ClassVar[str] = "internal error"
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        self.message = message or self.default_message
+        self.extra = extra
+        super().__init__(self.message)
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error carries."""
+        return {}
+
+
+# 400: malformed or inconsistent input
+class BadRequest(VassetError):
+    status = 400
+    code = "InvalidParameter"
+
+
+class MissingParameter(BadRequest):
+    code = "MissingParameter"
+
+
+class InvalidParameter(BadRequest):
+    code = "InvalidParameter"
+
+
+class InvalidDigest(BadRequest):
+    code = "InvalidDigest"
+    default_message = "the body's MD5 does not match the hash parameter"
+
+
+class InvalidPartSize(BadRequest):
+    code = "InvalidPartSize"
+
+
+class InvalidContentRange(BadRequest):
+    code = "InvalidContentRange"
+
+
+class IncompleteBody(BadRequest):
+    code = "IncompleteBody"
+    default_message = "the body ended before Content-Length bytes arrived"
+
+
+# 401: authentication
+class Unauthorized(VassetError):
+    status = 401
+    code = "Unauthorized"
+
+
+class InvalidAppKey(Unauthorized):
+    code = "InvalidAppKey"
+    default_message = "unknown or disabled app_key"
+
+
+class SignatureDoesNotMatch(Unauthorized):
+    code = "SignatureDoesNotMatch"
+    default_message = "the signature does not match the request"
+
+
+class SignatureExpired(Unauthorized):
+    code = "SignatureExpired"
+
+
+class SignatureNonceUsed(Unauthorized):
+    code = "SignatureNonceUsed"
+    default_message = "this random was already used"
+
+
+class InvalidUploadToken(Unauthorized):
+    code = "InvalidUploadToken"
+    default_message = "the upload token is not valid for this upload"
+
+
+class InvalidUrlSignature(Unauthorized):
+    code = "InvalidUrlSignature"
+    default_message = "the URL signature is invalid or has expired"
+
+
+class InvalidConsoleKey(Unauthorized):
+    code = "InvalidConsoleKey"
+    default_message = "console login required"
+
+
+# 404: unknown, expired, or owned by another app
+class NotFound(VassetError):
+    status = 404
+    code = "NotFound"
+    default_message = "not found"
+
+
+class VideoNotFound(NotFound):
+    code = "VideoNotFound"
+    default_message = "no such video"
+
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
+        super().__init__(message, status="not_found", **extra)
+
+
+class UploadNotFound(NotFound):
+    code = "UploadNotFound"
+    default_message = "no such upload, or it has expired"
+
+
+class ObjectNotFound(NotFound):
+    code = "ObjectNotFound"
+    default_message = "no such object"
+
+
+class JobNotFound(NotFound):
+    code = "JobNotFound"
+    default_message = "no such job"
+
+
+# 409: state conflicts
+class Conflict(VassetError):
+    status = 409
+    code = "InvalidState"
+
+
+class UploadCompleted(Conflict):
+    code = "UploadCompleted"
+    default_message = "the upload is already complete"
+
+
+class UploadAborted(Conflict):
+    code = "UploadAborted"
+    default_message = "the upload was aborted or failed"
+
+
+class VideoNotPlayable(Conflict):
+    code = "VideoNotPlayable"
+    default_message = "the video has no playable rendition yet"
+
+
+class InvalidState(Conflict):
+    code = "InvalidState"
+
+
+class OffsetMismatch(Conflict):
+    code = "OffsetMismatch"
+
+
+class UploadInProgress(Conflict):
+    code = "UploadInProgress"
+    default_message = "the upload is completing; retry shortly"
+
+
+# 413 / 416 / 422 / 429 / 503
+class EntityTooLarge(VassetError):
+    status = 413
+    code = "EntityTooLarge"
+
+
+class RangeNotSatisfiable(VassetError):
+    status = 416
+    code = "InvalidRange"
+    default_message = "the requested range is not satisfiable"
+
+
+class VerificationFailed(VassetError):
+    status = 422
+    code = "VerificationFailed"
+
+
+class HashMismatch(VerificationFailed):
+    code = "HashMismatch"
+    default_message = "the uploaded file's MD5 does not match the declared hash"
+
+
+class SizeMismatch(VerificationFailed):
+    code = "SizeMismatch"
+    default_message = "the uploaded parts do not add up to the declared size"
+
+
+class Throttled(VassetError):
+    status = 429
+    code = "Throttled"
+    default_message = "too many requests"
+
+    def __init__(self, message: str | None = None, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ServiceUnavailable(VassetError):
+    status = 503
+    code = "ServiceUnavailable"
+    default_message = "a dependency is unavailable; retry later"
+
+    def __init__(self, message: str | None = None, retry_after: int = 2, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class StorageError(ServiceUnavailable):
+    """The BlobStore failed in a way that a retry may fix."""
+
+    default_message = "object storage is unavailable; retry later"

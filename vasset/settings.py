@@ -1,0 +1,107 @@
+"""Service settings, read from the environment once and passed in explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every tunable of vasset; each field maps to VASSET_<FIELD upper-case>."""
+
+    database_url: str = "mysql+asyncmy://root@127.0.0.1:3306/vasset"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
+    redis_prefix: str = "vasset:"
+    storage_url: str = "file://./var/storage"
+    # Scratch space for workers (downloads, FFmpeg outputs before publishing).
+    temp_dir: str = "./var/tmp"
+
+    # Public base URL of the API, used to build URLs the API serves itself (local-disk playback).
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Upload limits (reported by GET /video/upload/limits).
+    max_file_size: int = 50 * GiB
+    min_part_size: int = 100 * 1024
+    max_part_size: int = 5 * GiB
+    max_part_count: int = 10_000
+    upload_ttl: int = 24 * 3600
+    # Seconds a completion may run before another request may take it over.
+    completion_lease: int = 600
+
+    # Signing.
+    signature_window: int = 300
+    nonce_ttl: int = 900
+
+    # Playback URLs.
+    url_expires_default: int = 3600
+    url_expires_max: int = 7 * 24 * 3600
+    max_concurrent_streams: int = 50
+    cdn_domain: str = ""
+    cdn_auth_key: str = ""
+
+    # OSS (used when storage_url is oss://).
+    oss_endpoint: str = ""
+    oss_bucket: str = ""
+    oss_access_key_id: str = ""
+    oss_access_key_secret: str = ""
+    oss_security_token: str = ""
+    oss_region: str = ""
+    oss_signature_version: str = "v1"
+    oss_pool_size: int = 16
+    oss_direct_url_ttl: int = 3600
+    oss_post_max_size: int = 100 * MiB
+
+    # Transcoding.
+    ffmpeg_global_limit: int = 2
+    ffmpeg_node_limit: int = 0  # 0: derived from cores and free memory
+    ffmpeg_memory_limit: int = 2 * GiB
+    ffmpeg_stall_timeout: float = 60.0
+    ffmpeg_timeout_factor: float = 10.0
+    ffmpeg_timeout_min: float = 120.0
+    ffmpeg_threads: int = 0
+    image_count: int = 10
+    ladder: str = "360p,480p,720p,1080p"
+    hls: bool = True
+    job_lease: float = 30.0
+    job_heartbeat: float = 5.0
+    job_max_attempts: int = 4
+    job_backoff_base: float = 5.0
+    worker_poll_interval: float = 1.0
+    worker_shutdown_grace: float = 30.0
+    import_allow_hosts: str = ""
+    import_max_size: int = 10 * GiB
+    import_timeout: float = 3600.0
+
+    # Janitor.
+    janitor_interval: float = 300.0
+    temp_max_age: float = 24 * 3600.0
+
+    # Console page (empty: console disabled).
+    console_key: str = ""
+    console_app_key: str = ""
+
+    log_level: str = "info"
+    log_json: bool = True
+
+    @property
+    def storage_is_oss(self) -> bool:
+        """Whether objects live in OSS rather than on local disk."""
+        return self.storage_url.startswith("oss://")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build Settings from VASSET_* variables, then explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for field in msgspec.structs.fields(Settings):
+        raw = env.get("VASSET_" + field.name.upper())
+        if raw is not None:
+            values[field.name] = raw
+    values.update(overrides)
+    return msgspec.convert(values, Settings, strict=False)
