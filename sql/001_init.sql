@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS video (
   duration       BIGINT          NULL,
   hash           CHAR(32)        NULL COMMENT 'MD5 hex, set only once verified by the server',
   definition     VARCHAR(32)     NULL,
-  storage_uri    VARCHAR(512)    NULL COMMENT 'BlobStore key; never user text',
+  storage_uri    VARCHAR(512)    NULL COMMENT 'BlobStore key, never user text',
   status         VARCHAR(32)     NOT NULL,
   image_index    INT             NOT NULL DEFAULT 0,
   image_count    INT             NOT NULL DEFAULT 0,

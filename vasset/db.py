@@ -74,7 +74,7 @@ def migration_files(sql_dir: Path = SQL_DIR) -> list[tuple[int, str, str]]:
 
 
 def split_statements(sql: str) -> list[str]:
-    """Split a migration into statements on ';' line ends (migrations avoid ';' in strings)."""
+    """Split a migration into statements on semicolons (migrations keep them out of strings)."""
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
     return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
 
@@ -98,7 +98,7 @@ async def upgrade(engine: AsyncEngine, sql_dir: Path = SQL_DIR) -> list[str]:
                 if number in done:
                     continue
                 for statement in split_statements(sql):
-                    await conn.execute(text(statement))
+                    await conn.exec_driver_sql(statement)
                 await conn.execute(
                     text("INSERT INTO schema_migration VALUES (:v, :n, :t)"),
                     {"v": number, "n": name, "t": int(time.time())},

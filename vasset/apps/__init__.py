@@ -1,0 +1,1 @@
+"""Apps: the owners of videos and holders of signing keys."""

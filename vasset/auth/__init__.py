@@ -1,0 +1,1 @@
+"""Authentication: signed API calls and upload tokens."""

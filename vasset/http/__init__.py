@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every route: body streaming, parameters, responses."""

@@ -1,0 +1,41 @@
+"""Query parameters into msgspec Structs: validate once, at the edge."""
+
+from __future__ import annotations
+
+import re
+from typing import TypeVar
+
+import msgspec
+
+from vasset.auth.signing import parse_query
+from vasset.errors import InvalidParameter, MissingParameter
+
+T = TypeVar("T")
+
+_MISSING = re.compile(r"missing required field `(\w+)`")
+_AT = re.compile(r"at `\$\.(\w+)`")
+
+
+def query_dict(query_string: str) -> dict[str, str]:
+    """First value of every query parameter."""
+    out: dict[str, str] = {}
+    for name, value in parse_query(query_string):
+        out.setdefault(name, value)
+    return out
+
+
+def parse_params(query_string: str | bytes, model: type[T]) -> T:
+    """Convert the query into model, mapping failures to MissingParameter / InvalidParameter."""
+    if isinstance(query_string, bytes):
+        query_string = query_string.decode("latin-1")
+    raw = query_dict(query_string)
+    fields = {f.name for f in msgspec.structs.fields(model)}
+    data = {k: v for k, v in raw.items() if k in fields and v != ""}
+    try:
+        return msgspec.convert(data, model, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        if m := _MISSING.search(text):
+            raise MissingParameter(f"missing required parameter: {m.group(1)}") from None
+        name = m.group(1) if (m := _AT.search(text)) else "parameter"
+        raise InvalidParameter(f"invalid {name}: {text.split(' - ')[0]}", parameter=name) from None

@@ -1,0 +1,65 @@
+"""JSON responses and the error body of API.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from vasset import errors
+
+log = structlog.get_logger(__name__)
+
+JSON = "application/json; charset=utf-8"
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Serialize with msgspec (fast, snake_case keys as given)."""
+    return Response(content=_encoder.encode(data), status_code=status, media_type=JSON, headers=headers)
+
+
+def request_id_of(request: Request) -> str:
+    """The request id the middleware assigned."""
+    return request.scope.get("state", {}).get("request_id", "")
+
+
+def error_response(request: Request, exc: errors.VassetError) -> Response:
+    """The API.md error body for a VassetError."""
+    body = {"code": exc.code, "message": exc.message, "request_id": request_id_of(request)}
+    for key, value in exc.extra.items():
+        body.setdefault(key, value)
+    level = log.warning if exc.status >= 500 else log.info
+    level("request_failed", code=exc.code, status=exc.status, path=request.url.path)
+    return json_response(body, exc.status, exc.headers())
+
+
+_LITESTAR_CODES = {
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    413: "EntityTooLarge",
+    400: "InvalidParameter",
+}
+
+
+def handle_vasset_error(request: Request, exc: errors.VassetError) -> Response:
+    """Exception handler for every VassetError."""
+    return error_response(request, exc)
+
+
+def handle_http_exception(request: Request, exc: HTTPException) -> Response:
+    """Framework errors (unknown route, wrong method) in the same error shape."""
+    code = _LITESTAR_CODES.get(exc.status_code, "InvalidParameter")
+    wrapped = errors.VassetError(str(exc.detail))
+    wrapped.code = code  # type: ignore[misc]
+    wrapped.status = exc.status_code  # type: ignore[misc]
+    return error_response(request, wrapped)
+
+
+def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """Anything else: logged with its traceback, answered without one."""
+    log.exception("request_crashed", path=request.url.path, error=type(exc).__name__)
+    return error_response(request, errors.VassetError("internal error; the request id identifies it"))

@@ -1,0 +1,396 @@
+"""FFmpeg command lines for the rendition ladder, HLS and snapshots (pure: argv lists only).
+
+One process decodes the source once; ``split`` feeds one scaler and one H.264 encoder per
+rendition, and each encoder's packets go through the ``tee`` muxer to both a faststart MP4 and a
+VOD HLS variant, so HLS costs no second encode. Inputs are opened with a protocol whitelist
+(``file`` only) and a demuxer whitelist, which refuses e.g. an HLS playlist renamed to ``.mp4``.
+The caller must create ``TranscodeCommand.directories`` first (the HLS muxer does not), and check
+the outputs afterwards: a failing tee slave does not always change FFmpeg's exit code.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import msgspec
+
+from vasset.transcode.ladder import RenditionPlan
+
+FFMPEG = "ffmpeg"
+
+# Demuxers a source video may be read with. No playlists (hls, concat), no image sequences, no
+# demuxers that open other files or URLs; "mov" also covers mp4, m4a, 3gp and 3g2.
+VIDEO_DEMUXERS: tuple[str, ...] = (
+    "mov",
+    "matroska",
+    "webm",
+    "avi",
+    "flv",
+    "mpegts",
+    "mpeg",
+    "asf",
+    "ogg",
+    "h264",
+    "hevc",
+    "m4v",
+    "mpegvideo",
+    "ivf",
+    "dv",
+)
+# Probing also accepts audio and still-image demuxers, only to say "not a video" precisely.
+AUDIO_DEMUXERS: tuple[str, ...] = ("mp3", "aac", "wav", "flac", "ogg")
+IMAGE_DEMUXERS: tuple[str, ...] = (
+    "png_pipe",
+    "jpeg_pipe",
+    "webp_pipe",
+    "bmp_pipe",
+    "tiff_pipe",
+    "gif",
+    "gif_pipe",
+)
+PROTOCOLS = "file"
+
+# GOP and segment lengths: a key frame every 2 s, so 4 s HLS segments cut on key frames.
+GOP_SECONDS = 2.0
+HLS_SEGMENT_SECONDS = 4
+MAX_FRAME_RATE = 60.0
+
+# H.264 levels: (name, max macroblocks per second, max macroblocks per frame).
+_H264_LEVELS: tuple[tuple[str, int, int], ...] = (
+    ("3.0", 40_500, 1_620),
+    ("3.1", 108_000, 3_600),
+    ("3.2", 216_000, 5_120),
+    ("4.0", 245_760, 8_192),
+    ("4.2", 522_240, 8_704),
+    ("5.0", 589_824, 22_080),
+    ("5.1", 983_040, 36_864),
+    ("5.2", 2_073_600, 36_864),
+)
+
+
+def whitelist(demuxers: Iterable[str]) -> str:
+    """Comma list for -format_whitelist, without duplicates."""
+    return ",".join(dict.fromkeys(demuxers))
+
+
+def input_args(source: str | os.PathLike[str], *, demuxer: str | None = None) -> list[str]:
+    """Options and -i for a source: file protocol only, whitelisted demuxers, optional -f."""
+    args = ["-protocol_whitelist", PROTOCOLS, "-format_whitelist", whitelist(VIDEO_DEMUXERS)]
+    if demuxer:
+        # FFmpeg names demuxers "mov,mp4,m4a,..."; -f takes one name. Pinning it means the
+        # transcode reads the file exactly as the probe did.
+        args += ["-f", demuxer.split(",")[0]]
+    return [*args, "-i", os.fspath(source)]
+
+
+def common_args(*, loglevel: str = "warning") -> list[str]:
+    """Options every vasset FFmpeg run starts with: no stdin, progress on stdout, no stats."""
+    return [
+        FFMPEG,
+        "-nostdin",
+        "-hide_banner",
+        "-y",
+        "-loglevel",
+        loglevel,
+        "-nostats",
+        "-progress",
+        "pipe:1",
+    ]
+
+
+def h264_level(width: int, height: int, frame_rate: float) -> str:
+    """Smallest H.264 level that fits this size and frame rate (names the HLS CODECS string)."""
+    mbs = math.ceil(width / 16) * math.ceil(height / 16)
+    rate = min(max(frame_rate, 1.0), MAX_FRAME_RATE)
+    for name, per_second, per_frame in _H264_LEVELS:
+        if mbs <= per_frame and mbs * rate <= per_second:
+            return name
+    return _H264_LEVELS[-1][0]
+
+
+def codecs_string(level: str, *, has_audio: bool) -> str:
+    """RFC 6381 CODECS value for High-profile H.264 at a level, plus AAC-LC when there is audio."""
+    major, minor = level.split(".")
+    video = f"avc1.6400{int(major) * 10 + int(minor):02x}"
+    return f"{video},mp4a.40.2" if has_audio else video
+
+
+class RenditionOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """Where one rendition is written, and what the master playlist says about it."""
+
+    name: str
+    width: int
+    height: int
+    video_bitrate: int
+    max_rate: int
+    audio_bitrate: int
+    level: str
+    codecs: str
+    frame_rate: float
+    mp4_path: str
+    # HLS variant playlist and its directory (None when HLS is off).
+    hls_dir: str | None = None
+    hls_playlist: str | None = None
+
+    @property
+    def bandwidth(self) -> int:
+        """Peak bits/s for BANDWIDTH: max rate plus audio plus ~10 % container overhead."""
+        return round((self.max_rate + self.audio_bitrate) * 1.1)
+
+    @property
+    def average_bandwidth(self) -> int:
+        """Average bits/s for AVERAGE-BANDWIDTH."""
+        return round((self.video_bitrate + self.audio_bitrate) * 1.05)
+
+
+class TranscodeCommand(msgspec.Struct, frozen=True, kw_only=True):
+    """An FFmpeg argv plus everything the caller needs around it."""
+
+    argv: list[str]
+    outputs: list[RenditionOutput]
+    # Directories that must exist before FFmpeg starts.
+    directories: list[str]
+    # Where master_playlist() output goes (None when HLS is off).
+    master_path: str | None = None
+
+    def make_directories(self) -> None:
+        """Create the output directories (the one impure convenience of this module)."""
+        for directory in self.directories:
+            os.makedirs(directory, exist_ok=True)
+
+
+def _tee_path(path: Path) -> str:
+    # The tee muxer parses its argument with two levels of escaping; rather than get that
+    # subtly wrong, output paths (which vasset chooses) must not contain its syntax characters.
+    text = os.fspath(path)
+    if any(char in text for char in "\\:|[]'\";="):
+        raise ValueError(f"output path {text!r} contains a character the tee muxer reserves")
+    return text
+
+
+def _fps(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def build_transcode(
+    source: str | os.PathLike[str],
+    plans: Sequence[RenditionPlan],
+    out_dir: str | os.PathLike[str],
+    *,
+    has_audio: bool,
+    frame_rate: float,
+    demuxer: str | None = None,
+    preset: str = "veryfast",
+    threads: int = 0,
+    hls: bool = True,
+    hls_segment_type: str = "fmp4",
+    hls_time: int = HLS_SEGMENT_SECONDS,
+    gop_seconds: float = GOP_SECONDS,
+    loglevel: str = "warning",
+) -> TranscodeCommand:
+    """One FFmpeg run that writes every planned rendition (MP4, and HLS when asked)."""
+    if not plans:
+        raise ValueError("no renditions to build")
+    if hls_segment_type not in ("fmp4", "mpegts"):
+        raise ValueError(f"unknown HLS segment type {hls_segment_type!r}")
+    out = Path(out_dir)
+    rate = frame_rate if 0 < frame_rate <= MAX_FRAME_RATE else 0.0
+    out_rate = rate or (MAX_FRAME_RATE if frame_rate > MAX_FRAME_RATE else 30.0)
+    gop = max(1, round(out_rate * gop_seconds))
+    n = len(plans)
+
+    # One decode: autorotation is applied before [0:v], split fans the frames out.
+    graph = [f"[0:v]split={n}" + "".join(f"[s{i}]" for i in range(n))]
+    for i, plan in enumerate(plans):
+        chain = f"[s{i}]scale={plan.width}:{plan.height}:flags=bicubic,setsar=1"
+        if frame_rate > MAX_FRAME_RATE:
+            chain += f",fps={_fps(MAX_FRAME_RATE)}"
+        graph.append(f"{chain}[v{i}]")
+
+    argv = [*common_args(loglevel=loglevel), *input_args(source, demuxer=demuxer)]
+    argv += ["-filter_complex", ";".join(graph)]
+    if threads:
+        argv += ["-filter_complex_threads", str(threads)]
+
+    outputs: list[RenditionOutput] = []
+    directories = [os.fspath(out)]
+    hls_root = out / "hls"
+    for i, plan in enumerate(plans):
+        level = h264_level(plan.width, plan.height, out_rate)
+        mp4_path = out / f"{plan.name}.mp4"
+        argv += ["-map", f"[v{i}]"]
+        if has_audio:
+            # First audio stream only; "?" keeps a stream-less edge case from failing the run.
+            argv += ["-map", "0:a:0?"]
+        argv += [
+            "-c:v",
+            "libx264",
+            "-preset",
+            preset,
+            "-profile:v",
+            "high",
+            "-level:v",
+            level,
+            "-pix_fmt",
+            "yuv420p",
+            "-b:v",
+            str(plan.video_bitrate),
+            "-maxrate:v",
+            str(plan.max_rate),
+            "-bufsize:v",
+            str(plan.buffer_size),
+            # Key frames on a clock (works for variable frame rates too), none from scene cuts,
+            # so every rendition cuts its HLS segments at the same instants.
+            "-force_key_frames:v",
+            f"expr:gte(t,n_forced*{_fps(gop_seconds)})",
+            "-g:v",
+            str(gop),
+            "-keyint_min:v",
+            str(gop),
+            "-sc_threshold:v",
+            "0",
+        ]
+        if threads:
+            argv += ["-threads:v", str(threads)]
+        if has_audio:
+            argv += ["-c:a", "aac", "-b:a", str(plan.audio_bitrate), "-ac", "2", "-ar", "48000"]
+        else:
+            argv += ["-an"]
+        argv += ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
+
+        hls_dir = hls_playlist = None
+        slaves = [f"[f=mp4:movflags=+faststart:onfail=abort]{_tee_path(mp4_path)}"]
+        if hls:
+            variant_dir = hls_root / plan.name
+            hls_dir, hls_playlist = os.fspath(variant_dir), os.fspath(variant_dir / "index.m3u8")
+            directories.append(hls_dir)
+            ext = "m4s" if hls_segment_type == "fmp4" else "ts"
+            opts = [
+                "f=hls",
+                "onfail=abort",
+                f"hls_time={hls_time}",
+                "hls_playlist_type=vod",
+                "hls_flags=independent_segments",
+                f"hls_segment_type={hls_segment_type}",
+                f"hls_segment_filename={_tee_path(variant_dir / f'seg_%05d.{ext}')}",
+            ]
+            if hls_segment_type == "fmp4":
+                opts.append("hls_fmp4_init_filename=init.mp4")
+            slaves.append(f"[{':'.join(opts)}]{_tee_path(variant_dir / 'index.m3u8')}")
+        argv += ["-f", "tee", "|".join(slaves)]
+
+        outputs.append(
+            RenditionOutput(
+                name=plan.name,
+                width=plan.width,
+                height=plan.height,
+                video_bitrate=plan.video_bitrate,
+                max_rate=plan.max_rate,
+                audio_bitrate=plan.audio_bitrate if has_audio else 0,
+                level=level,
+                codecs=codecs_string(level, has_audio=has_audio),
+                frame_rate=out_rate,
+                mp4_path=os.fspath(mp4_path),
+                hls_dir=hls_dir,
+                hls_playlist=hls_playlist,
+            )
+        )
+    master = os.fspath(hls_root / "master.m3u8") if hls else None
+    if hls:
+        directories.insert(1, os.fspath(hls_root))
+    return TranscodeCommand(argv=argv, outputs=outputs, directories=directories, master_path=master)
+
+
+def master_playlist(renditions: Sequence[RenditionOutput], *, base: str | None = None) -> str:
+    """HLS master playlist text; variant URIs are relative to ``base`` (default: hls root)."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    for r in sorted(renditions, key=lambda r: (r.bandwidth, r.name)):
+        if r.hls_playlist is None:
+            continue
+        root = base if base is not None else os.path.dirname(os.path.dirname(r.hls_playlist))
+        uri = os.path.relpath(r.hls_playlist, root).replace(os.sep, "/")
+        attrs = [
+            f"BANDWIDTH={r.bandwidth}",
+            f"AVERAGE-BANDWIDTH={r.average_bandwidth}",
+            f"RESOLUTION={r.width}x{r.height}",
+            f'CODECS="{r.codecs}"',
+        ]
+        if r.frame_rate:
+            attrs.append(f"FRAME-RATE={r.frame_rate:.3f}")
+        lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), uri]
+    if len(lines) == 3:
+        raise ValueError("no rendition has an HLS playlist")
+    return "\n".join(lines) + "\n"
+
+
+def snapshot_times(duration_ms: int, count: int) -> list[int]:
+    """Evenly spaced instants in ms, centred in equal slices (never the very first or last frame)."""
+    if count <= 0 or duration_ms <= 0:
+        return []
+    return [int(duration_ms * (2 * i + 1) / (2 * count)) for i in range(count)]
+
+
+class SnapshotCommand(msgspec.Struct, frozen=True, kw_only=True):
+    """One FFmpeg run that writes one JPEG per time."""
+
+    argv: list[str]
+    times_ms: list[int]
+    paths: list[str]
+    width: int
+    height: int
+
+
+def build_snapshots(
+    source: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    times_ms: Sequence[int],
+    *,
+    width: int,
+    height: int,
+    demuxer: str | None = None,
+    quality: int = 3,
+    name: str = "snapshot_{index:02d}.jpg",
+    loglevel: str = "warning",
+) -> SnapshotCommand:
+    """Snapshots with fast seek: one input per time, each opened with -ss before -i.
+
+    width x height is the display size (see ladder.snapshot_size): FFmpeg autorotates before
+    the scaler, so these are the dimensions of the written JPEGs.
+    """
+    if not times_ms:
+        raise ValueError("no snapshot times")
+    out = Path(out_dir)
+    argv = common_args(loglevel=loglevel)
+    for t in times_ms:
+        # -ss before -i seeks the demuxer to the key frame before t and decodes only from there.
+        argv += ["-ss", f"{t / 1000:.3f}", *input_args(source, demuxer=demuxer)]
+    paths: list[str] = []
+    for index in range(len(times_ms)):
+        path = os.fspath(out / name.format(index=index))
+        paths.append(path)
+        argv += [
+            "-map",
+            f"{index}:v:0",
+            "-frames:v",
+            "1",
+            "-vf",
+            f"scale={width}:{height}:flags=bicubic,setsar=1",
+            "-q:v",
+            str(quality),
+            "-an",
+            "-sn",
+            "-dn",
+            "-map_metadata",
+            "-1",
+            "-f",
+            "image2",
+            "-update",
+            "1",
+            path,
+        ]
+    return SnapshotCommand(
+        argv=argv, times_ms=list(times_ms), paths=paths, width=width, height=height
+    )

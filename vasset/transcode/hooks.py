@@ -1,0 +1,25 @@
+"""What the upload and video domains ask of the transcode queue (kept tiny to avoid cycles)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vasset.settings import Settings
+
+
+def enqueue_on_upload(settings: Settings):
+    """The hook that queues a transcode when an auto=1 upload completes."""
+
+    async def enqueue(conn: AsyncConnection, app_id: int, vid: int, priority: int) -> None:
+        from vasset.transcode import queue
+
+        await queue.enqueue(conn, app_id, vid, "transcode", priority, settings.job_max_attempts)
+
+    return enqueue
+
+
+async def cancel_video_jobs(conn: AsyncConnection, vid: int) -> None:
+    """Cancel queued and running jobs of a deleted video."""
+    from vasset.transcode import queue
+
+    await queue.cancel_for_video(conn, vid)

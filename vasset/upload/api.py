@@ -1,0 +1,123 @@
+"""HTTP routes of /video/upload/*: parse, authenticate, hand to the UploadService."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Request, Response, get, post, put
+
+from vasset import errors
+from vasset.http.auth import ctx_of, query_string, signed_app
+from vasset.http.body import ClientGone, body_chunks
+from vasset.http.params import parse_params, query_dict
+from vasset.http.responses import json_response
+
+
+class InitParams(msgspec.Struct):
+    """Query of POST /video/upload/init."""
+
+    fn: str
+    fsize: int
+    psize: int
+    hash: str | None = None
+    auto: int = msgspec.field(default=0)
+    priority: int = 0
+    direct: int = 0
+
+
+class UploadParams(msgspec.Struct):
+    """Query of PUT /video/upload/upload."""
+
+    upid: str
+    pseq: int | None = None
+    hash: str | None = None
+    token: str | None = None
+
+
+class ResumeParams(msgspec.Struct):
+    """Query of GET /video/upload/resume."""
+
+    upid: str
+    token: str | None = None
+
+
+async def _caller(request: Request, token: str | None):
+    """(app, token): a signed call names the app; a token call names only the upload."""
+    raw = query_dict(query_string(request))
+    if token is not None and "signature" not in raw:
+        return None, token
+    return await signed_app(request), None
+
+
+def _content_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        raise errors.InvalidPartSize("Content-Length is not a number") from None
+    if length < 0:
+        raise errors.InvalidPartSize("Content-Length is negative")
+    return length
+
+
+@post("/video/upload/init", status_code=200)
+async def init_upload(request: Request) -> Response:
+    """Start an upload (or finish it instantly by MD5)."""
+    app = await signed_app(request)
+    p = parse_params(query_string(request), InitParams)
+    if p.auto not in (0, 1):
+        raise errors.InvalidParameter("auto must be 0 or 1", parameter="auto")
+    ctx = ctx_of(request)
+    if p.direct:
+        direct = ctx.extras.get("direct_uploads")
+        if direct is None:
+            raise errors.InvalidParameter(
+                "direct uploads need OSS storage; this service stores on local disk",
+                parameter="direct",
+            )
+        return json_response(
+            await direct.init(app, p.fn, p.fsize, p.psize, p.hash, bool(p.auto), p.priority)
+        )
+    answer = await ctx.uploads.init(app, p.fn, p.fsize, p.psize, p.hash, bool(p.auto), p.priority)
+    return json_response(answer)
+
+
+@put("/video/upload/upload", status_code=200, request_max_body_size=None)
+async def upload_part(request: Request) -> Response:
+    """Store one part (pseq) or a Content-Range slice of the whole file."""
+    p = parse_params(query_string(request), UploadParams)
+    app, token = await _caller(request, p.token)
+    ctx = ctx_of(request)
+    row = await ctx.uploads.load(p.upid, app, token)
+    length = _content_length(request)
+    try:
+        if p.pseq is not None:
+            answer = await ctx.uploads.put_part(row, p.pseq, p.hash, length, body_chunks(request))
+        else:
+            answer = await ctx.uploads.put_range(
+                row, request.headers.get("content-range"), length, body_chunks(request)
+            )
+    except ClientGone:
+        raise errors.IncompleteBody("the client disconnected mid-body; nothing was stored") from None
+    return json_response(answer)
+
+
+@get("/video/upload/resume")
+async def resume_upload(request: Request) -> Response:
+    """Which parts are missing and the contiguous offset."""
+    p = parse_params(query_string(request), ResumeParams)
+    app, token = await _caller(request, p.token)
+    ctx = ctx_of(request)
+    row = await ctx.uploads.load(p.upid, app, token)
+    return json_response(await ctx.uploads.resume(row))
+
+
+@get("/video/upload/limits")
+async def upload_limits(request: Request) -> Response:
+    """The configured upload limits."""
+    await signed_app(request)
+    return json_response(ctx_of(request).uploads.limits())
+
+
+ROUTES = [init_upload, upload_part, resume_upload, upload_limits]

@@ -1,0 +1,600 @@
+"""The upload domain: init, parts, whole-file ranges, resume, and verified completion."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vasset import errors
+from vasset.auth.verify import App, new_upload_token, token_matches
+from vasset.db import transaction
+from vasset.settings import Settings
+from vasset.storage import keys
+from vasset.storage.base import BlobStore, PartInfo
+from vasset.upload import md5state
+from vasset.upload import repository as repo
+from vasset.upload.md5state import ResumableMD5
+from vasset.upload.names import decode_file_name
+from vasset.upload.repository import UploadRow
+from vasset.upload.stream import BodyReader, PartSink
+from vasset.videos import repository as videos
+from vasset.videos.state import VideoStatus
+
+log = structlog.get_logger(__name__)
+
+MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+
+#: Called inside the completing transaction when a video is uploaded with auto=1.
+EnqueueHook = Callable[[AsyncConnection, int, int, int], Awaitable[None]]
+
+
+def check_md5(value: str | None, name: str = "hash") -> str | None:
+    """A lowercase MD5 hex, or InvalidParameter."""
+    if value is None:
+        return None
+    if not MD5_RE.match(value):
+        raise errors.InvalidParameter(f"{name} must be 32 hex digits (MD5)", parameter=name)
+    return value.lower()
+
+
+class UploadService:
+    """Every upload call's decisions; HTTP parsing happens before, storage below."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        store: BlobStore,
+        settings: Settings,
+        enqueue_transcode: EnqueueHook | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.settings = settings
+        self.enqueue_transcode = enqueue_transcode
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload-hash")
+        self.bytes_received = 0
+
+    # limits
+    def limits(self) -> dict:
+        """The limits init checks against."""
+        s = self.settings
+        return {
+            "max_file_size": s.max_file_size,
+            "min_part_size": max(s.min_part_size, self.store.min_part_size),
+            "max_part_size": s.max_part_size,
+            "max_part_count": s.max_part_count,
+            "upload_ttl": s.upload_ttl,
+        }
+
+    def smallest_part_size(self, fsize: int) -> int:
+        """The smallest psize that fits fsize within every limit."""
+        lim = self.limits()
+        return max(lim["min_part_size"], math.ceil(fsize / lim["max_part_count"]))
+
+    def check_sizes(self, fsize: int, psize: int) -> int:
+        """Validate fsize and psize; returns the part count."""
+        lim = self.limits()
+        if fsize <= 0:
+            raise errors.InvalidParameter("fsize must be a positive number of bytes", parameter="fsize")
+        if fsize > lim["max_file_size"]:
+            raise errors.EntityTooLarge(
+                f"fsize {fsize} exceeds the limit of {lim['max_file_size']} bytes",
+                max_file_size=lim["max_file_size"],
+            )
+        if psize <= 0:
+            raise errors.InvalidPartSize("psize must be a positive number of bytes")
+        smallest = self.smallest_part_size(fsize)
+        part_count = math.ceil(fsize / psize)
+        if part_count > lim["max_part_count"] or (part_count > 1 and psize < lim["min_part_size"]):
+            raise errors.InvalidPartSize(
+                f"psize {psize} is too small for fsize {fsize}: the smallest acceptable psize is "
+                f"{smallest}",
+                min_part_size=smallest,
+            )
+        if psize > lim["max_part_size"] and part_count > 1:
+            raise errors.InvalidPartSize(
+                f"psize exceeds the maximum part size of {lim['max_part_size']}",
+                max_part_size=lim["max_part_size"],
+            )
+        return part_count
+
+    # init
+    async def init(
+        self,
+        app: App,
+        fn: str,
+        fsize: int,
+        psize: int,
+        md5: str | None,
+        auto: bool,
+        priority: int,
+        direct: bool = False,
+    ) -> dict:
+        """Start an upload, or finish it at once when verified bytes with that MD5 exist."""
+        name = decode_file_name(fn)
+        md5 = check_md5(md5)
+        part_count = self.check_sizes(fsize, psize)
+        if md5 is not None:
+            instant = await self._instant(app, name, fsize, md5, auto, priority)
+            if instant is not None:
+                return instant
+        now = int(time.time())
+        token, token_hash = new_upload_token()
+        upload_id = keys.new_nonce() + keys.new_nonce()
+        async with transaction(self.engine) as conn:
+            vid = await videos.insert_video(
+                conn,
+                app_id=app.id,
+                source_name=name,
+                file_size=fsize,
+                status=VideoStatus.UPLOADING.value,
+                task_priority=priority,
+                image_count=self.settings.image_count,
+            )
+        key = keys.source_key(app.id, vid, keys.new_nonce())
+        multipart_id = await self.store.create_multipart(key)
+        expires_at = now + self.settings.upload_ttl
+        async with transaction(self.engine) as conn:
+            await videos.update_video(conn, vid, storage_uri=key)
+            await repo.insert_upload(
+                conn,
+                upload_id=upload_id,
+                token_hash=token_hash,
+                app_id=app.id,
+                video_id=vid,
+                file_size=fsize,
+                part_size=psize,
+                part_count=part_count,
+                client_md5=md5,
+                storage_key=key,
+                multipart_id=multipart_id,
+                direct=int(direct),
+                status="uploading",
+                auto_transcode=int(auto),
+                task_priority=priority,
+                expires_at=expires_at,
+            )
+        log.info("upload_started", upload_id=upload_id, vid=vid, size=fsize, parts=part_count)
+        return {
+            "upload_id": upload_id,
+            "vid": vid,
+            "status": "uploading",
+            "size": fsize,
+            "md5": md5,
+            "part_size": psize,
+            "part_count": part_count,
+            "expires_at": expires_at,
+            "upload_token": token,
+        }
+
+    async def _instant(
+        self, app: App, name: str, fsize: int, md5: str, auto: bool, priority: int
+    ) -> dict | None:
+        async with transaction(self.engine) as conn:
+            source = await videos.find_instant_source(conn, app.id, md5, fsize)
+            if source is None:
+                return None
+            vid = await videos.insert_video(
+                conn,
+                app_id=app.id,
+                unique_id=source.unique_id or source.id,
+                source_name=name,
+                file_size=source.file_size,
+                video_width=source.video_width,
+                video_height=source.video_height,
+                duration=source.duration,
+                hash=source.hash,
+                storage_uri=source.storage_uri,
+                status=VideoStatus.UPLOADED.value,
+                task_priority=priority,
+                image_count=self.settings.image_count,
+                media_info=source.media_info,
+            )
+            if auto and self.enqueue_transcode is not None:
+                await self.enqueue_transcode(conn, app.id, vid, priority)
+        log.info("upload_instant", vid=vid, source_vid=source.id, size=fsize)
+        return {"vid": vid, "status": "uploaded", "instant": True, "size": fsize, "md5": md5}
+
+    # lookups and authorization
+    async def load(self, upload_id: str, app: App | None, token: str | None) -> UploadRow:
+        """The upload, if this caller may touch it; otherwise UploadNotFound / InvalidUploadToken."""
+        async with transaction(self.engine) as conn:
+            row = await repo.get_upload(conn, upload_id)
+        if row is None:
+            raise errors.UploadNotFound()
+        if app is not None:
+            if row.app_id != app.id:
+                raise errors.UploadNotFound()
+        elif token is None or not token_matches(token, row.token_hash):
+            raise errors.InvalidUploadToken()
+        if row.status == "expired" or row.expired():
+            raise errors.UploadNotFound("the upload has expired")
+        return row
+
+    def _check_writable(self, row: UploadRow) -> None:
+        if row.status == "uploaded":
+            raise errors.UploadCompleted(vid=row.video_id)
+        if row.status in ("failed", "aborted"):
+            raise errors.UploadAborted(vid=row.video_id)
+
+    # part mode
+    async def put_part(
+        self,
+        row: UploadRow,
+        pseq: int,
+        md5: str | None,
+        content_length: int | None,
+        chunks: AsyncIterator[bytes],
+    ) -> dict:
+        """Store one part completely or not at all; completes the upload with the last part."""
+        md5 = check_md5(md5)
+        if not 1 <= pseq <= row.part_count:
+            raise errors.InvalidParameter(
+                f"pseq must be between 1 and {row.part_count}", parameter="pseq"
+            )
+        expected = row.part_length(pseq)
+        if content_length is None:
+            raise errors.InvalidPartSize("Content-Length is required for a part")
+        if content_length != expected:
+            raise errors.InvalidPartSize(
+                f"part {pseq} must be exactly {expected} bytes, Content-Length says "
+                f"{content_length}",
+                expected_size=expected,
+            )
+        if row.status == "completing":
+            return await self._await_completion(row)
+        self._check_writable(row)
+        reader = BodyReader(chunks)
+        async with transaction(self.engine) as conn:
+            recorded = await repo.list_parts(conn, row.id)
+        if pseq in recorded:
+            # Idempotent re-send: the stored bytes stay; the body is read and dropped.
+            await reader.drain()
+            return await self._after_part(row, pseq)
+        info, advanced = await self._store_part(row, pseq, md5, expected, reader)
+        async with transaction(self.engine) as conn:
+            await repo.record_part(conn, row.id, pseq, info.size, info.etag)
+            if advanced is not None:
+                await repo.advance_md5(conn, row.id, pseq, advanced)
+        return await self._after_part(row, pseq)
+
+    async def _store_part(
+        self, row: UploadRow, pseq: int, md5: str | None, size: int, reader: BodyReader
+    ) -> tuple[PartInfo, bytes | None]:
+        """Stream one part into storage; returns its info and the advanced MD5 state, if any."""
+        whole = None
+        if row.md5_parts == pseq - 1 and md5state.available():
+            whole = ResumableMD5(row.md5_state)
+        writer = await self.store.open_part(
+            row.storage_key, row.multipart_id, pseq, (pseq - 1) * row.part_size, size
+        )
+        sink = PartSink(writer, size, self.pool, whole)
+        try:
+            complete = await sink.fill(reader)
+            self.bytes_received += sink.received
+            if not complete:
+                raise errors.IncompleteBody(
+                    f"part {pseq} ended after {sink.received} of {size} bytes; nothing was stored"
+                )
+            got = sink.md5.hexdigest()
+            if md5 is not None and got != md5:
+                raise errors.InvalidDigest(
+                    f"part {pseq} has MD5 {got}, the hash parameter says {md5}; nothing was stored"
+                )
+            info = await writer.commit(got)
+        except BaseException:
+            await asyncio.shield(writer.abort())
+            raise
+        existing = getattr(writer, "existing", None)
+        advanced = whole.save() if whole is not None and existing is None else None
+        log.info("part_stored", upload_id=row.upload_id, pseq=pseq, size=info.size)
+        return info, advanced
+
+    async def _after_part(self, row: UploadRow, pseq: int) -> dict:
+        async with transaction(self.engine) as conn:
+            received = await repo.count_parts(conn, row.id)
+        if received >= row.part_count:
+            return await self.complete(row)
+        return {
+            "upload_id": row.upload_id,
+            "pseq": pseq,
+            "received": received,
+            "part_count": row.part_count,
+        }
+
+    # whole-file mode
+    async def put_range(
+        self,
+        row: UploadRow,
+        content_range: str | None,
+        content_length: int | None,
+        chunks: AsyncIterator[bytes],
+    ) -> dict:
+        """Cut a Content-Range body into parts from the current offset."""
+        if not content_range:
+            raise errors.InvalidContentRange("Content-Range is required without pseq")
+        match = RANGE_RE.match(content_range.strip())
+        if not match:
+            raise errors.InvalidContentRange("Content-Range must be 'bytes START-END/TOTAL'")
+        start, end, total = (int(g) for g in match.groups())
+        if total != row.file_size or end < start or end >= total:
+            raise errors.InvalidContentRange(
+                f"Content-Range must lie within 0-{row.file_size - 1}/{row.file_size}"
+            )
+        if content_length is not None and content_length != end - start + 1:
+            raise errors.InvalidContentRange("Content-Length does not match Content-Range")
+        if row.status == "completing":
+            return await self._await_completion(row)
+        self._check_writable(row)
+        async with transaction(self.engine) as conn:
+            recorded = await repo.list_parts(conn, row.id)
+        offset = self._offset(row, recorded)
+        if start != offset:
+            raise errors.OffsetMismatch(
+                f"Content-Range starts at {start}, the upload's offset is {offset}", offset=offset
+            )
+        reader = BodyReader(chunks)
+        pseq = start // row.part_size + 1
+        position = start
+        while pseq <= row.part_count and position <= end:
+            size = row.part_length(pseq)
+            if position + size - 1 > end:
+                break  # a trailing partial part is not stored; offset moves by whole parts
+            if pseq in recorded:
+                await _skip(reader, size)
+            else:
+                fresh = await self._load_quiet(row.upload_id)
+                info, advanced = await self._store_part(fresh, pseq, None, size, reader)
+                async with transaction(self.engine) as conn:
+                    await repo.record_part(conn, row.id, pseq, info.size, info.etag)
+                    if advanced is not None:
+                        await repo.advance_md5(conn, row.id, pseq, advanced)
+                recorded[pseq] = (info.size, info.etag)
+            position += size
+            pseq += 1
+        await reader.drain()
+        if len(recorded) >= row.part_count:
+            return await self.complete(row)
+        return {"upload_id": row.upload_id, "offset": self._offset(row, recorded)}
+
+    async def _load_quiet(self, upload_id: str) -> UploadRow:
+        async with transaction(self.engine) as conn:
+            row = await repo.get_upload(conn, upload_id)
+        assert row is not None
+        return row
+
+    @staticmethod
+    def _offset(row: UploadRow, recorded: dict[int, tuple[int, str]]) -> int:
+        """Bytes durably stored contiguously from byte 0."""
+        offset = 0
+        for pseq in range(1, row.part_count + 1):
+            if pseq not in recorded:
+                break
+            offset += row.part_length(pseq)
+        return offset
+
+    # resume
+    async def resume(self, row: UploadRow) -> dict:
+        """Which parts are missing, reconciled with what storage actually holds."""
+        if row.status == "uploaded":
+            return {"upload_id": row.upload_id, "status": "uploaded", "vid": row.video_id}
+        if row.status in ("failed", "aborted"):
+            return {
+                "upload_id": row.upload_id,
+                "status": "upload_failed",
+                "vid": row.video_id,
+                "error": row.error,
+            }
+        recorded = await self._reconcile(row)
+        if row.status == "uploading" and len(recorded) >= row.part_count:
+            # Every part is stored but completion never ran (e.g. the process died): finish now.
+            return await self.complete(row)
+        missing = [p for p in range(1, row.part_count + 1) if p not in recorded]
+        return {
+            "upload_id": row.upload_id,
+            "vid": row.video_id,
+            "status": "uploading",
+            "size": row.file_size,
+            "part_size": row.part_size,
+            "part_count": row.part_count,
+            "received": len(recorded),
+            "missing": missing,
+            "offset": self._offset(row, recorded),
+            "expires_at": row.expires_at,
+        }
+
+    async def _reconcile(self, row: UploadRow) -> dict[int, tuple[int, str]]:
+        """Add parts that storage holds but the record lacks (a crash between the two)."""
+        async with transaction(self.engine) as conn:
+            recorded = await repo.list_parts(conn, row.id)
+        if row.direct or len(recorded) >= row.part_count:
+            return recorded
+        stored = await self.store.list_parts(row.storage_key, row.multipart_id)
+        found = [
+            p
+            for p in stored
+            if p.number not in recorded
+            and 1 <= p.number <= row.part_count
+            and p.size == row.part_length(p.number)
+        ]
+        if found:
+            async with transaction(self.engine) as conn:
+                for part in found:
+                    await repo.record_part(conn, row.id, part.number, part.size, part.etag)
+            for part in found:
+                recorded[part.number] = (part.size, part.etag)
+            log.info("parts_recovered", upload_id=row.upload_id, parts=[p.number for p in found])
+        return recorded
+
+    # completion
+    async def _await_completion(self, row: UploadRow, wait: float = 60.0) -> dict:
+        """Another request is completing: wait for its answer, or take over a dead one."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            current = await self._load_quiet(row.upload_id)
+            if current.status == "uploaded":
+                return self._uploaded_answer(current)
+            if current.status == "failed":
+                raise errors.UploadAborted(current.error or "the upload failed verification")
+            if current.status == "uploading":
+                return await self.resume(current)
+            if current.status == "completing" and (current.completing_at or 0) < (
+                time.time() - self.settings.completion_lease
+            ):
+                return await self.complete(current)
+            await asyncio.sleep(0.2)
+        raise errors.UploadInProgress()
+
+    def _uploaded_answer(self, row: UploadRow) -> dict:
+        return {
+            "upload_id": row.upload_id,
+            "vid": row.video_id,
+            "status": "uploaded",
+            "md5": row.client_md5,
+            "size": row.file_size,
+        }
+
+    async def complete(self, row: UploadRow) -> dict:
+        """Verify every part and the whole file, then publish the video (exactly once)."""
+        async with transaction(self.engine) as conn:
+            taken = await repo.take_completion(conn, row.id, self.settings.completion_lease)
+        if not taken:
+            return await self._await_completion(row)
+        try:
+            return await self._complete_taken(row)
+        except errors.VerificationFailed:
+            raise
+        except BaseException:
+            # Give the upload back so a retry (or resume) can complete it.
+            async with transaction(self.engine) as conn:
+                await repo.set_status(conn, row.id, "uploading", completing_at=None)
+            raise
+
+    async def _complete_taken(self, row: UploadRow) -> dict:
+        row = await self._load_quiet(row.upload_id)
+        async with transaction(self.engine) as conn:
+            recorded = await repo.list_parts(conn, row.id)
+        # 1. part count and sizes, against the durable record
+        missing = [p for p in range(1, row.part_count + 1) if p not in recorded]
+        if missing:
+            raise errors.InvalidState(f"parts {missing[:20]} are missing")
+        total = sum(recorded[p][0] for p in range(1, row.part_count + 1))
+        bad_size = [p for p in recorded if recorded[p][0] != row.part_length(p)]
+        if total != row.file_size or bad_size:
+            await self._fail(row, "SizeMismatch")
+            raise errors.SizeMismatch(
+                f"parts add up to {total} bytes, fsize is {row.file_size}", vid=row.video_id
+            )
+        # 2. every part's hash, against what storage holds
+        parts = [PartInfo(p, recorded[p][0], recorded[p][1]) for p in range(1, row.part_count + 1)]
+        if not await self.store.head(row.storage_key):
+            stored = {p.number: p for p in await self.store.list_parts(row.storage_key, row.multipart_id)}
+            wrong = [p.number for p in parts if stored.get(p.number) != p]
+            if wrong:
+                # Storage lost or replaced these parts: ask the client to send them again.
+                async with transaction(self.engine) as conn:
+                    await repo.forget_parts(conn, row.id, wrong)
+                    await repo.set_status(conn, row.id, "uploading", completing_at=None)
+                log.warning("parts_invalidated", upload_id=row.upload_id, parts=wrong)
+                return {
+                    "upload_id": row.upload_id,
+                    "received": row.part_count - len(wrong),
+                    "part_count": row.part_count,
+                    "missing": wrong,
+                }
+            await self.store.complete_multipart(row.storage_key, row.multipart_id, parts)
+        # 3. the whole file's size and MD5 (continuing the saved state: no re-read in order)
+        head = await self.store.head(row.storage_key)
+        if head is None or head.size != row.file_size:
+            await self._fail(row, "SizeMismatch", delete_object=True)
+            raise errors.SizeMismatch("the stored object has the wrong size", vid=row.video_id)
+        md5 = await self._whole_md5(row)
+        if row.client_md5 is not None and md5 != row.client_md5:
+            await self._fail(row, "HashMismatch", delete_object=True)
+            raise errors.HashMismatch(
+                f"the uploaded file's MD5 is {md5}, init declared {row.client_md5}",
+                vid=row.video_id,
+                md5=md5,
+            )
+        async with transaction(self.engine) as conn:
+            await videos.transition(
+                conn, row.video_id, VideoStatus.UPLOADED.value, hash=md5, file_size=row.file_size
+            )
+            await repo.set_status(conn, row.id, "uploaded", client_md5=md5, md5_state=None)
+            if row.auto_transcode and self.enqueue_transcode is not None:
+                await self.enqueue_transcode(conn, row.app_id, row.video_id, row.task_priority)
+        log.info("upload_completed", upload_id=row.upload_id, vid=row.video_id, md5=md5)
+        return {
+            "upload_id": row.upload_id,
+            "vid": row.video_id,
+            "status": "uploaded",
+            "md5": md5,
+            "size": row.file_size,
+        }
+
+    async def _whole_md5(self, row: UploadRow) -> str:
+        """Finish the saved MD5 state, reading only the parts it has not seen."""
+        if md5state.available():
+            ctx = ResumableMD5(row.md5_state if row.md5_parts else None)
+            start = row.md5_parts * row.part_size if row.md5_parts else 0
+        else:
+            import hashlib
+
+            ctx, start = hashlib.md5(), 0  # type: ignore[assignment]
+        if start < row.file_size:
+            log.info("upload_verifying_read", upload_id=row.upload_id, from_byte=start)
+            loop = asyncio.get_running_loop()
+            async for chunk in self.store.read(row.storage_key, start, None, chunk_size=4 << 20):
+                await loop.run_in_executor(self.pool, ctx.update, chunk)
+        return ctx.hexdigest()
+
+    async def _fail(self, row: UploadRow, reason: str, delete_object: bool = False) -> None:
+        """Mark the upload and its video failed; the bytes are dropped, never indexed."""
+        async with transaction(self.engine) as conn:
+            await repo.set_status(conn, row.id, "failed", error=reason, md5_state=None)
+            await videos.transition(
+                conn, row.video_id, VideoStatus.UPLOAD_FAILED.value, error=reason, hash=None
+            )
+        if delete_object:
+            await self.store.delete(row.storage_key)
+        else:
+            await self.store.abort_multipart(row.storage_key, row.multipart_id)
+        log.warning("upload_failed", upload_id=row.upload_id, vid=row.video_id, reason=reason)
+
+    # expiry
+    async def expire(self, now: int | None = None) -> int:
+        """Expire unfinished uploads past their TTL and drop their parts; returns how many."""
+        now = int(now or time.time())
+        count = 0
+        while True:
+            async with transaction(self.engine) as conn:
+                rows = await repo.expired_uploads(conn, now)
+            if not rows:
+                return count
+            for row in rows:
+                await self.store.abort_multipart(row.storage_key, row.multipart_id)
+                async with transaction(self.engine) as conn:
+                    await repo.set_status(conn, row.id, "expired")
+                    await videos.transition(
+                        conn, row.video_id, VideoStatus.UPLOAD_FAILED.value, error="UploadExpired"
+                    )
+                log.info("upload_expired", upload_id=row.upload_id, vid=row.video_id)
+                count += 1
+
+
+async def _skip(reader: BodyReader, size: int) -> None:
+    """Read and drop size bytes of the body (a part that is already stored)."""
+    left = size
+    while left > 0:
+        data = await reader.read(min(left, 4 << 20))
+        if not data:
+            raise errors.IncompleteBody("the body ended inside an already stored part")
+        left -= len(data)

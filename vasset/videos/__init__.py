@@ -1,0 +1,1 @@
+"""Videos: the lifecycle state machine, status, media info and deletion."""

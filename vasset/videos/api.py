@@ -1,0 +1,49 @@
+"""HTTP routes of /video/status, /video/mediainfo and /video/delete."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Request, Response, get, post
+
+from vasset.http.auth import ctx_of, query_string, signed_app
+from vasset.http.params import parse_params
+from vasset.http.responses import json_response
+
+
+class VidParams(msgspec.Struct):
+    """A query that names one video."""
+
+    vid: int = msgspec.field()
+
+
+def _vid(request: Request) -> int:
+    p = parse_params(query_string(request), VidParams)
+    if p.vid <= 0:
+        from vasset.errors import InvalidParameter
+
+        raise InvalidParameter("vid must be a positive integer", parameter="vid")
+    return p.vid
+
+
+@get("/video/status")
+async def video_status(request: Request) -> Response:
+    """Status, playability and progress."""
+    app = await signed_app(request)
+    return json_response(await ctx_of(request).videos.status(app.id, _vid(request)))
+
+
+@get("/video/mediainfo")
+async def video_mediainfo(request: Request) -> Response:
+    """Known media facts and renditions."""
+    app = await signed_app(request)
+    return json_response(await ctx_of(request).videos.mediainfo(app.id, _vid(request)))
+
+
+@post("/video/delete", status_code=200)
+async def video_delete(request: Request) -> Response:
+    """Delete a video; shared bytes survive."""
+    app = await signed_app(request)
+    return json_response(await ctx_of(request).videos.delete(app.id, _vid(request)))
+
+
+ROUTES = [video_status, video_mediainfo, video_delete]

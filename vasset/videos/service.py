@@ -1,0 +1,156 @@
+"""Video calls: status, media info and deletion (reference-counted bytes)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from vasset import errors
+from vasset.db import transaction
+from vasset.storage.base import BlobStore
+from vasset.upload import repository as uploads
+from vasset.videos import repository as repo
+from vasset.videos.repository import VideoRow
+
+log = structlog.get_logger(__name__)
+
+#: Called inside the delete transaction so running jobs of the video get cancelled.
+CancelHook = Callable[[AsyncConnection, int], Awaitable[None]]
+
+
+class VideoService:
+    """Reads and deletes videos on behalf of one app at a time."""
+
+    def __init__(
+        self, engine: AsyncEngine, store: BlobStore, cancel_jobs: CancelHook | None = None
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.cancel_jobs = cancel_jobs
+
+    async def get(self, app_id: int, vid: int) -> VideoRow:
+        """A live source video of this app, or VideoNotFound (never a hint it exists elsewhere)."""
+        async with transaction(self.engine) as conn:
+            video = await repo.get_video(conn, vid, app_id)
+        if video is None:
+            raise errors.VideoNotFound()
+        return video
+
+    async def status(self, app_id: int, vid: int) -> dict:
+        """The status answer of API.md."""
+        video = await self.get(app_id, vid)
+        async with transaction(self.engine) as conn:
+            renditions = await repo.children(conn, vid)
+        playable = any(r.status == "playable" for r in renditions)
+        return {
+            "vid": video.id,
+            "status": video.status,
+            "playable": playable,
+            "progress": int(video.progress or 0),
+            "error": video.error,
+        }
+
+    async def mediainfo(self, app_id: int, vid: int) -> dict:
+        """What is known of the file: name, size, MD5, and probe results once probed."""
+        video = await self.get(app_id, vid)
+        info = json.loads(video.media_info) if video.media_info else {}
+        async with transaction(self.engine) as conn:
+            renditions = await repo.children(conn, vid)
+        return {
+            "vid": video.id,
+            "source_name": video.source_name,
+            "file_size": video.file_size,
+            "md5": video.hash,
+            "status": video.status,
+            "duration": video.duration,
+            "video_width": video.video_width,
+            "video_height": video.video_height,
+            "video_codec": info.get("video_codec"),
+            "audio_codec": info.get("audio_codec"),
+            "bitrate": info.get("bitrate"),
+            "frame_rate": info.get("frame_rate"),
+            "rotation": info.get("rotation"),
+            "format": info.get("format"),
+            "renditions": [
+                {
+                    "definition": r.definition,
+                    "format": r.format,
+                    "width": r.video_width,
+                    "height": r.video_height,
+                    "size": r.file_size,
+                    "bitrate": (json.loads(r.media_info).get("bitrate") if r.media_info else None),
+                    "status": r.status,
+                }
+                for r in renditions
+            ],
+        }
+
+    async def delete(self, app_id: int, vid: int) -> dict:
+        """Delete a video, its renditions and snapshots; shared source bytes survive."""
+        now = int(time.time())
+        async with transaction(self.engine) as conn:
+            video = await repo.get_video(conn, vid, app_id, for_update=True)
+            if video is None:
+                raise errors.VideoNotFound()
+            renditions = await repo.children(conn, vid)
+            await conn.execute(
+                text("UPDATE video SET deleted_at = :t, update_time = :t WHERE id = :v OR parent_id = :v"),
+                {"t": now, "v": vid},
+            )
+            snaps = await conn.execute(
+                text("SELECT storage_uri FROM video_snapshot WHERE video_id = :v"), {"v": vid}
+            )
+            snapshot_keys = [r[0] for r in snaps]
+            await conn.execute(text("DELETE FROM video_snapshot WHERE video_id = :v"), {"v": vid})
+            upload = (
+                await conn.execute(
+                    text("SELECT upload_id FROM upload WHERE video_id = :v AND status IN"
+                         " ('uploading', 'completing')"),
+                    {"v": vid},
+                )
+            ).first()
+            if upload is not None:
+                await uploads.set_status(
+                    conn, (await uploads.get_upload(conn, upload[0])).id, "aborted"
+                )
+            if self.cancel_jobs is not None:
+                await self.cancel_jobs(conn, vid)
+            source_refs = (
+                await repo.live_references(conn, video.storage_uri) if video.storage_uri else 0
+            )
+        await self._remove_bytes(video, renditions, snapshot_keys, source_refs)
+        log.info("video_deleted", vid=vid, shared_source=source_refs > 0)
+        return {"vid": vid, "deleted": True}
+
+    async def _remove_bytes(
+        self, video: VideoRow, renditions: list[VideoRow], snapshot_keys: list[str], refs: int
+    ) -> None:
+        """Remove objects nobody references; failures are left to the janitor."""
+        try:
+            for rendition in renditions:
+                if rendition.storage_uri:
+                    if rendition.format == "hls":
+                        await self.store.delete_prefix(rendition.storage_uri.rsplit("/", 1)[0] + "/")
+                    else:
+                        await self.store.delete(rendition.storage_uri)
+            for key in snapshot_keys:
+                await self.store.delete(key)
+            if video.storage_uri and refs == 0:
+                if video.status == "uploading":
+                    async with transaction(self.engine) as conn:
+                        row = (
+                            await conn.execute(
+                                text("SELECT multipart_id FROM upload WHERE video_id = :v"),
+                                {"v": video.id},
+                            )
+                        ).first()
+                    if row:
+                        await self.store.abort_multipart(video.storage_uri, row[0])
+                await self.store.delete(video.storage_uri)
+        except errors.VassetError as exc:
+            log.warning("video_bytes_left_for_janitor", vid=video.id, error=exc.code)
