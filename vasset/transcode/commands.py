@@ -327,7 +327,7 @@ def master_playlist(renditions: Sequence[RenditionOutput], *, base: str | None =
 
 
 def snapshot_times(duration_ms: int, count: int) -> list[int]:
-    """Evenly spaced instants in ms, centred in equal slices (never the very first or last frame)."""
+    """Evenly spaced instants in ms, centred in equal slices (never the first or last frame)."""
     if count <= 0 or duration_ms <= 0:
         return []
     return [int(duration_ms * (2 * i + 1) / (2 * count)) for i in range(count)]

@@ -1,0 +1,351 @@
+"""What a media file is, and whether vasset will transcode it.
+
+``probe()`` is blocking (it runs ffprobe, one short ffmpeg decode and libmediainfo); the worker
+calls it in a thread. FFmpeg decides what is acceptable, because FFmpeg does the transcode:
+ffprobe runs first, with the same protocol and demuxer whitelists as the transcode, and MediaInfo
+(which follows playlists and references on its own) only ever sees files FFmpeg accepted.
+
+Dimensions: ``width``/``height`` are the stored (coded) picture size, ``rotation`` the clockwise
+degrees a player turns it (0, 90, 180, 270, as FFmpeg's autorotate applies it), and
+``display_width``/``display_height`` the size as shown. Truncated files are refused
+(CorruptMedia): a partial MP4 would transcode into a shorter video than its index claims.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from fractions import Fraction
+from typing import Any, ClassVar
+
+import msgspec
+import structlog
+
+from vasset.transcode.commands import (
+    AUDIO_DEMUXERS,
+    FFMPEG,
+    IMAGE_DEMUXERS,
+    PROTOCOLS,
+    VIDEO_DEMUXERS,
+    input_args,
+    whitelist,
+)
+from vasset.transcode.ladder import display_size
+
+log = structlog.get_logger(__name__)
+
+FFPROBE = "ffprobe"
+PROBE_TIMEOUT = 60.0
+
+
+class MediaError(Exception):
+    """A media problem with a stable code; permanent ones fail the job without a retry."""
+
+    code: ClassVar[str] = "MediaError"
+    permanent: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class ProbeFailed(MediaError):
+    """The probe itself could not run (tool missing, timeout): may work on another attempt."""
+
+    code = "ProbeFailed"
+
+
+class NotAVideo(MediaError):
+    """Readable media without a video stream: audio only, a still image, cover art only."""
+
+    code = "NotAVideo"
+    permanent = True
+
+
+class UnsupportedMedia(MediaError):
+    """Not media FFmpeg will read: text, a refused container (playlists), an unknown codec."""
+
+    code = "UnsupportedMedia"
+    permanent = True
+
+
+class CorruptMedia(MediaError):
+    """A media container that is damaged or truncated."""
+
+    code = "CorruptMedia"
+    permanent = True
+
+
+class MediaInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """Facts about a source file (sizes in bytes, bit rates in bits/s, durations in ms)."""
+
+    format: str  # MediaInfo's container name, e.g. "MPEG-4", "Matroska"
+    demuxer: str  # FFmpeg's demuxer, e.g. "mov,mp4,m4a,3gp,3g2,mj2"; pass it to commands
+    duration_ms: int
+    width: int  # stored picture, before rotation
+    height: int
+    rotation: int  # clockwise degrees a player applies: 0, 90, 180 or 270
+    sample_aspect: float
+    video_codec: str  # FFmpeg codec name: h264, hevc, vp9, ...
+    audio_codec: str | None
+    bitrate: int
+    video_bitrate: int | None
+    audio_bitrate: int | None
+    frame_rate: float
+    variable_frame_rate: bool
+    has_video: bool
+    has_audio: bool
+    file_size: int
+
+    @property
+    def display_width(self) -> int:
+        """Width as shown (after sample aspect and rotation)."""
+        return self.display_size[0]
+
+    @property
+    def display_height(self) -> int:
+        """Height as shown (after sample aspect and rotation)."""
+        return self.display_size[1]
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as shown."""
+        return display_size(
+            self.width, self.height, self.rotation, sample_aspect=self.sample_aspect
+        )
+
+
+# File starts that identify a media container we know (for "corrupt" versus "not media").
+_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"),
+    (0, b"RIFF", "RIFF (AVI/WAV)"),
+    (0, b"FLV", "FLV"),
+    (0, b"OggS", "Ogg"),
+    (0, b"\x00\x00\x01\xba", "MPEG-PS"),
+    (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "ASF/WMV"),
+    (0, b"ID3", "MP3"),
+    (0, b"\x89PNG", "PNG"),
+    (0, b"\xff\xd8\xff", "JPEG"),
+)
+_ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot")
+_WHITELIST_RE = re.compile(r"\[(?P<name>[^\]@]+?) @ 0x[0-9a-f]+\] Format not on whitelist")
+
+
+def _sniff(path: str) -> str | None:
+    """The container a file's first bytes claim, or None."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head[4:8] in _ISO_BOXES:
+        return "MPEG-4/QuickTime"
+    if len(head) >= 189 and head[0] == 0x47 and head[188] == 0x47:
+        return "MPEG-TS"
+    for offset, magic, name in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    return None
+
+
+def _last_line(text: str, path: str) -> str:
+    """Last diagnostic line, without the (server-side) path FFmpeg prefixes it with."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    line = lines[-1].replace(f"{path}: ", "") if lines else "no diagnostics"
+    return line[:300]
+
+
+def _is_image_demuxer(name: str) -> bool:
+    return name.startswith("image2") or name.endswith("_pipe") or name in IMAGE_DEMUXERS
+
+
+def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+        )
+    except FileNotFoundError as exc:
+        raise ProbeFailed(f"{argv[0]} is not installed") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ProbeFailed(f"{os.path.basename(argv[0])} took longer than {timeout:.0f}s") from exc
+
+
+def ffprobe_json(path: str | os.PathLike[str], *, timeout: float = PROBE_TIMEOUT) -> dict[str, Any]:
+    """ffprobe's format and streams as JSON, read under the probe whitelists; raises MediaError."""
+    path = os.fspath(path)
+    demuxers = whitelist((*VIDEO_DEMUXERS, *AUDIO_DEMUXERS, *IMAGE_DEMUXERS))
+    argv = [FFPROBE, "-v", "error", "-protocol_whitelist", PROTOCOLS]
+    argv += ["-format_whitelist", demuxers, "-show_format", "-show_streams", "-of", "json", path]
+    proc = _run(argv, timeout)
+    if proc.returncode == 0:
+        try:
+            data = json.loads(proc.stdout)
+        except ValueError as exc:
+            raise ProbeFailed("ffprobe wrote invalid JSON") from exc
+        if "format" in data:
+            return data
+    _raise_unreadable(path, proc.stderr)
+    raise AssertionError("unreachable")
+
+
+def _raise_unreadable(path: str, stderr: str) -> None:
+    """Classify a file FFmpeg could not open."""
+    refused = _WHITELIST_RE.search(stderr)
+    if refused:
+        name = refused.group("name")
+        if _is_image_demuxer(name):
+            raise NotAVideo("the file is a still image")
+        raise UnsupportedMedia(f"the {name} format is not accepted")
+    if "Protocol not on whitelist" in stderr:
+        raise UnsupportedMedia("the file refers to other files or URLs, which is not accepted")
+    claimed = _sniff(path)
+    reason = _last_line(stderr, path)
+    if claimed is not None:
+        raise CorruptMedia(f"the file looks like {claimed} but cannot be read: {reason}")
+    raise UnsupportedMedia(f"not a media file FFmpeg can read: {reason}")
+
+
+def _fraction(value: str | None) -> float:
+    if not value or value in ("0/0", "N/A"):
+        return 0.0
+    try:
+        return float(Fraction(value))
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+
+
+def _int(value: Any) -> int | None:
+    try:
+        number = int(float(value))
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _float(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if number > 0 else 0.0
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    """Clockwise degrees from the display matrix (FFmpeg reports counter-clockwise)."""
+    for side in stream.get("side_data_list") or ():
+        if side.get("side_data_type") == "Display Matrix" and "rotation" in side:
+            return round(-float(side["rotation"])) % 360
+    legacy = (stream.get("tags") or {}).get("rotate")
+    return round(float(legacy)) % 360 if legacy else 0
+
+
+def _decode_first_frame(path: str, demuxer: str, index: int, timeout: float) -> None:
+    """Raise CorruptMedia unless FFmpeg decodes one frame of stream index."""
+    argv = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-threads", "1"]
+    argv += [*input_args(path, demuxer=demuxer), "-map", f"0:{index}", "-frames:v", "1"]
+    argv += ["-f", "null", "-"]
+    proc = _run(argv, timeout)
+    if proc.returncode != 0:
+        raise CorruptMedia(f"the video stream cannot be decoded: {_last_line(proc.stderr, path)}")
+
+
+def _mediainfo_tracks(path: str, file_size: int) -> dict[str, dict[str, Any]]:
+    """First General, Video and Audio tracks from libmediainfo, as plain dicts."""
+    from pymediainfo import MediaInfo as PyMediaInfo  # loads libmediainfo: only when probing
+
+    try:
+        # No continuous file names: never let MediaInfo glue "clip1.mp4, clip2.mp4" together.
+        parsed = PyMediaInfo.parse(path, mediainfo_options={"File_TestContinuousFileNames": "0"})
+    except Exception as exc:  # libmediainfo missing or crashed: not the file's fault
+        raise ProbeFailed(f"MediaInfo failed: {exc}") from exc
+    tracks: dict[str, dict[str, Any]] = {}
+    for track in parsed.tracks:
+        tracks.setdefault(track.track_type, track.to_data())
+    general = tracks.get("General", {})
+    seen = _int(general.get("file_size"))
+    if seen is not None and seen != file_size:
+        # MediaInfo read other files too (a playlist or reference movie): refuse, FFmpeg won't.
+        raise UnsupportedMedia("the file refers to other files, which is not accepted")
+    return tracks
+
+
+def probe(
+    path: str | os.PathLike[str], *, timeout: float = PROBE_TIMEOUT, decode_check: bool = True
+) -> MediaInfo:
+    """Describe a source video (blocking); raises NotAVideo, UnsupportedMedia, CorruptMedia."""
+    path = os.fspath(path)
+    try:
+        file_size = os.stat(path).st_size
+    except OSError as exc:
+        raise ProbeFailed(f"cannot read the source: {exc.strerror}") from exc
+    if file_size == 0:
+        raise UnsupportedMedia("the file is empty")
+
+    data = ffprobe_json(path, timeout=timeout)
+    fmt = data.get("format") or {}
+    demuxer = str(fmt.get("format_name") or "")
+    streams = data.get("streams") or []
+    if _is_image_demuxer(demuxer.split(",")[0]):
+        raise NotAVideo("the file is a still image")
+    videos = [
+        s
+        for s in streams
+        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+    ]
+    audios = [s for s in streams if s.get("codec_type") == "audio"]
+    if not videos:
+        raise NotAVideo("the file has audio only" if audios else "the file has no video stream")
+    if not set(demuxer.split(",")) & set(VIDEO_DEMUXERS):
+        raise UnsupportedMedia(f"the {demuxer} format is not accepted for video")
+    video = videos[0]
+    if not video.get("codec_name") or not _int(video.get("width")) or not _int(video.get("height")):
+        raise UnsupportedMedia("the video codec is not supported")
+    if decode_check:
+        _decode_first_frame(path, demuxer, int(video["index"]), timeout)
+
+    tracks = _mediainfo_tracks(path, file_size)
+    general, mi_video = tracks.get("General", {}), tracks.get("Video", {})
+    if str(general.get("istruncated", "")).lower() == "yes":
+        raise CorruptMedia("the file is truncated")
+
+    duration_ms = _int(float(fmt.get("duration") or 0) * 1000) or _int(general.get("duration"))
+    if not duration_ms:
+        raise CorruptMedia("the duration cannot be determined")
+    bitrate = (
+        _int(fmt.get("bit_rate"))
+        or _int(general.get("overall_bit_rate"))
+        or round(file_size * 8000 / duration_ms)
+    )
+    # Average rate first: for variable frame rates it is the honest one; r_frame_rate is the
+    # container's timebase guess and only a last resort.
+    frame_rate = (
+        _fraction(video.get("avg_frame_rate"))
+        or _float(mi_video.get("frame_rate"))
+        or _fraction(video.get("r_frame_rate"))
+    )
+    audio = audios[0] if audios else None
+    info = MediaInfo(
+        format=str(general.get("format") or demuxer),
+        demuxer=demuxer,
+        duration_ms=duration_ms,
+        width=int(video["width"]),
+        height=int(video["height"]),
+        rotation=_rotation(video),
+        sample_aspect=_fraction(str(video.get("sample_aspect_ratio", "")).replace(":", "/")) or 1.0,
+        video_codec=str(video["codec_name"]),
+        audio_codec=str(audio["codec_name"]) if audio and audio.get("codec_name") else None,
+        bitrate=bitrate,
+        video_bitrate=_int(video.get("bit_rate")) or _int(mi_video.get("bit_rate")),
+        audio_bitrate=_int(audio.get("bit_rate")) if audio else None,
+        frame_rate=round(frame_rate, 3),
+        variable_frame_rate=str(mi_video.get("frame_rate_mode", "")).upper() == "VFR",
+        has_video=True,
+        has_audio=audio is not None,
+        file_size=file_size,
+    )
+    log.debug("media_probed", path=path, demuxer=demuxer, duration_ms=duration_ms)
+    return info
