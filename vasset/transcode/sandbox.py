@@ -1,0 +1,383 @@
+"""Run FFmpeg sandboxed: own process group, resource limits, a progress watchdog, always reaped.
+
+``run_ffmpeg`` never raises for FFmpeg's own failures: it returns an ``FfmpegResult`` whose
+``outcome`` says what happened (ok, failed, timeout, stalled, cancelled, killed) and whose
+``raise_for_outcome()`` turns anything but ok into an ``FfmpegError`` with a stable code. Every
+way out (timeout, stall, cancel event, the calling task being cancelled) SIGKILLs the whole process
+group and waits for the process, so no FFmpeg outlives its job and no zombie is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import inspect
+import os
+import re
+import resource
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+import msgspec
+import structlog
+
+from vasset.transcode.probe import MediaError
+
+log = structlog.get_logger(__name__)
+
+STDERR_LIMIT = 16 * 1024
+# RLIMIT_AS counts address space, and glibc reserves 64 MiB per malloc arena (up to 8 per core):
+# without a cap on arenas a many-threaded FFmpeg would hit the limit without using the memory.
+MALLOC_ARENA_MAX = "2"
+
+
+class Outcome(enum.StrEnum):
+    """How an FFmpeg run ended."""
+
+    OK = "ok"
+    FAILED = "failed"  # exited non-zero on its own
+    TIMEOUT = "timeout"  # wall-clock limit passed; we killed it
+    STALLED = "stalled"  # no progress for stall_timeout; we killed it
+    CANCELLED = "cancelled"  # cancel_event set (lease lost, shutdown) or task cancelled
+    KILLED = "killed"  # died from a signal we did not send (OOM killer, CPU limit, crash)
+
+
+class Progress(msgspec.Struct, frozen=True, kw_only=True):
+    """One -progress report."""
+
+    out_time_ms: int
+    fraction: float | None  # 0..1 when the duration is known
+    frame: int
+    speed: float | None
+    done: bool
+
+
+class FfmpegResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What happened to one FFmpeg process."""
+
+    outcome: Outcome
+    returncode: int | None
+    elapsed: float
+    out_time_ms: int
+    stderr_tail: str
+    # The input is at fault: retrying the same file cannot help.
+    permanent: bool = False
+    # Finer cause: bad_input, out_of_memory, cpu_limit, signal name, ...
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether FFmpeg finished with exit code 0."""
+        return self.outcome is Outcome.OK
+
+    @property
+    def code(self) -> str:
+        """Stable error code for this outcome (meaningless when ok)."""
+        if self.outcome is Outcome.FAILED:
+            if self.permanent:
+                return "CorruptMedia"
+            if self.reason == "out_of_memory":
+                return "TranscodeOutOfMemory"
+            return "TranscodeFailed"
+        return _OUTCOME_CODES[self.outcome]
+
+    def message(self) -> str:
+        """One human-readable line (no paths beyond what FFmpeg printed last)."""
+        last = _telling_line(self.stderr_tail)
+        base = {
+            Outcome.OK: "ffmpeg finished",
+            Outcome.FAILED: f"ffmpeg exited with code {self.returncode}",
+            Outcome.TIMEOUT: f"ffmpeg ran longer than allowed ({self.elapsed:.0f}s)",
+            Outcome.STALLED: "ffmpeg made no progress",
+            Outcome.CANCELLED: "ffmpeg was cancelled",
+            Outcome.KILLED: f"ffmpeg was killed ({self.reason})",
+        }[self.outcome]
+        return f"{base}: {last}" if last and self.outcome is Outcome.FAILED else base
+
+    def raise_for_outcome(self) -> None:
+        """Raise FfmpegError unless the run was ok."""
+        if not self.ok:
+            raise FfmpegError(self)
+
+
+_OUTCOME_CODES = {
+    Outcome.OK: "Ok",
+    Outcome.TIMEOUT: "TranscodeTimeout",
+    Outcome.STALLED: "TranscodeStalled",
+    Outcome.CANCELLED: "TranscodeCancelled",
+    Outcome.KILLED: "TranscodeKilled",
+}
+
+
+class FfmpegError(MediaError):
+    """An FFmpeg run that did not end ok; code and permanence come from its result."""
+
+    def __init__(self, result: FfmpegResult) -> None:
+        super().__init__(result.message())
+        self.result = result
+        self.code = result.code
+        self.permanent = result.permanent
+
+
+# Messages FFmpeg prints when the input itself is broken or unacceptable.
+_BAD_INPUT = re.compile(
+    r"Invalid data found when processing input|moov atom not found|not on whitelist"
+    r"|does not contain any stream|could not find codec parameters|Decoder \(codec .*\) not found"
+    r"|Unsupported codec|no decoder found|Invalid NAL unit size|partial file"
+    r"|Error splitting the input into NAL units|EBML header parsing failed",
+    re.IGNORECASE,
+)
+_OUT_OF_MEMORY = re.compile(
+    r"Cannot allocate memory|Out of memory|bad_alloc|failed to allocate|malloc of size"
+    r"|failed to map segment",
+    re.IGNORECASE,
+)
+
+
+def _telling_line(text: str) -> str:
+    """The stderr line that best explains a failure: a known cause, else the last line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for pattern in (_OUT_OF_MEMORY, _BAD_INPUT):
+        for line in lines:
+            if pattern.search(line):
+                return line[:300]
+    return lines[-1][:300] if lines else ""
+
+
+def timeout_for(duration_ms: int | None, factor: float, minimum: float) -> float:
+    """Wall-clock seconds allowed for media of this duration: factor x duration, or minimum."""
+    seconds = (duration_ms or 0) / 1000 * factor
+    return max(minimum, seconds)
+
+
+def _limits(memory_limit: int | None, cpu_limit: float | None) -> Callable[[], None] | None:
+    """A preexec_fn that only calls setrlimit (safe between fork and exec, no locks taken)."""
+    if not memory_limit and not cpu_limit:
+        return None
+    cpu = int(cpu_limit) + 1 if cpu_limit else None
+    setrlimit = resource.setrlimit  # bound now: no imports or attribute lookups in the child
+
+    def apply() -> None:
+        setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if memory_limit:
+            setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+        if cpu:
+            # SIGXCPU at the soft limit, SIGKILL a little later if it ignores that.
+            setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+
+    return apply
+
+
+class _State:
+    """Mutable run state shared by the reader tasks and the watchdog."""
+
+    def __init__(self, duration_ms: int | None) -> None:
+        self.duration_us = (duration_ms or 0) * 1000
+        self.last_advance = time.monotonic()
+        self.out_time_us = 0
+        self.frame = 0
+        self.total_size = 0
+        self.stderr = bytearray()
+
+
+def _parse_int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+async def _read_progress(
+    stream: asyncio.StreamReader,
+    state: _State,
+    on_progress: Callable[[Progress], Awaitable[None] | None] | None,
+) -> None:
+    """Parse key=value blocks; each ends with progress=continue|end."""
+    block: dict[str, str] = {}
+    while True:
+        raw = await stream.readline()
+        if not raw:
+            return
+        key, sep, value = raw.decode("ascii", "replace").strip().partition("=")
+        if not sep:
+            continue
+        block[key] = value.strip()
+        if key != "progress":
+            continue
+        done = value.strip() == "end"
+        # out_time_ms is microseconds too (a long-standing FFmpeg quirk); prefer out_time_us.
+        out_us = _parse_int(block.get("out_time_us")) or _parse_int(block.get("out_time_ms")) or 0
+        frame = _parse_int(block.get("frame")) or 0
+        size = _parse_int(block.get("total_size")) or 0
+        if done or out_us > state.out_time_us or frame > state.frame or size > state.total_size:
+            state.last_advance = time.monotonic()
+        state.out_time_us = max(state.out_time_us, out_us)
+        state.frame = max(state.frame, frame)
+        state.total_size = max(state.total_size, size)
+        speed = block.get("speed", "").rstrip("x")
+        block = {}
+        if on_progress is None:
+            continue
+        fraction = None
+        if state.duration_us:
+            fraction = 1.0 if done else min(0.999, max(0.0, state.out_time_us / state.duration_us))
+        progress = Progress(
+            out_time_ms=state.out_time_us // 1000,
+            fraction=fraction,
+            frame=state.frame,
+            speed=float(speed) if re.fullmatch(r"[0-9.]+", speed or "") else None,
+            done=done,
+        )
+        try:
+            result = on_progress(progress)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # a broken callback must not leave FFmpeg unwatched
+            log.exception("ffmpeg_progress_callback_failed")
+
+
+async def _read_stderr(stream: asyncio.StreamReader, state: _State, limit: int) -> None:
+    """Keep only the last `limit` bytes of stderr."""
+    while True:
+        chunk = await stream.read(8192)
+        if not chunk:
+            return
+        state.stderr += chunk
+        if len(state.stderr) > 2 * limit:
+            del state.stderr[:-limit]
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _kill_leftovers(pgid: int) -> None:
+    """Kill members of a reaped leader's group, if any (FFmpeg itself starts none)."""
+    try:
+        # Signal 0 only asks whether the group still exists; while it has a member its id
+        # cannot be handed to another process, so the kill below hits only our children.
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return
+    log.warning("ffmpeg_leftovers_killed", pgid=pgid)
+    _kill_group(pgid)
+
+
+def _classify_exit(returncode: int, stderr: str) -> tuple[Outcome, bool, str | None]:
+    if returncode == 0:
+        return Outcome.OK, False, None
+    if returncode < 0:
+        signum = -returncode
+        name = signal.Signals(signum).name if signum in signal.valid_signals() else str(signum)
+        reason = "cpu_limit" if signum == signal.SIGXCPU else name
+        return Outcome.KILLED, False, reason
+    if _OUT_OF_MEMORY.search(stderr):
+        return Outcome.FAILED, False, "out_of_memory"
+    if _BAD_INPUT.search(stderr):
+        return Outcome.FAILED, True, "bad_input"
+    return Outcome.FAILED, False, "error"
+
+
+async def run_ffmpeg(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    stall_timeout: float,
+    memory_limit: int | None = None,
+    cpu_limit: float | None = None,
+    duration_ms: int | None = None,
+    on_progress: Callable[[Progress], Awaitable[None] | None] | None = None,
+    cancel_event: asyncio.Event | None = None,
+    env: Mapping[str, str] | None = None,
+    stderr_limit: int = STDERR_LIMIT,
+) -> FfmpegResult:
+    """Run argv (an FFmpeg command with -progress pipe:1) under the watchdog; see FfmpegResult.
+
+    memory_limit caps the address space (RLIMIT_AS, bytes); cpu_limit caps CPU seconds
+    (RLIMIT_CPU, summed over threads; defaults to timeout x cores as a backstop to the watchdog).
+    """
+    if cpu_limit is None:
+        cpu_limit = timeout * (os.cpu_count() or 1) + 10
+    child_env = dict(os.environ if env is None else env)
+    child_env.setdefault("MALLOC_ARENA_MAX", MALLOC_ARENA_MAX)
+    state = _State(duration_ms)
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # own process group: killpg reaches every child it starts
+        preexec_fn=_limits(memory_limit, cpu_limit),
+        env=child_env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    log.debug("ffmpeg_started", pid=proc.pid, args=len(argv), timeout=timeout)
+    readers = [
+        asyncio.create_task(_read_progress(proc.stdout, state, on_progress)),
+        asyncio.create_task(_read_stderr(proc.stderr, state, stderr_limit)),
+    ]
+    waiter = asyncio.create_task(proc.wait())
+    cancel_waiter = asyncio.create_task(cancel_event.wait()) if cancel_event else None
+    verdict: Outcome | None = None
+    tick = max(0.02, min(0.5, stall_timeout / 5, timeout / 5))
+    try:
+        while not waiter.done():
+            pending = {waiter} if cancel_waiter is None else {waiter, cancel_waiter}
+            await asyncio.wait(pending, timeout=tick, return_when=asyncio.FIRST_COMPLETED)
+            if waiter.done():
+                break
+            now = time.monotonic()
+            if cancel_event is not None and cancel_event.is_set():
+                verdict = Outcome.CANCELLED
+            elif now - started >= timeout:
+                verdict = Outcome.TIMEOUT
+            elif now - state.last_advance >= stall_timeout:
+                verdict = Outcome.STALLED
+            if verdict is not None:
+                log.warning("ffmpeg_killed", pid=proc.pid, reason=verdict.value)
+                _kill_group(proc.pid)
+                break
+    except asyncio.CancelledError:
+        verdict = Outcome.CANCELLED
+        log.warning("ffmpeg_killed", pid=proc.pid, reason="task_cancelled")
+        _kill_group(proc.pid)
+        raise
+    finally:
+        if cancel_waiter is not None:
+            cancel_waiter.cancel()
+        # Reap, whatever happened, then make sure nothing of the group outlived the leader.
+        await asyncio.shield(waiter)
+        _kill_leftovers(proc.pid)
+        _, stuck = await asyncio.wait(readers, timeout=5)
+        for task in stuck:
+            task.cancel()
+    returncode = waiter.result()
+    stderr = bytes(state.stderr[-stderr_limit:]).decode("utf-8", "replace")
+    if verdict is None:
+        outcome, permanent, reason = _classify_exit(returncode, stderr)
+    else:
+        outcome, permanent, reason = verdict, False, None
+    result = FfmpegResult(
+        outcome=outcome,
+        returncode=returncode,
+        elapsed=round(time.monotonic() - started, 3),
+        out_time_ms=state.out_time_us // 1000,
+        stderr_tail=stderr,
+        permanent=permanent,
+        reason=reason,
+    )
+    log.info(
+        "ffmpeg_finished",
+        pid=proc.pid,
+        outcome=outcome.value,
+        returncode=returncode,
+        elapsed=result.elapsed,
+        reason=reason,
+    )
+    return result
