@@ -11,6 +11,7 @@ import os
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 FFMPEG = "ffmpeg"
 _BASE = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
@@ -34,6 +35,16 @@ def _cached(directory: str | os.PathLike[str], name: str, build: Callable[[Path]
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def shared_dir(tmp_path_factory: Any) -> Path:
+    """A clip directory shared by all xdist workers of one run (pass pytest's tmp_path_factory)."""
+    base = Path(tmp_path_factory.getbasetemp())
+    # Under xdist each worker's basetemp is a child of the run's; the parent is common to all.
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    directory = root / "vasset-media"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def _video_src(size: str, rate: int | str = 25) -> list[str]:

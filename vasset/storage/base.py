@@ -35,13 +35,17 @@ class PartInfo(msgspec.Struct, frozen=True):
 class PartWriter(abc.ABC):
     """Receives one part's bytes in order; the part exists only after ``commit``."""
 
-    @abc.abstractmethod
-    async def write(self, chunk: bytes | memoryview) -> None:
-        """Append bytes to the part."""
+    #: Set by open_part when the part was already stored: writes are dropped, commit
+    #: returns the stored part unchanged (the first complete writer wins).
+    existing: PartInfo | None = None
 
     @abc.abstractmethod
-    async def commit(self, md5_hex: str) -> PartInfo:
-        """Make the part durable and visible; md5_hex is the MD5 the caller computed."""
+    def write(self, chunk: bytes) -> None:
+        """Append bytes to the part. Blocking: called from a worker thread, in order."""
+
+    @abc.abstractmethod
+    async def commit(self, md5_hex: str | None) -> PartInfo:
+        """Make the part durable and visible; md5_hex is the caller's MD5 when it computed one."""
 
     @abc.abstractmethod
     async def abort(self) -> None:

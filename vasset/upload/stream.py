@@ -1,25 +1,28 @@
 """Streaming a part's bytes into storage while hashing them, off the event loop.
 
-The body is read in batches; each batch is hashed (part MD5, and the whole-file MD5 when the
-part extends it in order) and written concurrently in threads while the next batch arrives.
-At most two batches are in memory at once, so a 5 GiB part costs a few MiB of RAM.
+The event loop only receives chunks and hands each one to a few "lanes": one thread per
+consumer (part MD5, whole-file MD5, storage write), each fed through a bounded queue. The
+lanes run in parallel (hashlib, ctypes and file writes release the GIL), and the loop never
+waits for them unless a queue is full, which is the backpressure that bounds memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable
 
 from vasset.storage.base import PartWriter
 from vasset.upload.md5state import ResumableMD5
 
-BATCH = 4 * 1024 * 1024
+#: Chunks queued per lane; granian hands out chunks of up to ~400 KiB, so at most ~13 MiB.
+LANE_DEPTH = 32
 
 
 class BodyReader:
-    """Hands out a request body in batches of at most n bytes."""
+    """Hands out a request body chunk by chunk, never more than asked for."""
 
     def __init__(self, chunks: AsyncIterator[bytes]) -> None:
         self._chunks = chunks
@@ -28,22 +31,22 @@ class BodyReader:
         self.total = 0
 
     async def read(self, n: int) -> bytes:
-        """Up to n bytes; fewer only at the end of the body (b'' once it has ended)."""
-        parts = [self._rest] if self._rest else []
-        have = len(self._rest)
-        self._rest = b""
-        while have < n and not self.ended:
+        """At most n bytes (b'' once the body has ended); no copying unless a chunk is split."""
+        if self._rest:
+            data = self._rest
+        else:
+            if self.ended:
+                return b""
             try:
-                chunk = await anext(self._chunks)
+                data = await anext(self._chunks)
             except StopAsyncIteration:
                 self.ended = True
-                break
-            parts.append(chunk)
-            have += len(chunk)
-        data = b"".join(parts)
+                return b""
         if len(data) > n:
             self._rest = data[n:]
             data = data[:n]
+        else:
+            self._rest = b""
         self.total += len(data)
         return data
 
@@ -59,6 +62,32 @@ class BodyReader:
         return dropped
 
 
+class _Lane(threading.Thread):
+    """A thread applying one function to every chunk, in order."""
+
+    def __init__(self, fn: Callable[[bytes], object], name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.fn = fn
+        self.q: queue.Queue[bytes | None] = queue.Queue(maxsize=LANE_DEPTH)
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        while (item := self.q.get()) is not None:
+            if self.error is None:
+                try:
+                    self.fn(item)
+                except BaseException as exc:  # reported to the request by finish()
+                    self.error = exc
+
+    async def put(self, chunk: bytes | None) -> None:
+        """Queue a chunk (None ends the lane), waiting off-loop only when the queue is full."""
+        try:
+            self.q.put_nowait(chunk)
+        except queue.Full:
+            await asyncio.to_thread(self.q.put, chunk)
+
+
 class PartSink:
     """Writes exactly ``size`` bytes of one part, hashing them on the way."""
 
@@ -66,40 +95,46 @@ class PartSink:
         self,
         writer: PartWriter,
         size: int,
-        pool: ThreadPoolExecutor,
         whole: ResumableMD5 | None = None,
+        part_md5: bool = True,
     ) -> None:
         self.writer = writer
         self.size = size
         self.whole = whole
-        self.md5 = hashlib.md5()
+        self.md5 = hashlib.md5() if part_md5 else None
         self.received = 0
-        self._pool = pool
 
-    async def _consume(self, data: bytes) -> None:
-        loop = asyncio.get_running_loop()
-        jobs = [loop.run_in_executor(self._pool, self.md5.update, data), self.writer.write(data)]
+    def _lanes(self) -> list[_Lane]:
+        lanes = [_Lane(self.writer.write, "part-write")]
+        if self.md5 is not None:
+            lanes.append(_Lane(self.md5.update, "part-md5"))
         if self.whole is not None:
-            jobs.append(loop.run_in_executor(self._pool, self.whole.update, data))
-        await asyncio.gather(*jobs)
+            lanes.append(_Lane(self.whole.update, "whole-md5"))
+        return lanes
 
     async def fill(self, reader: BodyReader) -> bool:
         """Copy the part's bytes from reader; False when the body ended first."""
-        pending: asyncio.Future | None = None
+        lanes = self._lanes()
         try:
             while self.received < self.size:
-                data = await reader.read(min(BATCH, self.size - self.received))
+                data = await reader.read(self.size - self.received)
                 if not data:
                     break
                 self.received += len(data)
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(self._consume(data))
-            if pending is not None:
-                await pending
-                pending = None
+                for lane in lanes:
+                    await lane.put(data)
+                    if lane.error is not None:
+                        raise lane.error
         finally:
-            if pending is not None:
-                pending.cancel()
-                await asyncio.gather(pending, return_exceptions=True)
+            for lane in lanes:
+                await lane.put(None)
+            await asyncio.to_thread(_join_all, lanes)
+        for lane in lanes:
+            if lane.error is not None:
+                raise lane.error
         return self.received == self.size
+
+
+def _join_all(lanes: list[_Lane]) -> None:
+    for lane in lanes:
+        lane.join()

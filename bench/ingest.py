@@ -1,0 +1,166 @@
+"""Ingest bench: single-stream part uploads over a real socket vs hashlib.md5, same run.
+
+    python bench/ingest.py [--size-mib 512] [--part-mib 64] [--store local|oss]
+
+Prints throughput of the upload and of hashlib.md5 over the same bytes, their ratio, the
+API's peak RSS during the upload, and the latency of the request carrying the last part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import RssSampler, ServerProcess, app_of, bench_env, drop_database  # noqa: E402
+from tests.support.api import b64name, signed_query  # noqa: E402
+
+
+def raw_put(port: int, path_qs: str, fh, offset: int, length: int) -> tuple[int, bytes]:
+    """PUT length bytes of a file with sendfile (the client costs almost no CPU)."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        head = (
+            f"PUT {path_qs} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Length: {length}\r\nContent-Type: application/octet-stream\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        sent = 0
+        while sent < length:
+            sent += sock.sendfile(fh, offset + sent, length - sent)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1]
+
+
+def main() -> None:
+    """Run the bench and print its figures."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--part-mib", type=int, default=64)
+    parser.add_argument("--tail-kib", type=int, default=100, help="size of the small last part")
+    parser.add_argument("--store", choices=["local", "oss"], default="local")
+    args = parser.parse_args()
+    print("command:", "python " + " ".join(sys.argv), flush=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix="vasset-bench-"))
+    part = args.part_mib << 20
+    size = (args.size_mib << 20) + (args.tail_kib << 10)
+    src = tmp / "input.bin"
+    with open(src, "wb") as fh:
+        block = os.urandom(16 << 20)
+        left = size
+        while left:
+            n = min(left, len(block))
+            fh.write(block[:n])
+            left -= n
+
+    oss = None
+    extra: dict[str, str] = {}
+    if args.store == "oss":
+        from tests.oss_server import OssServer
+
+        oss = OssServer("bench-ak", "bench-sk", "bench", data_dir=tmp / "oss")
+        oss.start()
+        extra = {
+            "VASSET_STORAGE_URL": "oss://bench/vasset",
+            "VASSET_OSS_ENDPOINT": oss.endpoint,
+            "VASSET_OSS_BUCKET": "bench",
+            "VASSET_OSS_ACCESS_KEY_ID": "bench-ak",
+            "VASSET_OSS_ACCESS_KEY_SECRET": "bench-sk",
+        }
+    env = bench_env(tmp, **extra)
+    app = app_of(env)
+    server = ServerProcess(env, log_path=Path(os.environ["BENCH_SERVER_LOG"]) if os.environ.get("BENCH_SERVER_LOG") else None).start()
+    try:
+        # Baseline 1: hashlib.md5 over the same bytes (read from page cache in 64 MiB blocks).
+        with open(src, "rb") as fh:
+            data_blocks = [fh.read(part) for _ in range((size + part - 1) // part)]
+        t0 = time.perf_counter()
+        h = hashlib.md5()
+        for b in data_blocks:
+            h.update(b)
+        md5_s = time.perf_counter() - t0
+        md5_hex = h.hexdigest()
+        del data_blocks
+        md5_mbps = size / md5_s / 1e6
+        # Baseline 2: the disk's durable write speed (write the same bytes, fsync, same dir).
+        disk_path = tmp / "disk-baseline.bin"
+        t0 = time.perf_counter()
+        with open(src, "rb") as fin, open(disk_path, "wb") as fout:
+            while block := fin.read(16 << 20):
+                fout.write(block)
+            fout.flush()
+            os.fsync(fout.fileno())
+        disk_mbps = size / (time.perf_counter() - t0) / 1e6
+        disk_path.unlink()
+
+        def q(method: str, path: str, params: dict) -> str:
+            return path + "?" + signed_query(method, path, params, app["app_key"], app["app_secret"])
+
+        import httpx
+
+        r = httpx.post(
+            server.url
+            + q("POST", "/video/upload/init", {"fn": b64name("bench.bin"), "fsize": size,
+                                                "psize": part, "hash": md5_hex}),
+        )
+        r.raise_for_status()
+        init = r.json()
+        sampler = RssSampler(server.proc.pid)
+        sampler.start()
+        t0 = time.perf_counter()
+        last_latency = 0.0
+        with open(src, "rb") as fh:
+            for i in range(init["part_count"]):
+                length = min(part, size - i * part)
+                path_qs = q("PUT", "/video/upload/upload", {"upid": init["upload_id"], "pseq": i + 1})
+                t_part = time.perf_counter()
+                status, body = raw_put(server.port, path_qs, fh, i * part, length)
+                last_latency = time.perf_counter() - t_part
+                if status != 200:
+                    raise SystemExit(f"part {i + 1}: {status} {body!r}")
+        upload_s = time.perf_counter() - t0
+        peak = sampler.stop()
+        assert b'"uploaded"' in body and md5_hex.encode() in body, body
+        upload_mbps = size / upload_s / 1e6
+        print(f"file: {size} bytes, {init['part_count']} parts of {part} bytes, store={args.store}")
+        print(f"hashlib.md5 baseline: {md5_mbps:.0f} MB/s")
+        print(f"part uploads:        {upload_mbps:.0f} MB/s")
+        print(f"ratio upload/md5:    {upload_mbps / md5_mbps:.2f}  (target >= 0.8)")
+        print(f"disk write+fsync:    {disk_mbps:.0f} MB/s (durable ceiling for local storage)")
+        print(f"ratio upload/disk:   {upload_mbps / disk_mbps:.2f}")
+        print(f"API peak RSS:        {peak / 1e6:.0f} MB  (target < 150 MB)")
+        print(f"last part request:   {last_latency:.3f} s  (target < 0.2 s, no re-read)")
+        if oss is not None:
+            import oss2
+
+            bucket = oss2.Bucket(oss2.Auth("bench-ak", "bench-sk"), oss.endpoint, "bench")
+            with open(src, "rb") as fh:
+                t0 = time.perf_counter()
+                bucket.put_object("baseline.bin", fh)
+                put_s = time.perf_counter() - t0
+            put_mbps = size / put_s / 1e6
+            print(f"oss2 put_object:     {put_mbps:.0f} MB/s")
+            print(f"ratio proxied/put_object: {upload_mbps / put_mbps:.2f}  (target >= 0.7)")
+    finally:
+        server.stop()
+        if oss is not None:
+            oss.stop()
+        drop_database(env)
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

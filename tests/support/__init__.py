@@ -1,0 +1,1 @@
+"""Test helpers: a signing HTTP client and a real server process."""

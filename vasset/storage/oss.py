@@ -1,0 +1,592 @@
+"""Aliyun OSS BlobStore on oss2: multipart uploads are OSS multipart uploads, parts are streamed.
+
+oss2 is blocking, so every call runs in this store's own thread pool (``pool_size`` threads,
+and an HTTP connection pool of the same size). A part is streamed: ``PartWriter.write`` feeds
+chunks through a bounded queue into a thread that runs ``upload_part`` with a generator body
+(chunked transfer), so a part is never held in memory.
+
+Retries: idempotent calls are retried with exponential backoff on connection errors and 5xx.
+A streamed part cannot be replayed from the client, so its writer also tees the bytes into a
+spool file; if OSS fails mid-part, the rest of the body still goes to the spool and commit
+retries ``upload_part`` from that file. Only when every retry fails does the caller see
+StorageError (a 503), and the client re-sends the part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import queue
+import random
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote, urlparse
+
+import oss2
+import oss2.exceptions as oss_exc
+from oss2.models import PartInfo as OssPartInfo
+
+from vasset.errors import ObjectNotFound, StorageError, UploadNotFound
+from vasset.storage.base import BlobStore, ObjectInfo, PartInfo, PartWriter
+
+T = TypeVar("T")
+
+#: Chunks queued between a part's writer and its upload thread (backpressure bounds memory).
+PART_QUEUE_DEPTH = 16
+#: A part whose writer goes quiet this long is abandoned (its upload thread must not leak).
+PART_IDLE_TIMEOUT = 300.0
+#: Keys one DeleteMultipleObjects request may name.
+_DELETE_BATCH = 1000
+
+
+class _Abort(Exception):
+    """Raised inside a part's body generator so the request dies and OSS stores nothing."""
+
+
+_END = object()
+_ABORT = object()
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, oss_exc.RequestError):
+        return True  # connection refused/reset, timeouts
+    return isinstance(exc, oss_exc.ServerError) and exc.status >= 500
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, oss_exc.OssError):
+        if exc.status < 0:
+            return str(exc.body)[:200]
+        return f"{exc.status} {exc.code or ''} {exc.message or ''}".strip()
+    return repr(exc)
+
+
+def _content_type(key: str) -> str:
+    from vasset.storage.local import guess_content_type
+
+    return guess_content_type(key)
+
+
+class OssPartWriter(PartWriter):
+    """Streams one part to OSS through a bounded queue; tees it to a spool for retries."""
+
+    def __init__(
+        self, store: OssBlobStore, key: str, upload_id: str, number: int, size: int
+    ) -> None:
+        self._store = store
+        self._key = key
+        self._upload_id = upload_id
+        self._number = number
+        self._size = size
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=PART_QUEUE_DEPTH)
+        self._written = 0
+        self._closed = False
+        self._spool: Any = None
+        if store.spool_parts:
+            self._spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed by the thread)
+                prefix="oss-part-", dir=store.spool_dir, delete=True
+            )
+        self._future: Future[str] = store._part_pool.submit(self._upload)
+
+    # producer side (a worker thread of the caller)
+    def write(self, chunk: bytes) -> None:
+        """Queue a chunk for the upload thread; blocks while the queue is full."""
+        if self._closed:
+            raise RuntimeError("part writer is closed")
+        self._written += len(chunk)
+        self._put(bytes(chunk))
+
+    def _put(self, item: Any) -> None:
+        while True:
+            try:
+                self._queue.put(item, timeout=1)
+                return
+            except queue.Full:
+                if self._future.done():
+                    # The upload thread is gone (idle timeout, crash): nobody will drain it.
+                    raise StorageError("the part upload stopped") from None
+
+    async def commit(self, md5_hex: str | None) -> PartInfo:
+        """End the body, wait for OSS, and check its ETag against the caller's MD5."""
+        if not self._closed:
+            self._closed = True
+            await asyncio.to_thread(self._put, _END)
+        etag = (await asyncio.wrap_future(self._future)).lower()
+        if md5_hex is not None and etag != md5_hex.lower():
+            raise StorageError(
+                f"OSS stored part {self._number} with ETag {etag}, expected MD5 {md5_hex}"
+            )
+        return PartInfo(number=self._number, size=self._written, etag=etag)
+
+    async def abort(self) -> None:
+        """Make the body generator raise, so the request dies and OSS keeps no part."""
+        if not self._closed:
+            self._closed = True
+            await asyncio.to_thread(self._put, _ABORT)
+        with contextlib.suppress(BaseException):
+            await asyncio.wrap_future(self._future)
+
+    # the upload thread
+    def _next(self) -> Any:
+        try:
+            return self._queue.get(timeout=PART_IDLE_TIMEOUT)
+        except queue.Empty:
+            return _ABORT
+
+    def _body(self, state: dict[str, bool]):
+        while True:
+            item = self._next()
+            if item is _END:
+                state["ended"] = True
+                return
+            if item is _ABORT:
+                state["aborted"] = True
+                raise _Abort()
+            if self._spool is not None:
+                self._spool.write(item)
+            yield item
+
+    def _drain_to_spool(self, state: dict[str, bool]) -> None:
+        """After a failed stream, keep taking the producer's bytes into the spool."""
+        while not state.get("ended") and not state.get("aborted"):
+            item = self._next()
+            if item is _END:
+                state["ended"] = True
+            elif item is _ABORT:
+                state["aborted"] = True
+            else:
+                self._spool.write(item)
+
+    def _upload(self) -> str:
+        state: dict[str, bool] = {}
+        bucket = self._store._bucket
+        try:
+            try:
+                return bucket.upload_part(
+                    self._key, self._upload_id, self._number, self._body(state)
+                ).etag
+            except _Abort:
+                raise
+            except oss_exc.NoSuchUpload:
+                self._drain_to_spool_quietly(state)
+                raise UploadNotFound("the multipart upload no longer exists") from None
+            except Exception as exc:
+                # _Abort may arrive wrapped by requests; what counts is whether we aborted.
+                if state.get("aborted"):
+                    raise _Abort() from None
+                if self._spool is None or not _retryable(exc):
+                    self._drain_to_spool_quietly(state)
+                    raise self._store._storage_error("upload_part", exc) from exc
+                first = exc
+            self._drain_to_spool(state)
+            if state.get("aborted"):
+                raise _Abort()
+            self._spool.flush()
+
+            def from_spool() -> str:
+                self._spool.seek(0)
+                return bucket.upload_part(
+                    self._key, self._upload_id, self._number, self._spool
+                ).etag
+
+            try:
+                return self._store._retry(from_spool, "upload_part", first_error=first)
+            except oss_exc.NoSuchUpload:
+                raise UploadNotFound("the multipart upload no longer exists") from None
+        finally:
+            if self._spool is not None:
+                self._spool.close()
+
+    def _drain_to_spool_quietly(self, state: dict[str, bool]) -> None:
+        # The producer may still be writing: consume until it ends so it never blocks.
+        while not state.get("ended") and not state.get("aborted"):
+            item = self._next()
+            state["ended"] = item is _END
+            state["aborted"] = item is _ABORT
+
+
+class OssBlobStore(BlobStore):
+    """Objects and multipart uploads in one OSS bucket, optionally under a key prefix."""
+
+    min_part_size = 100 * 1024
+    presigns = True
+
+    def __init__(
+        self,
+        endpoint: str,
+        bucket: str,
+        access_key_id: str,
+        access_key_secret: str,
+        security_token: str = "",
+        region: str = "",
+        signature_version: str = "v1",
+        prefix: str = "",
+        pool_size: int = 16,
+        *,
+        retries: int = 3,
+        backoff: float = 0.2,
+        timeout: float = 30.0,
+        spool_parts: bool = True,
+        spool_dir: str | None = None,
+    ) -> None:
+        if signature_version not in ("v1", "v4"):
+            raise ValueError(f"signature_version must be v1 or v4, not {signature_version!r}")
+        if signature_version == "v4" and not region:
+            raise ValueError("V4 signatures need the bucket's region (e.g. cn-hangzhou)")
+        if security_token:
+            auth: Any = oss2.StsAuth(
+                access_key_id, access_key_secret, security_token, auth_version=signature_version
+            )
+        else:
+            auth = oss2.make_auth(access_key_id, access_key_secret, signature_version)
+        self.bucket_name = bucket
+        self.endpoint = endpoint
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.retries = retries
+        self.backoff = backoff
+        self.spool_parts = spool_parts
+        self.spool_dir = spool_dir
+        self._access_key_id = access_key_id
+        self._access_key_secret = access_key_secret
+        self._security_token = security_token
+        # One pool for calls and one for part streams (a part holds its thread for the whole
+        # body), so long uploads never starve HEADs and listings; connections cover both.
+        self._pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="oss")
+        self._part_pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="oss-part")
+        self._session = oss2.Session(pool_size=2 * pool_size)
+        common = {
+            "session": self._session,
+            "connect_timeout": timeout,
+            "region": region or None,
+        }
+        self._bucket = oss2.Bucket(auth, endpoint, bucket, enable_crc=False, **common)
+        # Whole-object transfers also check OSS's CRC64 (parts are checked by MD5 instead).
+        self._crc_bucket = oss2.Bucket(auth, endpoint, bucket, enable_crc=True, **common)
+
+    # plumbing
+    def _k(self, key: str) -> str:
+        return self.prefix + key
+
+    def _storage_error(self, what: str, exc: BaseException) -> StorageError:
+        return StorageError(f"OSS {what} failed: {_describe(exc)}")
+
+    def _retry(
+        self, fn: Callable[[], T], what: str, first_error: BaseException | None = None
+    ) -> T:
+        """Call fn, retrying connection errors and 5xx with jittered exponential backoff."""
+        attempt = 1 if first_error is not None else 0
+        last = first_error
+        while True:
+            if attempt:
+                time.sleep(self.backoff * (2 ** (attempt - 1)) * (0.5 + random.random()))
+            try:
+                return fn()
+            except Exception as exc:
+                if not _retryable(exc):
+                    raise
+                last = exc
+            attempt += 1
+            if attempt > self.retries:
+                raise self._storage_error(what, last) from last
+
+    async def _run(self, fn: Callable[[], T], what: str, retry: bool = True) -> T:
+        def call() -> T:
+            if retry:
+                return self._retry(fn, what)
+            try:
+                return fn()
+            except Exception as exc:
+                if _retryable(exc):
+                    raise self._storage_error(what, exc) from exc
+                raise
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    @staticmethod
+    def _etag(value: str | None) -> str:
+        return (value or "").strip('"').lower()
+
+    # whole objects
+    async def put_file(self, key: str, path: Path, content_type: str | None = None) -> ObjectInfo:
+        """Upload a local file in one PutObject (OSS checks the CRC64 as it arrives)."""
+        ctype = content_type or _content_type(key)
+        size = os.path.getsize(path)
+        result = await self._run(
+            lambda: self._crc_bucket.put_object_from_file(
+                self._k(key), str(path), headers={"Content-Type": ctype}
+            ),
+            "put_object",
+        )
+        return ObjectInfo(key, size, self._etag(result.etag), ctype, time.time())
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
+        """Upload bytes with Content-MD5, so OSS rejects anything altered on the way."""
+        ctype = content_type or _content_type(key)
+        md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+        result = await self._run(
+            lambda: self._crc_bucket.put_object(
+                self._k(key), data, headers={"Content-Type": ctype, "Content-MD5": md5}
+            ),
+            "put_object",
+        )
+        return ObjectInfo(key, len(data), self._etag(result.etag), ctype, time.time())
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        """HeadObject; None when the key does not exist."""
+
+        def call() -> ObjectInfo | None:
+            try:
+                r = self._bucket.head_object(self._k(key))
+            except oss_exc.NotFound:
+                return None
+            return ObjectInfo(
+                key,
+                r.content_length,
+                self._etag(r.etag),
+                r.content_type or "application/octet-stream",
+                float(r.last_modified or 0),
+            )
+
+        return await self._run(call, "head_object")
+
+    async def read(
+        self, key: str, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20
+    ) -> AsyncIterator[bytes]:
+        """Ranged GetObject, streamed; a dropped connection resumes from the last byte read."""
+        pos = start
+        while True:
+            if end is not None and pos > end:
+                return
+            resp = await self._open_range(key, pos, end)
+            if resp is None:
+                return
+            try:
+                while True:
+                    try:
+                        data = await self._run(lambda r=resp: r.read(chunk_size), "read", False)
+                    except StorageError:
+                        break  # reopen from pos (the outer loop retries the GET)
+                    if not data:
+                        return
+                    pos += len(data)
+                    yield data
+            finally:
+                with contextlib.suppress(Exception):
+                    resp.resp.response.close()
+
+    async def _open_range(self, key: str, start: int, end: int | None) -> Any:
+        # "standard" ranges: OSS otherwise answers a too-long range with the whole object
+        headers = {"x-oss-range-behavior": "standard"}
+        byte_range = None if start == 0 and end is None else (start, end)
+
+        def call() -> Any:
+            try:
+                return self._bucket.get_object(self._k(key), byte_range, headers=headers)
+            except oss_exc.NoSuchKey:
+                raise ObjectNotFound(f"object {key} does not exist") from None
+            except oss_exc.ServerError as exc:
+                if exc.status == 416:
+                    return None  # start lies past the end: nothing to read
+                raise
+
+        return await self._run(call, "get_object")
+
+    async def download_file(self, key: str, path: Path) -> None:
+        """GetObject into a file, checking OSS's CRC64 of the whole object."""
+
+        def call() -> None:
+            try:
+                self._crc_bucket.get_object_to_file(self._k(key), str(path))
+            except oss_exc.NoSuchKey:
+                raise ObjectNotFound(f"object {key} does not exist") from None
+
+        await self._run(call, "get_object")
+
+    async def delete(self, key: str) -> None:
+        """DeleteObject (OSS answers 204 for a missing key too)."""
+        await self._run(lambda: self._bucket.delete_object(self._k(key)), "delete_object")
+
+    def _list_full(self, prefix: str) -> list[str]:
+        return [
+            obj.key
+            for obj in oss2.ObjectIteratorV2(self._bucket, prefix=self._k(prefix), max_keys=1000)
+        ]
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        """ListObjectsV2, every page."""
+        full = await self._run(lambda: self._list_full(prefix), "list_objects")
+        return [k[len(self.prefix) :] for k in full]
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """List, then DeleteMultipleObjects in batches of 1000."""
+        keys = await self._run(lambda: self._list_full(prefix), "list_objects")
+        for i in range(0, len(keys), _DELETE_BATCH):
+            batch = keys[i : i + _DELETE_BATCH]
+            await self._run(lambda b=batch: self._bucket.batch_delete_objects(b), "delete_objects")
+        return len(keys)
+
+    async def copy(self, src_key: str, dst_key: str) -> None:
+        """CopyObject inside the bucket (OSS limits it to sources up to 1 GiB)."""
+
+        def call() -> None:
+            try:
+                self._bucket.copy_object(self.bucket_name, self._k(src_key), self._k(dst_key))
+            except oss_exc.NoSuchKey:
+                raise ObjectNotFound(f"object {src_key} does not exist") from None
+
+        await self._run(call, "copy_object")
+
+    # multipart uploads
+    async def create_multipart(self, key: str) -> str:
+        """InitiateMultipartUpload (a retry may leave an orphan upload; the janitor aborts it)."""
+        ctype = _content_type(key)
+        result = await self._run(
+            lambda: self._bucket.init_multipart_upload(
+                self._k(key), headers={"Content-Type": ctype}
+            ),
+            "init_multipart_upload",
+        )
+        return result.upload_id
+
+    async def open_part(
+        self, key: str, upload_id: str, number: int, offset: int, size: int
+    ) -> PartWriter:
+        """Start streaming part ``number``; OSS replaces an older part of the same number."""
+        return OssPartWriter(self, self._k(key), upload_id, number, size)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        """ListParts, every page; an upload that is gone has no parts."""
+
+        def call() -> list[PartInfo]:
+            try:
+                return [
+                    PartInfo(p.part_number, p.size, self._etag(p.etag))
+                    for p in oss2.PartIterator(self._bucket, self._k(key), upload_id)
+                ]
+            except oss_exc.NoSuchUpload:
+                return []
+
+        return await self._run(call, "list_parts")
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo]) -> None:
+        """CompleteMultipartUpload; done already (NoSuchUpload and the object exists) is fine."""
+        oss_parts = [OssPartInfo(p.number, p.etag.upper()) for p in parts]
+
+        def call() -> None:
+            try:
+                self._bucket.complete_multipart_upload(self._k(key), upload_id, oss_parts)
+            except oss_exc.NoSuchUpload:
+                # A retried complete whose first try succeeded lands here too.
+                try:
+                    self._bucket.head_object(self._k(key))
+                except oss_exc.NotFound:
+                    raise UploadNotFound("the multipart upload no longer exists") from None
+            except oss_exc.ServerError as exc:
+                if exc.status == 400:
+                    raise ValueError(f"OSS refused the part list: {_describe(exc)}") from exc
+                raise
+
+        await self._run(call, "complete_multipart_upload")
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """AbortMultipartUpload; an upload that is gone already is fine."""
+
+        def call() -> None:
+            with contextlib.suppress(oss_exc.NoSuchUpload):
+                self._bucket.abort_multipart_upload(self._k(key), upload_id)
+
+        await self._run(call, "abort_multipart_upload")
+
+    async def list_multipart_uploads(self, prefix: str = "") -> list[tuple[str, str, float]]:
+        """ListMultipartUploads, every page, for the janitor."""
+
+        def call() -> list[tuple[str, str, float]]:
+            return [
+                (u.key[len(self.prefix) :], u.upload_id, float(u.initiation_date))
+                for u in oss2.MultipartUploadIterator(self._bucket, prefix=self._k(prefix))
+            ]
+
+        return await self._run(call, "list_multipart_uploads")
+
+    # URLs
+    @staticmethod
+    def _expires_in(expires_at: int) -> int:
+        return max(1, int(expires_at) - int(time.time()))
+
+    def presign_get(self, key: str, expires_at: int, filename: str | None = None) -> str | None:
+        """A signed GET URL; with filename, OSS answers Content-Disposition: attachment."""
+        params = {}
+        if filename:
+            ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_")
+            params["response-content-disposition"] = (
+                f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+            )
+        return self._bucket.sign_url(
+            "GET", self._k(key), self._expires_in(expires_at), params=params, slash_safe=True
+        )
+
+    def presign_part_put(self, key: str, upload_id: str, number: int, expires_at: int) -> str | None:
+        """A signed UploadPart URL (partNumber and uploadId are signed sub-resources)."""
+        params = {"partNumber": str(number), "uploadId": upload_id}
+        return self._bucket.sign_url(
+            "PUT", self._k(key), self._expires_in(expires_at), params=params, slash_safe=True
+        )
+
+    def presign_post(self, key_prefix: str, max_size: int, expires_at: int) -> tuple[str, dict]:
+        """URL and form fields for a browser PostObject under key_prefix (V1 policy signature).
+
+        The browser adds ``key`` (starting with the prefix) and ``file`` (last).
+        """
+        expiration = datetime.fromtimestamp(int(expires_at), UTC)
+        full_prefix = self._k(key_prefix)
+        policy = {
+            "expiration": expiration.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "conditions": [
+                {"bucket": self.bucket_name},
+                ["starts-with", "$key", full_prefix],
+                ["content-length-range", 1, int(max_size)],
+            ],
+        }
+        policy_b64 = base64.b64encode(json.dumps(policy).encode()).decode()
+        import hmac
+
+        digest = hmac.new(
+            self._access_key_secret.encode(), policy_b64.encode(), hashlib.sha1
+        ).digest()
+        fields = {
+            "OSSAccessKeyId": self._access_key_id,
+            "policy": policy_b64,
+            "Signature": base64.b64encode(digest).decode(),
+            "success_action_status": "201",
+            "key_prefix": full_prefix,
+        }
+        if self._security_token:
+            fields["x-oss-security-token"] = self._security_token
+        parsed = urlparse(self.endpoint)
+        if oss2.utils.is_ip_or_localhost(parsed.netloc):
+            url = f"{parsed.scheme}://{parsed.netloc}/{self.bucket_name}/"
+        else:
+            url = f"{parsed.scheme}://{self.bucket_name}.{parsed.netloc}/"
+        return url, fields
+
+    async def close(self) -> None:
+        """Stop the thread pools."""
+        self._pool.shutdown(wait=False)
+        self._part_pool.shutdown(wait=False)
+
+
+__all__ = ["OssBlobStore", "OssPartWriter"]
+
+
+def _unused() -> threading.Thread:  # pragma: no cover
+    raise NotImplementedError
