@@ -18,12 +18,12 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import queue
 import random
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -280,9 +280,7 @@ class OssBlobStore(BlobStore):
     def _storage_error(self, what: str, exc: BaseException) -> StorageError:
         return StorageError(f"OSS {what} failed: {_describe(exc)}")
 
-    def _retry(
-        self, fn: Callable[[], T], what: str, first_error: BaseException | None = None
-    ) -> T:
+    def _retry(self, fn: Callable[[], T], what: str, first_error: BaseException | None = None) -> T:
         """Call fn, retrying connection errors and 5xx with jittered exponential backoff."""
         attempt = 1 if first_error is not None else 0
         last = first_error
@@ -320,14 +318,16 @@ class OssBlobStore(BlobStore):
     async def put_file(self, key: str, path: Path, content_type: str | None = None) -> ObjectInfo:
         """Upload a local file in one PutObject (OSS checks the CRC64 as it arrives)."""
         ctype = content_type or _content_type(key)
-        size = os.path.getsize(path)
-        result = await self._run(
-            lambda: self._crc_bucket.put_object_from_file(
+
+        def call() -> tuple[int, str]:
+            size = os.path.getsize(path)
+            result = self._crc_bucket.put_object_from_file(
                 self._k(key), str(path), headers={"Content-Type": ctype}
-            ),
-            "put_object",
-        )
-        return ObjectInfo(key, size, self._etag(result.etag), ctype, time.time())
+            )
+            return size, result.etag
+
+        size, etag = await self._run(call, "put_object")
+        return ObjectInfo(key, size, self._etag(etag), ctype, time.time())
 
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
         """Upload bytes with Content-MD5, so OSS rejects anything altered on the way."""
@@ -364,9 +364,8 @@ class OssBlobStore(BlobStore):
     ) -> AsyncIterator[bytes]:
         """Ranged GetObject, streamed; a dropped connection resumes from the last byte read."""
         pos = start
-        while True:
-            if end is not None and pos > end:
-                return
+        drops = 0
+        while end is None or pos <= end:
             resp = await self._open_range(key, pos, end)
             if resp is None:
                 return
@@ -374,8 +373,12 @@ class OssBlobStore(BlobStore):
                 while True:
                     try:
                         data = await self._run(lambda r=resp: r.read(chunk_size), "read", False)
-                    except StorageError:
-                        break  # reopen from pos (the outer loop retries the GET)
+                    except Exception as exc:
+                        # requests raises its own errors mid-body; reopen from pos a few times
+                        drops += 1
+                        if drops > self.retries:
+                            raise self._storage_error("get_object", exc) from exc
+                        break
                     if not data:
                         return
                     pos += len(data)
@@ -535,17 +538,22 @@ class OssBlobStore(BlobStore):
             "GET", self._k(key), self._expires_in(expires_at), params=params, slash_safe=True
         )
 
-    def presign_part_put(self, key: str, upload_id: str, number: int, expires_at: int) -> str | None:
+    def presign_part_put(
+        self, key: str, upload_id: str, number: int, expires_at: int
+    ) -> str | None:
         """A signed UploadPart URL (partNumber and uploadId are signed sub-resources)."""
         params = {"partNumber": str(number), "uploadId": upload_id}
         return self._bucket.sign_url(
             "PUT", self._k(key), self._expires_in(expires_at), params=params, slash_safe=True
         )
 
-    def presign_post(self, key_prefix: str, max_size: int, expires_at: int) -> tuple[str, dict]:
+    def presign_post(
+        self, key_prefix: str, max_size: int, expires_at: int
+    ) -> tuple[str, dict[str, str]]:
         """URL and form fields for a browser PostObject under key_prefix (V1 policy signature).
 
-        The browser adds ``key`` (starting with the prefix) and ``file`` (last).
+        The browser adds ``key`` (the store prefix plus key_prefix, then its own part) and
+        ``file`` (last).
         """
         expiration = datetime.fromtimestamp(int(expires_at), UTC)
         full_prefix = self._k(key_prefix)
@@ -558,8 +566,6 @@ class OssBlobStore(BlobStore):
             ],
         }
         policy_b64 = base64.b64encode(json.dumps(policy).encode()).decode()
-        import hmac
-
         digest = hmac.new(
             self._access_key_secret.encode(), policy_b64.encode(), hashlib.sha1
         ).digest()
@@ -568,7 +574,6 @@ class OssBlobStore(BlobStore):
             "policy": policy_b64,
             "Signature": base64.b64encode(digest).decode(),
             "success_action_status": "201",
-            "key_prefix": full_prefix,
         }
         if self._security_token:
             fields["x-oss-security-token"] = self._security_token
@@ -583,10 +588,3 @@ class OssBlobStore(BlobStore):
         """Stop the thread pools."""
         self._pool.shutdown(wait=False)
         self._part_pool.shutdown(wait=False)
-
-
-__all__ = ["OssBlobStore", "OssPartWriter"]
-
-
-def _unused() -> threading.Thread:  # pragma: no cover
-    raise NotImplementedError
