@@ -140,6 +140,8 @@ def test_ranges(oss_bucket: oss2.Bucket) -> None:
     assert (r.status_code, r.content) == (206, data[500:])
     r = get("bytes=2000-3000", standard=True)
     assert r.status_code == 416 and _error(r)["Code"] == "InvalidRange"
+    assert get("bytes=1024-", standard=True).status_code == 416
+    assert get("bytes=1024-").status_code == 200
     assert get("bytes=0-1,5-6").status_code == 416
     # oss2's own ranged read
     assert oss_bucket.get_object("r", byte_range=(0, 3)).read() == data[:4]
