@@ -1,0 +1,123 @@
+"""The janitor: expires uploads, aborts stray multipart uploads, removes stale temp files and
+the bytes of deleted videos once nothing references them. Idempotent; one at a time."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import structlog
+from sqlalchemy import text
+
+from vasset.context import Context, build_context, close_context
+from vasset.db import transaction
+from vasset.locks import LeaseLock
+from vasset.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+async def sweep(ctx: Context) -> dict:
+    """One janitor pass (callers hold the janitor lock)."""
+    report = {
+        "expired_uploads": await ctx.uploads.expire(),
+        "aborted_multipart": await _abort_stray_multipart(ctx),
+        "temp_removed": _remove_old_temp(ctx.settings),
+        "objects_removed": await _remove_unreferenced(ctx),
+    }
+    log.info("janitor_pass", **report)
+    return report
+
+
+async def _abort_stray_multipart(ctx: Context) -> int:
+    """Abort multipart uploads that no live upload owns and that are older than the TTL."""
+    cutoff = time.time() - ctx.settings.upload_ttl
+    stray = 0
+    for key, upload_id, started in await ctx.store.list_multipart_uploads("sources/"):
+        if started > cutoff:
+            continue
+        async with transaction(ctx.engine) as conn:
+            owner = (
+                await conn.execute(
+                    text(
+                        "SELECT 1 FROM upload WHERE multipart_id = :m"
+                        " AND status IN ('uploading', 'completing')"
+                    ),
+                    {"m": upload_id},
+                )
+            ).first()
+        if owner is None:
+            await ctx.store.abort_multipart(key, upload_id)
+            log.info("multipart_aborted", key=key, upload_id=upload_id)
+            stray += 1
+    return stray
+
+
+def _remove_old_temp(settings: Settings) -> int:
+    """Remove files and folders in the temp dir older than temp_max_age."""
+    root = Path(settings.temp_dir)
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - settings.temp_max_age
+    removed = 0
+    for entry in root.iterdir():
+        try:
+            if entry.stat().st_mtime > cutoff:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                os.unlink(entry)
+            removed += 1
+            log.info("temp_removed", path=str(entry))
+        except OSError:
+            continue
+    return removed
+
+
+async def _remove_unreferenced(ctx: Context) -> int:
+    """Delete source bytes of deleted videos once no live video points at them."""
+    async with transaction(ctx.engine) as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT DISTINCT d.storage_uri FROM video d WHERE d.deleted_at IS NOT NULL"
+                " AND d.storage_uri IS NOT NULL AND d.parent_id IS NULL AND NOT EXISTS"
+                " (SELECT 1 FROM video l WHERE l.storage_uri = d.storage_uri"
+                " AND l.deleted_at IS NULL) LIMIT 500"
+            )
+        )
+        keys = [r[0] for r in rows]
+    for key in keys:
+        await ctx.store.delete(key)
+        async with transaction(ctx.engine) as conn:
+            await conn.execute(
+                text(
+                    "UPDATE video SET storage_uri = NULL WHERE storage_uri = :k"
+                    " AND deleted_at IS NOT NULL"
+                ),
+                {"k": key},
+            )
+        log.info("object_removed", key=key)
+    return len(keys)
+
+
+async def run_guarded(ctx: Context) -> dict | None:
+    """A pass under the janitor lock; None when another janitor holds it."""
+    lock = LeaseLock(ctx.redis, ctx.settings.redis_prefix + "lock:janitor", 10 * 60 * 1000)
+    if not await lock.acquire():
+        return None
+    try:
+        return await sweep(ctx)
+    finally:
+        await lock.release()
+
+
+async def run_once(settings: Settings) -> dict:
+    """`vasset janitor`: one guarded pass with its own connections."""
+    ctx = build_context(settings)
+    try:
+        return await run_guarded(ctx) or {"skipped": "another janitor is running"}
+    finally:
+        await close_context(ctx)
