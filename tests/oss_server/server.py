@@ -24,6 +24,7 @@ import os
 import secrets
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -319,8 +320,6 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that hang up (or a stop that cuts them off) are normal here, not errors."""
-        import sys
-
         if not isinstance(sys.exc_info()[1], OSError | ValueError):
             super().handle_error(request, client_address)
 
@@ -459,12 +458,10 @@ class OssServer:
         after_bytes: int = 0,
         delay: float = 0.0,
     ) -> Fault:
-        """Make the next ``count`` requests of ``op`` ("*": any) fail.
-
-        By default they answer ``status`` with an OSS error body (after reading the request
-        body). With ``drop`` the connection is cut after ``after_bytes`` body bytes instead.
-        ``delay`` sleeps first (for client timeouts).
-        """
+        """Make the next ``count`` requests of ``op`` ("*": any) fail as asked."""
+        # By default the fault answers ``status`` with an OSS error document after reading the
+        # body (so the client sees the answer); ``drop`` cuts the connection after
+        # ``after_bytes`` body bytes instead; ``delay`` sleeps first (for client timeouts).
         default_code = {503: "ServiceUnavailable", 500: "InternalError"}.get(status, "Injected")
         fault = Fault(
             op=op,
@@ -1813,11 +1810,9 @@ class OssServer:
 def _parse_form(
     body: _Body, boundary: bytes, path: str
 ) -> tuple[dict[str, str], str, str, str, int, bytes, int]:
-    """Stream a multipart/form-data body: small fields into a dict, the ``file`` part to path.
-
-    Returns (fields with lower-cased names, file name, file content type, path, size, md5,
-    crc64). The file must be the last field, as OSS requires.
-    """
+    """Stream a form: (lower-cased fields, filename, file type, path, size, md5, crc64)."""
+    # small fields are kept in memory, the ``file`` part goes to path; OSS requires the file to
+    # be the last field, so everything after it is ignored
     malformed = OssError(
         400,
         "MalformedPOSTRequest",

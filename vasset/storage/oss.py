@@ -550,11 +550,9 @@ class OssBlobStore(BlobStore):
     def presign_post(
         self, key_prefix: str, max_size: int, expires_at: int
     ) -> tuple[str, dict[str, str]]:
-        """URL and form fields for a browser PostObject under key_prefix (V1 policy signature).
-
-        The browser adds ``key`` (the store prefix plus key_prefix, then its own part) and
-        ``file`` (last).
-        """
+        """URL and form fields (V1 policy) for a browser PostObject under key_prefix."""
+        # The browser adds ``key`` (the store prefix, key_prefix, then its own part) and
+        # ``file`` (last). The policy pins the bucket, the key prefix and the size.
         expiration = datetime.fromtimestamp(int(expires_at), UTC)
         full_prefix = self._k(key_prefix)
         policy = {
