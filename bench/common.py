@@ -30,10 +30,21 @@ def bench_env(tmp: Path, **extra: str) -> dict[str, str]:
         **extra,
     }
     run = {**os.environ, **env}
-    subprocess.run([sys.executable, "-m", "vasset", "db", "upgrade"], env=run, check=True,
-                   capture_output=True, cwd=ROOT)
-    out = subprocess.run([sys.executable, "-m", "vasset", "apps", "create", "bench", "--json"],
-                         env=run, check=True, capture_output=True, text=True, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, "-m", "vasset", "db", "upgrade"],
+        env=run,
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "vasset", "apps", "create", "bench", "--json"],
+        env=run,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     env["_APP"] = out.stdout
     return env
 

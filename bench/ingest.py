@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RssSampler, ServerProcess, app_of, bench_env, drop_database  # noqa: E402
-from tests.support.api import b64name, signed_query  # noqa: E402
+from bench.common import RssSampler, ServerProcess, app_of, bench_env, drop_database
+from tests.support.api import b64name, signed_query
 
 
 def raw_put(port: int, path_qs: str, fh, offset: int, length: int) -> tuple[int, bytes]:
@@ -80,7 +80,12 @@ def main() -> None:
         }
     env = bench_env(tmp, **extra)
     app = app_of(env)
-    server = ServerProcess(env, log_path=Path(os.environ["BENCH_SERVER_LOG"]) if os.environ.get("BENCH_SERVER_LOG") else None).start()
+    server = ServerProcess(
+        env,
+        log_path=Path(os.environ["BENCH_SERVER_LOG"])
+        if os.environ.get("BENCH_SERVER_LOG")
+        else None,
+    ).start()
     try:
         # Baseline 1: hashlib.md5 over the same bytes (read from page cache in 64 MiB blocks).
         with open(src, "rb") as fh:
@@ -105,14 +110,19 @@ def main() -> None:
         disk_path.unlink()
 
         def q(method: str, path: str, params: dict) -> str:
-            return path + "?" + signed_query(method, path, params, app["app_key"], app["app_secret"])
+            return (
+                path + "?" + signed_query(method, path, params, app["app_key"], app["app_secret"])
+            )
 
         import httpx
 
         r = httpx.post(
             server.url
-            + q("POST", "/video/upload/init", {"fn": b64name("bench.bin"), "fsize": size,
-                                                "psize": part, "hash": md5_hex}),
+            + q(
+                "POST",
+                "/video/upload/init",
+                {"fn": b64name("bench.bin"), "fsize": size, "psize": part, "hash": md5_hex},
+            ),
         )
         r.raise_for_status()
         init = r.json()
@@ -123,7 +133,9 @@ def main() -> None:
         with open(src, "rb") as fh:
             for i in range(init["part_count"]):
                 length = min(part, size - i * part)
-                path_qs = q("PUT", "/video/upload/upload", {"upid": init["upload_id"], "pseq": i + 1})
+                path_qs = q(
+                    "PUT", "/video/upload/upload", {"upid": init["upload_id"], "pseq": i + 1}
+                )
                 t_part = time.perf_counter()
                 status, body = raw_put(server.port, path_qs, fh, i * part, length)
                 last_latency = time.perf_counter() - t_part

@@ -15,6 +15,8 @@ from sqlalchemy import text
 from tests.support.api import Api
 from tests.support.server import ROOT, ServerProcess
 
+pytest_plugins = ["tests.oss_server.pytest_plugin"]
+
 MYSQL_BASE = os.environ.get("VASSET_TEST_MYSQL", "mysql+asyncmy://root@127.0.0.1:3306")
 REDIS_URL = os.environ.get("VASSET_TEST_REDIS", "redis://127.0.0.1:6379/0")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from vasset.errors import InvalidState
@@ -9,8 +11,15 @@ from vasset.videos.state import VideoStatus, can_transition, check_transition, s
 
 
 def test_happy_path_walks_the_api_order():
-    path = ["uploading", "uploaded", "transcode_queued", "transcoding", "transcode_succeeded", "playable"]
-    for current, target in zip(path, path[1:], strict=False):
+    path = [
+        "uploading",
+        "uploaded",
+        "transcode_queued",
+        "transcoding",
+        "transcode_succeeded",
+        "playable",
+    ]
+    for current, target in itertools.pairwise(path):
         assert can_transition(current, target)
 
 

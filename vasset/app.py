@@ -68,7 +68,6 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     return Litestar(
         route_handlers=route_handlers(),
         lifespan=[lifespan],
-        middleware=[request_id_middleware],
         exception_handlers={
             errors.VassetError: handle_vasset_error,
             HTTPException: handle_http_exception,
@@ -81,8 +80,9 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     )
 
 
-def app_from_env() -> Litestar:
-    """Factory for ASGI servers: settings from the environment."""
+def app_from_env():
+    """Factory for ASGI servers: settings from the environment, request ids around everything."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
-    return create_app(settings)
+    # Wrapped outside Litestar so that router-level errors (unknown path) get an id too.
+    return request_id_middleware(create_app(settings))

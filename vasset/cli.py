@@ -93,7 +93,9 @@ def _run(settings: Settings, host: str, port: int) -> int:
         print(f"  app_key={demo['app_key']}\n  app_secret={demo['app_secret']}", flush=True)
     else:
         print(f"demo app: app_key={demo['app_key']} (secret in var/demo-app.json)", flush=True)
-    env = dict(os.environ, VASSET_PUBLIC_URL=os.environ.get("VASSET_PUBLIC_URL", f"http://{host}:{port}"))
+    env = dict(
+        os.environ, VASSET_PUBLIC_URL=os.environ.get("VASSET_PUBLIC_URL", f"http://{host}:{port}")
+    )
     worker = subprocess.Popen([sys.executable, "-m", "vasset", "worker"], env=env)
     print(f"API on http://{host}:{port} (console: /console), worker pid {worker.pid}", flush=True)
     try:
@@ -121,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
-    run = sub.add_parser("run", help="create the database, migrate, make a demo app, run API+worker")
+    run = sub.add_parser(
+        "run", help="create the database, migrate, make a demo app, run API+worker"
+    )
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     sub.add_parser("worker", help="run a transcode worker (any number, on any host)")

@@ -93,7 +93,9 @@ async def upgrade(engine: AsyncEngine, sql_dir: Path = SQL_DIR) -> list[str]:
         # A named lock keeps two instances starting at once from applying a migration twice.
         await conn.execute(text("SELECT GET_LOCK('vasset_migrate', 60)"))
         try:
-            done = {row[0] for row in await conn.execute(text("SELECT version FROM schema_migration"))}
+            done = {
+                row[0] for row in await conn.execute(text("SELECT version FROM schema_migration"))
+            }
             for number, name, sql in migration_files(sql_dir):
                 if number in done:
                     continue

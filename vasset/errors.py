@@ -19,11 +19,12 @@ class VassetError(Exception):
     def __init__(self, message: str | None = None, **extra: Any) -> None:
         self.message = message or self.default_message
         self.extra = extra
+        self.extra_headers: dict[str, str] = {}
         super().__init__(self.message)
 
     def headers(self) -> dict[str, str]:
         """Extra response headers this error carries."""
-        return {}
+        return dict(self.extra_headers)
 
 
 # 400: malformed or inconsistent input
@@ -199,7 +200,7 @@ class Throttled(VassetError):
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+        return {**self.extra_headers, "Retry-After": str(self.retry_after)}
 
 
 class ServiceUnavailable(VassetError):
@@ -212,7 +213,7 @@ class ServiceUnavailable(VassetError):
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+        return {**self.extra_headers, "Retry-After": str(self.retry_after)}
 
 
 class StorageError(ServiceUnavailable):

@@ -49,7 +49,9 @@ class Api:
         q = signed_query(method, path, params or {}, self.app_key, self.app_secret, **over)
         return f"{self.base_url}{path}?{q}"
 
-    def call(self, method: str, path: str, params: dict | None = None, content=None, headers=None, **over):
+    def call(
+        self, method: str, path: str, params: dict | None = None, content=None, headers=None, **over
+    ):
         """Send a signed request; returns the httpx.Response."""
         return self.http.request(
             method, self.url(method, path, params, **over), content=content, headers=headers
@@ -66,7 +68,7 @@ class Api:
         """PUT one part."""
         params = {"upid": upid, "pseq": pseq, **extra}
         if with_hash:
-            params["hash"] = hashlib.md5(body).hexdigest()
+            params.setdefault("hash", hashlib.md5(body).hexdigest())
         return self.call("PUT", "/video/upload/upload", params, content=body)
 
     def upload(self, name: str, data: bytes, psize: int, **extra) -> dict:

@@ -40,6 +40,7 @@ async def set_enabled(engine: AsyncEngine, app_key: str, enabled: bool) -> bool:
     """Enable or disable an app key; True if it exists."""
     async with engine.begin() as conn:
         result = await conn.execute(
-            text("UPDATE app SET enabled = :e WHERE app_key = :k"), {"e": int(enabled), "k": app_key}
+            text("UPDATE app SET enabled = :e WHERE app_key = :k"),
+            {"e": int(enabled), "k": app_key},
         )
     return result.rowcount == 1

@@ -29,7 +29,9 @@ def parse_query(query_string: str) -> list[tuple[str, str]]:
 def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
     """Every pair except signature, encoded, sorted by name then value, joined with '&'."""
     encoded = sorted(
-        (percent_encode(name), percent_encode(value)) for name, value in pairs if name != "signature"
+        (percent_encode(name), percent_encode(value))
+        for name, value in pairs
+        if name != "signature"
     )
     return "&".join(f"{name}={value}" for name, value in encoded)
 

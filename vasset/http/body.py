@@ -22,6 +22,7 @@ async def body_chunks(request: Request) -> AsyncIterator[bytes]:
             if body:
                 yield body
             if not event.get("more_body", False):
+                request.scope.setdefault("state", {})["body_done"] = True
                 return
         elif kind == "http.disconnect":
             raise ClientGone()

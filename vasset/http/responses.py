@@ -19,7 +19,9 @@ _encoder = msgspec.json.Encoder()
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """Serialize with msgspec (fast, snake_case keys as given)."""
-    return Response(content=_encoder.encode(data), status_code=status, media_type=JSON, headers=headers)
+    return Response(
+        content=_encoder.encode(data), status_code=status, media_type=JSON, headers=headers
+    )
 
 
 def request_id_of(request: Request) -> str:
@@ -62,4 +64,6 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
 def handle_unexpected(request: Request, exc: Exception) -> Response:
     """Anything else: logged with its traceback, answered without one."""
     log.exception("request_crashed", path=request.url.path, error=type(exc).__name__)
-    return error_response(request, errors.VassetError("internal error; the request id identifies it"))
+    return error_response(
+        request, errors.VassetError("internal error; the request id identifies it")
+    )

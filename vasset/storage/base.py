@@ -131,7 +131,9 @@ class BlobStore(abc.ABC):
         """A URL that reads the object until expires_at, or None if the API must serve it."""
         return None
 
-    def presign_part_put(self, key: str, upload_id: str, number: int, expires_at: int) -> str | None:
+    def presign_part_put(
+        self, key: str, upload_id: str, number: int, expires_at: int
+    ) -> str | None:
         """A URL a client can PUT one part to directly, or None if unsupported."""
         return None
 
@@ -139,5 +141,5 @@ class BlobStore(abc.ABC):
         """The file behind key when the store is a local disk, else None."""
         return None
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
         """Release pools and threads."""

@@ -119,7 +119,9 @@ class LocalPartWriter(PartWriter):
             info = PartInfo(number=self._number, size=self._written, etag=md5_hex or "")
             marker = self._mp_dir / "parts" / f"{self._number}.json"
             tmp = marker.with_suffix(f".tmp{secrets.token_hex(4)}")
-            tmp.write_text(json.dumps({"number": info.number, "size": info.size, "etag": info.etag}))
+            tmp.write_text(
+                json.dumps({"number": info.number, "size": info.size, "etag": info.etag})
+            )
             os.replace(tmp, marker)
             return info
         finally:
@@ -230,8 +232,10 @@ class LocalBlobStore(BlobStore):
         path = self._path(key)
         try:
             fd = await self._run(os.open, path, os.O_RDONLY)
-        except FileNotFoundError:
-            return
+        except FileNotFoundError as exc:
+            from vasset.errors import ObjectNotFound
+
+            raise ObjectNotFound(f"object {key} does not exist") from exc
         try:
             pos = start
             while end is None or pos <= end:
@@ -299,7 +303,12 @@ class LocalBlobStore(BlobStore):
 
     async def copy(self, src_key: str, dst_key: str) -> None:
         """Copy through a temp file and an atomic rename."""
-        await self._run(self._copy, src_key, dst_key)
+        try:
+            await self._run(self._copy, src_key, dst_key)
+        except FileNotFoundError as exc:
+            from vasset.errors import ObjectNotFound
+
+            raise ObjectNotFound(f"object {src_key} does not exist") from exc
 
     # multipart
     def _mp_dir(self, upload_id: str) -> Path:

@@ -79,7 +79,12 @@ async def enqueue(
         },
     )
     await videos.transition(
-        conn, vid, VideoStatus.TRANSCODE_QUEUED.value, task_priority=priority, progress=0, error=None
+        conn,
+        vid,
+        VideoStatus.TRANSCODE_QUEUED.value,
+        task_priority=priority,
+        progress=0,
+        error=None,
     )
     return int(result.lastrowid)
 

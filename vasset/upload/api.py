@@ -86,6 +86,33 @@ async def init_upload(request: Request) -> Response:
 @put("/video/upload/upload", status_code=200, request_max_body_size=None)
 async def upload_part(request: Request) -> Response:
     """Store one part (pseq) or a Content-Range slice of the whole file."""
+    try:
+        return await _upload_part(request)
+    except errors.VassetError as exc:
+        # The body may be unread: drain a little so keep-alive works, else close the connection.
+        body_done = request.scope.get("state", {}).get("body_done") is True
+        if not body_done and not await _drain(request, limit=1 << 20):
+            exc.extra_headers["Connection"] = "close"
+        raise
+
+
+async def _drain(request: Request, limit: int) -> bool:
+    """Read and drop up to limit body bytes; True if the body ended within the limit."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        return False
+    seen = 0
+    try:
+        async for chunk in body_chunks(request):
+            seen += len(chunk)
+            if seen > limit:
+                return False
+    except (ClientGone, RuntimeError):
+        return False
+    return True
+
+
+async def _upload_part(request: Request) -> Response:
     p = parse_params(query_string(request), UploadParams)
     app, token = await _caller(request, p.token)
     ctx = ctx_of(request)
@@ -99,7 +126,9 @@ async def upload_part(request: Request) -> Response:
                 row, request.headers.get("content-range"), length, body_chunks(request)
             )
     except ClientGone:
-        raise errors.IncompleteBody("the client disconnected mid-body; nothing was stored") from None
+        raise errors.IncompleteBody(
+            "the client disconnected mid-body; nothing was stored"
+        ) from None
     return json_response(answer)
 
 

@@ -56,7 +56,9 @@ class ResumableMD5:
         """Feed bytes."""
         if isinstance(data, memoryview):
             data = data.tobytes() if not data.readonly else bytes(data)
-        self._lib.MD5_Update(self._ctx, bytes(data) if isinstance(data, bytearray) else data, len(data))
+        self._lib.MD5_Update(
+            self._ctx, bytes(data) if isinstance(data, bytearray) else data, len(data)
+        )
 
     def save(self) -> bytes:
         """The current state, to store and restore later."""

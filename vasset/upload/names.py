@@ -25,9 +25,7 @@ def decode_file_name(fn: str) -> str:
         raw = base64.b64decode(cleaned, validate=True)
         name = raw.decode("utf-8")
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise InvalidParameter(
-            "fn must be Base64 of the UTF-8 file name", parameter="fn"
-        ) from None
+        raise InvalidParameter("fn must be Base64 of the UTF-8 file name", parameter="fn") from None
     return sanitize_file_name(name)
 
 

@@ -95,7 +95,9 @@ async def count_parts(conn: AsyncConnection, upload_pk: int) -> int:
     return int(row[0])
 
 
-async def record_part(conn: AsyncConnection, upload_pk: int, pseq: int, size: int, md5: str) -> None:
+async def record_part(
+    conn: AsyncConnection, upload_pk: int, pseq: int, size: int, md5: str
+) -> None:
     """Record a stored part; recording it twice keeps the first record."""
     await conn.execute(
         text(
@@ -115,9 +117,7 @@ async def forget_parts(conn: AsyncConnection, upload_pk: int, pseqs: list[int]) 
         )
 
 
-async def advance_md5(
-    conn: AsyncConnection, upload_pk: int, pseq: int, state: bytes
-) -> bool:
+async def advance_md5(conn: AsyncConnection, upload_pk: int, pseq: int, state: bytes) -> bool:
     """Save the whole-file MD5 state through part pseq, if parts 1..pseq-1 were the last saved."""
     result = await conn.execute(
         text(

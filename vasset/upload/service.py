@@ -83,7 +83,9 @@ class UploadService:
         """Validate fsize and psize; returns the part count."""
         lim = self.limits()
         if fsize <= 0:
-            raise errors.InvalidParameter("fsize must be a positive number of bytes", parameter="fsize")
+            raise errors.InvalidParameter(
+                "fsize must be a positive number of bytes", parameter="fsize"
+            )
         if fsize > lim["max_file_size"]:
             raise errors.EntityTooLarge(
                 f"fsize {fsize} exceeds the limit of {lim['max_file_size']} bytes",
@@ -205,7 +207,7 @@ class UploadService:
 
     # lookups and authorization
     async def load(self, upload_id: str, app: App | None, token: str | None) -> UploadRow:
-        """The upload, if this caller may touch it; otherwise UploadNotFound / InvalidUploadToken."""
+        """The upload if this caller may touch it, else UploadNotFound or InvalidUploadToken."""
         async with transaction(self.engine) as conn:
             row = await repo.get_upload(conn, upload_id)
         if row is None:
@@ -497,7 +499,9 @@ class UploadService:
         # 2. every part's hash, against what storage holds
         parts = [PartInfo(p, recorded[p][0], recorded[p][1]) for p in range(1, row.part_count + 1)]
         if not await self.store.head(row.storage_key):
-            stored = {p.number: p for p in await self.store.list_parts(row.storage_key, row.multipart_id)}
+            stored = {
+                p.number: p for p in await self.store.list_parts(row.storage_key, row.multipart_id)
+            }
             wrong = [p.number for p in parts if stored.get(p.number) != p]
             if wrong:
                 # Storage lost or replaced these parts: ask the client to send them again.

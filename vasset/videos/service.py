@@ -99,7 +99,10 @@ class VideoService:
                 raise errors.VideoNotFound()
             renditions = await repo.children(conn, vid)
             await conn.execute(
-                text("UPDATE video SET deleted_at = :t, update_time = :t WHERE id = :v OR parent_id = :v"),
+                text(
+                    "UPDATE video SET deleted_at = :t, update_time = :t"
+                    " WHERE id = :v OR parent_id = :v"
+                ),
                 {"t": now, "v": vid},
             )
             snaps = await conn.execute(
@@ -109,8 +112,10 @@ class VideoService:
             await conn.execute(text("DELETE FROM video_snapshot WHERE video_id = :v"), {"v": vid})
             upload = (
                 await conn.execute(
-                    text("SELECT upload_id FROM upload WHERE video_id = :v AND status IN"
-                         " ('uploading', 'completing')"),
+                    text(
+                        "SELECT upload_id FROM upload WHERE video_id = :v AND status IN"
+                        " ('uploading', 'completing')"
+                    ),
                     {"v": vid},
                 )
             ).first()
@@ -135,7 +140,9 @@ class VideoService:
             for rendition in renditions:
                 if rendition.storage_uri:
                     if rendition.format == "hls":
-                        await self.store.delete_prefix(rendition.storage_uri.rsplit("/", 1)[0] + "/")
+                        await self.store.delete_prefix(
+                            rendition.storage_uri.rsplit("/", 1)[0] + "/"
+                        )
                     else:
                         await self.store.delete(rendition.storage_uri)
             for key in snapshot_keys:
