@@ -38,7 +38,7 @@ def build_context(settings: Settings) -> Context:
     engine = create_engine(settings.database_url)
     redis = create_redis(settings.redis_url)
     store = open_store(settings)
-    return Context(
+    ctx = Context(
         settings=settings,
         engine=engine,
         redis=redis,
@@ -47,6 +47,8 @@ def build_context(settings: Settings) -> Context:
         uploads=UploadService(engine, store, settings, hooks.enqueue_on_upload(settings)),
         videos=VideoService(engine, store, hooks.cancel_video_jobs),
     )
+    ctx.uploads.after_enqueue = hooks.notifier(ctx)
+    return ctx
 
 
 async def close_context(ctx: Context) -> None:

@@ -3,12 +3,16 @@
 Layout (relative to the store's root or OSS prefix):
 
     sources/{app_id}/{video_id}/{nonce}/source          uploaded or imported original
-    work/{video_id}/{lease_token}/...                   a job's outputs before publishing
-    renditions/{video_id}/{nonce}/{definition}.mp4      published MP4 renditions
-    hls/{video_id}/{nonce}/master.m3u8                  published HLS master playlist
-    hls/{video_id}/{nonce}/{definition}/index.m3u8      HLS variant playlists and segments
-    snapshots/{video_id}/{nonce}/{index}.jpg            snapshots
+    media/{video_id}/{lease_token}-{nonce}/             one transcode attempt's outputs:
+        {definition}.mp4                                  MP4 renditions
+        hls/master.m3u8                                   HLS master playlist
+        hls/{definition}/index.m3u8, seg_*.m4s, init.mp4  HLS variants and segments
+        snapshots/{index}.jpg                             snapshots
     direct/{app_id}/{nonce}/source                      single-shot browser uploads (PostObject)
+
+A transcode attempt writes only under its own media/ prefix, scoped by its fencing token;
+its outputs become visible when the database rows pointing at them are committed while the
+token still holds, so a stale worker can never overwrite or publish anything.
 """
 
 from __future__ import annotations
@@ -35,26 +39,6 @@ def source_key(app_id: int, video_id: int, nonce: str) -> str:
     return f"sources/{int(app_id)}/{int(video_id)}/{_check(nonce)}/source"
 
 
-def work_prefix(video_id: int, lease_token: int) -> str:
-    """Prefix a job writes under before it publishes (scoped by its fencing token)."""
-    return f"work/{int(video_id)}/{int(lease_token)}/"
-
-
-def rendition_key(video_id: int, nonce: str, definition: str) -> str:
-    """Key of one published MP4 rendition."""
-    return f"renditions/{int(video_id)}/{_check(nonce)}/{_check(definition)}.mp4"
-
-
-def hls_prefix(video_id: int, nonce: str) -> str:
-    """Prefix of a published HLS ladder (master.m3u8 plus one folder per definition)."""
-    return f"hls/{int(video_id)}/{_check(nonce)}/"
-
-
-def snapshot_key(video_id: int, nonce: str, index: int) -> str:
-    """Key of one published snapshot."""
-    return f"snapshots/{int(video_id)}/{_check(nonce)}/{int(index)}.jpg"
-
-
 def direct_key(app_id: int, nonce: str) -> str:
     """Key a single-shot browser upload (PostObject) lands on."""
     return f"direct/{int(app_id)}/{_check(nonce)}/source"
@@ -63,3 +47,8 @@ def direct_key(app_id: int, nonce: str) -> str:
 def direct_prefix(app_id: int) -> str:
     """Prefix a PostObject policy allows for an app."""
     return f"direct/{int(app_id)}/"
+
+
+def output_prefix(video_id: int, lease_token: int, nonce: str) -> str:
+    """Prefix of one transcode attempt's outputs (token-scoped, never reused)."""
+    return f"media/{int(video_id)}/{int(lease_token)}-{_check(nonce)}/"

@@ -100,3 +100,215 @@ async def cancel_for_video(conn: AsyncConnection, vid: int, reason: str = "cance
         {"vid": vid, "now": time.time(), "reason": reason},
     )
     return result.rowcount
+
+
+async def claim(conn: AsyncConnection, worker: str, lease: float) -> Job | None:
+    """Take the best runnable job (priority, then age) and lease it; one short transaction."""
+    now = time.time()
+    row = (
+        await conn.execute(
+            text(
+                "SELECT id FROM transcode_job WHERE state = 'queued' AND run_after <= :now"
+                " ORDER BY priority DESC, id ASC LIMIT 1 FOR UPDATE SKIP LOCKED"
+            ),
+            {"now": now},
+        )
+    ).first()
+    if row is None:
+        return None
+    job_id = row[0]
+    await conn.execute(
+        text(
+            "UPDATE transcode_job SET state = 'running', attempts = attempts + 1,"
+            " lease_token = lease_token + 1, lease_until = :until, worker = :w,"
+            " started_at = :now, update_time = :now WHERE id = :id"
+        ),
+        {"until": now + lease, "w": worker, "now": now, "id": job_id},
+    )
+    job = await get_job(conn, job_id)
+    assert job is not None
+    return job
+
+
+async def get_job(conn: AsyncConnection, job_id: int) -> Job | None:
+    """A job by id."""
+    row = (
+        await conn.execute(
+            text(f"SELECT {JOB_COLUMNS} FROM transcode_job WHERE id = :id"), {"id": job_id}
+        )
+    ).first()
+    return _job(row) if row else None
+
+
+async def holds(conn: AsyncConnection, job: Job, lock: bool = False) -> bool:
+    """Whether the job is still running under this worker's fencing token."""
+    sql = "SELECT lease_token, state FROM transcode_job WHERE id = :id"
+    if lock:
+        sql += " FOR UPDATE"
+    row = (await conn.execute(text(sql), {"id": job.id})).first()
+    return row is not None and row[0] == job.lease_token and row[1] == "running"
+
+
+async def heartbeat(conn: AsyncConnection, job: Job, lease: float, progress: int) -> bool:
+    """Extend the lease and record progress; False when the token no longer holds."""
+    now = time.time()
+    result = await conn.execute(
+        text(
+            "UPDATE transcode_job SET lease_until = :until, progress = :p, update_time = :now"
+            " WHERE id = :id AND lease_token = :t AND state = 'running'"
+        ),
+        {"until": now + lease, "p": progress, "now": now, "id": job.id, "t": job.lease_token},
+    )
+    if result.rowcount != 1:
+        return False
+    await conn.execute(
+        text("UPDATE video SET progress = :p WHERE id = :v AND status = 'transcoding'"),
+        {"p": progress, "v": job.video_id},
+    )
+    return True
+
+
+async def finish(conn: AsyncConnection, job: Job, state: str, error: str | None = None) -> bool:
+    """End a job (succeeded, failed, cancelled) if the token still holds."""
+    now = time.time()
+    result = await conn.execute(
+        text(
+            "UPDATE transcode_job SET state = :s, error = :e, lease_until = NULL,"
+            " finished_at = :now, update_time = :now, progress = IF(:s = 'succeeded', 100, progress)"
+            " WHERE id = :id AND lease_token = :t AND state = 'running'"
+        ),
+        {"s": state, "e": error, "now": now, "id": job.id, "t": job.lease_token},
+    )
+    return result.rowcount == 1
+
+
+def backoff(attempts: int, base: float) -> float:
+    """Seconds before retry number ``attempts`` (exponential, capped at an hour)."""
+    return min(3600.0, base * (2 ** max(0, attempts - 1)))
+
+
+async def retry_or_fail(
+    conn: AsyncConnection, job: Job, error: str, backoff_base: float, permanent: bool = False
+) -> str:
+    """Return a job to the queue with backoff, or fail it after its last attempt."""
+    if permanent or job.attempts >= job.max_attempts:
+        if await finish(conn, job, "failed", error):
+            await videos.transition(
+                conn, job.video_id, VideoStatus.TRANSCODE_FAILED.value, error=error[:1000]
+            )
+        return "failed"
+    now = time.time()
+    result = await conn.execute(
+        text(
+            "UPDATE transcode_job SET state = 'queued', error = :e, lease_until = NULL,"
+            " run_after = :after, lease_token = lease_token + 1, update_time = :now"
+            " WHERE id = :id AND lease_token = :t AND state = 'running'"
+        ),
+        {
+            "e": error[:1000],
+            "after": now + backoff(job.attempts, backoff_base),
+            "now": now,
+            "id": job.id,
+            "t": job.lease_token,
+        },
+    )
+    if result.rowcount == 1:
+        await videos.transition(conn, job.video_id, VideoStatus.TRANSCODE_QUEUED.value)
+    return "retry"
+
+
+async def give_back(conn: AsyncConnection, job: Job) -> bool:
+    """Return a job untouched (graceful shutdown): runnable at once, the attempt not counted."""
+    now = time.time()
+    result = await conn.execute(
+        text(
+            "UPDATE transcode_job SET state = 'queued', lease_until = NULL, run_after = :now,"
+            " attempts = GREATEST(attempts - 1, 0), lease_token = lease_token + 1,"
+            " update_time = :now WHERE id = :id AND lease_token = :t AND state = 'running'"
+        ),
+        {"now": now, "id": job.id, "t": job.lease_token},
+    )
+    if result.rowcount == 1:
+        await videos.transition(conn, job.video_id, VideoStatus.TRANSCODE_QUEUED.value)
+    return result.rowcount == 1
+
+
+async def reap(
+    conn: AsyncConnection, backoff_base: float, limit: int = 100
+) -> list[tuple[int, str]]:
+    """Requeue (with backoff) or fail jobs whose lease expired; returns (job id, outcome)."""
+    rows = await conn.execute(
+        text(
+            f"SELECT {JOB_COLUMNS} FROM transcode_job WHERE state = 'running'"
+            " AND lease_until < :now LIMIT :lim FOR UPDATE SKIP LOCKED"
+        ),
+        {"now": time.time(), "lim": limit},
+    )
+    outcomes = []
+    for job in [_job(r) for r in rows]:
+        outcome = await retry_or_fail(
+            conn, job, f"TranscodeAbandoned: lease expired (attempt {job.attempts})", backoff_base
+        )
+        outcomes.append((job.id, outcome))
+    return outcomes
+
+
+async def list_jobs(conn: AsyncConnection, which: str, stuck_after: float) -> list[Job]:
+    """Jobs an operator looks at: stuck (queued long or lease expired), failed, or all."""
+    now = time.time()
+    where = {
+        "failed": "state = 'failed'",
+        "queued": "state = 'queued'",
+        "running": "state = 'running'",
+        "all": "1 = 1",
+        "stuck": "(state = 'running' AND lease_until < :now)"
+        " OR (state = 'queued' AND run_after < :old)",
+    }[which]
+    rows = await conn.execute(
+        text(f"SELECT {JOB_COLUMNS} FROM transcode_job WHERE {where} ORDER BY id DESC LIMIT 500"),
+        {"now": now, "old": now - stuck_after},
+    )
+    return [_job(r) for r in rows]
+
+
+async def requeue(conn: AsyncConnection, job_id: int) -> bool:
+    """Put a failed, cancelled or stuck job back at the head of its priority, attempts reset."""
+    job = await get_job(conn, job_id)
+    if job is None:
+        return False
+    now = time.time()
+    await conn.execute(
+        text(
+            "UPDATE transcode_job SET state = 'queued', attempts = 0, run_after = 0, error = NULL,"
+            " lease_until = NULL, lease_token = lease_token + 1, update_time = :now"
+            " WHERE id = :id"
+        ),
+        {"now": now, "id": job_id},
+    )
+    await videos.transition(conn, job.video_id, VideoStatus.TRANSCODE_QUEUED.value)
+    return True
+
+
+async def video_state_fix(conn: AsyncConnection) -> int:
+    """Videos left in transcode_queued/transcoding with no live job get a job again (safety net)."""
+    rows = await conn.execute(
+        text(
+            "SELECT v.id, v.app_id, v.task_priority FROM video v WHERE v.deleted_at IS NULL"
+            " AND v.parent_id IS NULL AND v.status IN ('transcode_queued', 'transcoding')"
+            " AND v.update_time < :old AND NOT EXISTS (SELECT 1 FROM transcode_job j"
+            " WHERE j.video_id = v.id AND j.state IN ('queued', 'running')) LIMIT 50"
+        ),
+        {"old": int(time.time()) - 60},
+    )
+    fixed = 0
+    for vid, app_id, priority in list(rows):
+        await conn.execute(
+            text(
+                "INSERT INTO transcode_job (app_id, video_id, kind, priority, state, max_attempts,"
+                " run_after, params, create_time, update_time)"
+                " VALUES (:app, :vid, 'transcode', :prio, 'queued', 4, 0, '{}', :now, :now)"
+            ),
+            {"app": app_id, "vid": vid, "prio": priority, "now": time.time()},
+        )
+        fixed += 1
+    return fixed

@@ -129,6 +129,7 @@ _BAD_INPUT = re.compile(
     r"|Error splitting the input into NAL units|EBML header parsing failed",
     re.IGNORECASE,
 )
+FFMPEG_SIGNALLED = 255
 _TRAPPED_SIGNAL = re.compile(r"received signal (\d+)")
 _OUT_OF_MEMORY = re.compile(
     r"Cannot allocate memory|Out of memory|bad_alloc|failed to allocate|malloc of size"
@@ -277,11 +278,12 @@ def _classify_exit(returncode: int, stderr: str) -> tuple[Outcome, bool, str | N
         name = signal.Signals(signum).name if signum in signal.valid_signals() else str(signum)
         reason = "cpu_limit" if signum == signal.SIGXCPU else name
         return Outcome.KILLED, False, reason
-    # FFmpeg traps SIGTERM/SIGXCPU and exits "normally" with 255 after saying so.
-    trapped = _TRAPPED_SIGNAL.search(stderr)
-    if trapped:
-        signum = int(trapped.group(1))
-        return Outcome.KILLED, False, "cpu_limit" if signum == signal.SIGXCPU else str(signum)
+    if returncode == FFMPEG_SIGNALLED:
+        # FFmpeg traps SIGTERM, SIGINT and SIGXCPU, then exits "normally" with 255 (and names the
+        # signal only at info log level); we send none of those, so it is a limit or an operator.
+        trapped = _TRAPPED_SIGNAL.search(stderr)
+        signum = int(trapped.group(1)) if trapped else None
+        return Outcome.KILLED, False, "cpu_limit" if signum == signal.SIGXCPU else "signal"
     if _OUT_OF_MEMORY.search(stderr):
         return Outcome.FAILED, False, "out_of_memory"
     if _BAD_INPUT.search(stderr):

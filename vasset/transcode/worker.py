@@ -1,24 +1,293 @@
-"""The transcode worker process (placeholder loop until the media pipeline lands)."""
+"""The transcode worker: claims jobs under a global FFmpeg cap, heartbeats, reaps, cleans.
+
+Any number of `vasset worker` processes on any number of hosts share one MySQL queue and one
+Redis. A worker takes an FFmpeg slot before it claims a job, so a claimed job never waits
+for a slot; while a job runs, one heartbeat renews both the job lease (fencing token) and the
+slot lease, and a lost lease or a lost slot stops FFmpeg.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import signal
+import socket
+import time
 
 import structlog
 
+from vasset import errors
+from vasset.context import Context, build_context, close_context
+from vasset.db import transaction
+from vasset.locks import LeaseLock
+from vasset.redis_client import REDIS_DOWN
 from vasset.settings import Settings
+from vasset.transcode import pipeline, queue
+from vasset.transcode.queue import Job
+from vasset.transcode.slots import SlotSemaphore
+from vasset.videos import repository as videos
+from vasset.videos.state import VideoStatus
 
 log = structlog.get_logger(__name__)
 
 
+def node_limit(settings: Settings) -> int:
+    """FFmpeg processes this host may run: the override, else from cores and free memory."""
+    if settings.ffmpeg_node_limit > 0:
+        return settings.ffmpeg_node_limit
+    cores = os.cpu_count() or 1
+    try:
+        with open("/proc/meminfo") as fh:
+            meminfo = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in fh}
+        free = meminfo.get("MemAvailable", 0)
+    except OSError:
+        free = 0
+    by_memory = free // max(settings.ffmpeg_memory_limit, 1) if free else cores
+    return max(1, min(cores, by_memory))
+
+
+def notify_key(settings: Settings) -> str:
+    """Redis list that wakes an idle worker when a job is enqueued."""
+    return settings.redis_prefix + "jobs:notify"
+
+
+async def notify(ctx: Context) -> None:
+    """Wake one idle worker (best effort: workers also poll)."""
+    try:
+        await ctx.redis.lpush(notify_key(ctx.settings), b"1")
+        await ctx.redis.ltrim(notify_key(ctx.settings), 0, 99)
+    except REDIS_DOWN:
+        pass
+
+
+class Worker:
+    """One worker process: a claim loop, running jobs, the reaper and the janitor."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        s = ctx.settings
+        self.node = socket.gethostname()
+        self.id = f"{self.node}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.capacity = node_limit(s)
+        self.slots = SlotSemaphore(
+            ctx.redis,
+            s.redis_prefix,
+            self.node,
+            s.ffmpeg_global_limit,
+            self.capacity,
+            lease=max(3 * s.job_heartbeat, 6.0),
+        )
+        self.stopping = asyncio.Event()
+        self.running: dict[int, asyncio.Task] = {}
+        self.cancels: dict[int, asyncio.Event] = {}
+        self.ffmpeg_started: dict[int, float] = {}
+
+    # main loop
+    async def run(self) -> None:
+        """Claim and run jobs until asked to stop, then drain."""
+        log.info(
+            "worker_started",
+            worker=self.id,
+            node_limit=self.capacity,
+            global_limit=self.ctx.settings.ffmpeg_global_limit,
+        )
+        background = [asyncio.create_task(self._reaper()), asyncio.create_task(self._janitor())]
+        try:
+            while not self.stopping.is_set():
+                if len(self.running) >= self.capacity or not await self._try_start():
+                    await self._idle()
+        finally:
+            for task in background:
+                task.cancel()
+            await self._drain()
+            log.info("worker_stopped", worker=self.id)
+
+    async def _idle(self) -> None:
+        """Wait for a notify, a free local slot, or the poll interval."""
+        s = self.ctx.settings
+        try:
+            await asyncio.wait_for(self._wait_notify(), timeout=s.worker_poll_interval)
+        except (TimeoutError, *REDIS_DOWN):
+            await asyncio.sleep(0)
+
+    async def _wait_notify(self) -> None:
+        if self.stopping.is_set():
+            return
+        # A dedicated short BLPOP so a wake-up arrives within milliseconds of an enqueue.
+        await self.ctx.redis.blpop([notify_key(self.ctx.settings)], timeout=1)
+
+    async def _try_start(self) -> bool:
+        """Take a slot, then a job; True if a job started."""
+        holder = f"{self.id}:{secrets.token_hex(4)}"
+        try:
+            got = await self.slots.acquire(holder)
+        except REDIS_DOWN:
+            return False
+        if got != 1:
+            return False
+        try:
+            async with transaction(self.ctx.engine) as conn:
+                job = await queue.claim(conn, self.id, self.ctx.settings.job_lease)
+                if job is not None and job.kind != "import":
+                    await videos.transition(conn, job.video_id, VideoStatus.TRANSCODING.value)
+        except BaseException:
+            await self._release_slot(holder)
+            raise
+        if job is None:
+            await self._release_slot(holder)
+            return False
+        cancel = asyncio.Event()
+        self.cancels[job.id] = cancel
+        self.running[job.id] = asyncio.create_task(self._run_job(job, holder, cancel))
+        return True
+
+    async def _release_slot(self, holder: str) -> None:
+        try:
+            await self.slots.release(holder)
+        except REDIS_DOWN:
+            pass  # the slot's lease runs out by itself
+
+    # one job
+    async def _run_job(self, job: Job, holder: str, cancel: asyncio.Event) -> None:
+        log.info(
+            "job_started",
+            job=job.id,
+            vid=job.video_id,
+            kind=job.kind,
+            attempt=job.attempts,
+            token=job.lease_token,
+            waited=round(time.time() - job.create_time, 3),
+        )
+        run = pipeline.JobRun(self.ctx, job, cancel)
+        beat = asyncio.create_task(self._heartbeat(job, holder, cancel, run))
+
+        async def on_ffmpeg(coro):
+            self.ffmpeg_started.setdefault(job.id, time.time())
+            log.info("ffmpeg_slot_used", job=job.id, holder=holder)
+            return await coro
+
+        try:
+            await pipeline.execute(run, on_ffmpeg)
+            log.info("job_succeeded", job=job.id, vid=job.video_id)
+        except (pipeline.LeaseLost, asyncio.CancelledError):
+            log.warning("job_lease_lost", job=job.id, vid=job.video_id)
+            await self._after_loss(job)
+        except BaseException as exc:
+            message, permanent = pipeline.classify(exc)
+            log.warning(
+                "job_failed",
+                job=job.id,
+                vid=job.video_id,
+                error=message,
+                permanent=permanent,
+                attempt=job.attempts,
+            )
+            try:
+                async with transaction(self.ctx.engine) as conn:
+                    outcome = await queue.retry_or_fail(
+                        conn, job, message, self.ctx.settings.job_backoff_base, permanent
+                    )
+                log.info("job_outcome", job=job.id, outcome=outcome)
+            except errors.VassetError:
+                pass  # MySQL is down: the reaper settles the job once its lease expires
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+            await pipeline.discard_outputs(self.ctx, run, job)
+            await self._release_slot(holder)
+            self.running.pop(job.id, None)
+            self.cancels.pop(job.id, None)
+
+    async def _after_loss(self, job: Job) -> None:
+        """A job stopped because its lease went away; on shutdown, give it back."""
+        if self.stopping.is_set():
+            try:
+                async with transaction(self.ctx.engine) as conn:
+                    await queue.give_back(conn, job)
+            except errors.VassetError:
+                pass
+
+    async def _heartbeat(
+        self, job: Job, holder: str, cancel: asyncio.Event, run: pipeline.JobRun
+    ) -> None:
+        """Renew the job lease and the slot; stop FFmpeg when either is lost."""
+        s = self.ctx.settings
+        while not cancel.is_set():
+            await asyncio.sleep(s.job_heartbeat)
+            try:
+                async with transaction(self.ctx.engine) as conn:
+                    held = await queue.heartbeat(conn, job, s.job_lease, run.progress)
+            except errors.VassetError:
+                held = True  # MySQL unreachable: keep going; the fence is checked at publish
+            if not held:
+                log.warning("job_fence_lost", job=job.id, token=job.lease_token)
+                cancel.set()
+                return
+            try:
+                if not await self.slots.renew(holder):
+                    log.warning("ffmpeg_slot_lost", job=job.id, holder=holder)
+                    cancel.set()
+                    return
+            except REDIS_DOWN:
+                pass  # nobody can take a slot while Redis is down; the cap holds
+
+    async def _drain(self) -> None:
+        """Let running jobs finish up to the grace deadline, then stop them and give them back."""
+        if not self.running:
+            return
+        grace = self.ctx.settings.worker_shutdown_grace
+        log.info("worker_draining", jobs=list(self.running), grace=grace)
+        done, pending = await asyncio.wait(list(self.running.values()), timeout=grace)
+        for job_id in list(self.running):
+            self.cancels[job_id].set()
+        if pending:
+            await asyncio.wait(pending, timeout=30)
+
+    # background duties
+    async def _reaper(self) -> None:
+        """Return expired leases to the queue (one reaper at a time, under a Redis lock)."""
+        s = self.ctx.settings
+        lock = LeaseLock(self.ctx.redis, s.redis_prefix + "lock:scheduler", int(s.job_lease * 1000))
+        while True:
+            await asyncio.sleep(min(5.0, s.job_lease / 3))
+            try:
+                if not await lock.acquire() and not await lock.renew():
+                    continue
+                async with transaction(self.ctx.engine) as conn:
+                    outcomes = await queue.reap(conn, s.job_backoff_base)
+                    fixed = await queue.video_state_fix(conn)
+                for job_id, outcome in outcomes:
+                    log.info("job_reaped", job=job_id, outcome=outcome)
+                if fixed:
+                    log.info("videos_requeued", count=fixed)
+                    await notify(self.ctx)
+                if outcomes:
+                    await notify(self.ctx)
+            except (errors.VassetError, *REDIS_DOWN) as exc:
+                log.warning("reaper_skipped", error=type(exc).__name__)
+
+    async def _janitor(self) -> None:
+        from vasset.janitor import run_guarded
+
+        while True:
+            await asyncio.sleep(self.ctx.settings.janitor_interval)
+            try:
+                await run_guarded(self.ctx)
+            except (errors.VassetError, *REDIS_DOWN) as exc:
+                log.warning("janitor_skipped", error=type(exc).__name__)
+
+
 async def run_worker(settings: Settings) -> int:
-    """Run until SIGTERM/SIGINT."""
-    stop = asyncio.Event()
+    """`vasset worker`: run until SIGTERM/SIGINT, then shut down gracefully."""
+    os.makedirs(settings.temp_dir, exist_ok=True)
+    ctx = build_context(settings)
+    worker = Worker(ctx)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    log.info("worker_started")
-    await stop.wait()
-    log.info("worker_stopped")
+        loop.add_signal_handler(sig, worker.stopping.set)
+    try:
+        await worker.run()
+    finally:
+        await close_context(ctx)
     return 0

@@ -61,6 +61,8 @@ class UploadService:
         self.enqueue_transcode = enqueue_transcode
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload-hash")
         self.bytes_received = 0
+        # Called after a transaction that enqueued a transcode commits (wakes a worker).
+        self.after_enqueue: Callable[[], Awaitable[None]] | None = None
 
     # limits
     def limits(self) -> dict:
@@ -202,6 +204,8 @@ class UploadService:
             )
             if auto and self.enqueue_transcode is not None:
                 await self.enqueue_transcode(conn, app.id, vid, priority)
+        if auto and self.after_enqueue is not None:
+            await self.after_enqueue()
         log.info("upload_instant", vid=vid, source_vid=source.id, size=fsize)
         return {"vid": vid, "status": "uploaded", "instant": True, "size": fsize, "md5": md5}
 
@@ -536,6 +540,8 @@ class UploadService:
             await repo.set_status(conn, row.id, "uploaded", client_md5=md5, md5_state=None)
             if row.auto_transcode and self.enqueue_transcode is not None:
                 await self.enqueue_transcode(conn, row.app_id, row.video_id, row.task_priority)
+        if row.auto_transcode and self.after_enqueue is not None:
+            await self.after_enqueue()
         log.info("upload_completed", upload_id=row.upload_id, vid=row.video_id, md5=md5)
         return {
             "upload_id": row.upload_id,

@@ -1,0 +1,357 @@
+"""One transcode attempt: fetch, probe, snapshots, ladder, verify, publish (fenced).
+
+Everything here runs in a worker under a leased job. FFmpeg argv comes from the pure
+``commands`` module; this module only moves files and records results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+from sqlalchemy import text
+
+from vasset import errors
+from vasset.context import Context
+from vasset.db import transaction
+from vasset.storage import keys
+from vasset.transcode import commands, ladder, queue
+from vasset.transcode.probe import MediaError, MediaInfo, probe, verify_outputs
+from vasset.transcode.queue import Job
+from vasset.transcode.sandbox import FfmpegError, Progress, run_ffmpeg, timeout_for
+from vasset.videos import repository as videos
+from vasset.videos.state import VideoStatus
+
+log = structlog.get_logger(__name__)
+
+
+class LeaseLost(Exception):
+    """The job's fencing token changed: another worker, a cancel, or a retranscode owns it."""
+
+
+class JobRun:
+    """State of one attempt: its temp dir, output prefix, progress and cancel signal."""
+
+    def __init__(self, ctx: Context, job: Job, cancel: asyncio.Event) -> None:
+        self.ctx = ctx
+        self.job = job
+        self.cancel = cancel
+        self.progress = 0
+        self.workdir = Path(ctx.settings.temp_dir) / f"job-{job.id}-{job.lease_token}"
+        self.prefix = keys.output_prefix(job.video_id, job.lease_token, keys.new_nonce())
+        self.uploaded: list[str] = []
+
+    def set_progress(self, value: float) -> None:
+        """Record 0-100 progress (written to MySQL by the heartbeat)."""
+        self.progress = max(self.progress, min(99, int(value)))
+
+    def check(self) -> None:
+        """Stop early once the lease is gone."""
+        if self.cancel.is_set():
+            raise LeaseLost()
+
+
+async def execute(run: JobRun, on_ffmpeg: Callable) -> None:
+    """Run every step of a job; raises MediaError, FfmpegError, LeaseLost or VassetError."""
+    run.workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        source = await _source_file(run)
+        run.check()
+        info = await asyncio.to_thread(probe, source)
+        await _record_media_info(run, info)
+        run.set_progress(3)
+        await _make_snapshots(run, source, info, on_ffmpeg)
+        run.set_progress(8)
+        await _transcode(run, source, info, on_ffmpeg)
+    finally:
+        shutil.rmtree(run.workdir, ignore_errors=True)
+
+
+async def _source_file(run: JobRun) -> Path:
+    """A local path to the source: the stored file itself on local disk, else a download."""
+    if run.job.kind == "import":
+        from vasset.transcode.importer import import_source
+
+        await import_source(run.ctx, run.job, run.workdir)
+    async with transaction(run.ctx.engine) as conn:
+        video = await videos.get_video(conn, run.job.video_id)
+    if video is None or not video.storage_uri:
+        raise errors.VideoNotFound("the video or its source is gone")
+    local = run.ctx.store.local_path(video.storage_uri)
+    if local is not None and local.is_file():
+        return local
+    target = run.workdir / "source"
+    await run.ctx.store.download_file(video.storage_uri, target)
+    return target
+
+
+async def _record_media_info(run: JobRun, info: MediaInfo) -> None:
+    """Store what the probe found on the source video row."""
+    width, height = info.display_size
+    details = {
+        "video_codec": info.video_codec,
+        "audio_codec": info.audio_codec,
+        "bitrate": info.bitrate,
+        "frame_rate": round(info.frame_rate, 3),
+        "rotation": info.rotation,
+        "format": info.format,
+        "variable_frame_rate": info.variable_frame_rate,
+        "stored_width": info.width,
+        "stored_height": info.height,
+    }
+    async with transaction(run.ctx.engine) as conn:
+        if not await queue.holds(conn, run.job):
+            raise LeaseLost()
+        await videos.update_video(
+            conn,
+            run.job.video_id,
+            video_width=width,
+            video_height=height,
+            duration=info.duration_ms,
+            media_info=json.dumps(details),
+        )
+
+
+async def _run_ffmpeg(run: JobRun, argv: list[str], duration_ms: int, on_ffmpeg, on_progress=None):
+    s = run.ctx.settings
+    result = await on_ffmpeg(
+        run_ffmpeg(
+            argv,
+            timeout=timeout_for(duration_ms, s.ffmpeg_timeout_factor, s.ffmpeg_timeout_min),
+            stall_timeout=s.ffmpeg_stall_timeout,
+            memory_limit=s.ffmpeg_memory_limit or None,
+            duration_ms=duration_ms,
+            on_progress=on_progress,
+            cancel_event=run.cancel,
+        )
+    )
+    if run.cancel.is_set():
+        raise LeaseLost()
+    result.raise_for_outcome()
+    return result
+
+
+async def _make_snapshots(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> None:
+    """image_count JPEGs at evenly spaced times, stored under the attempt's prefix."""
+    async with transaction(run.ctx.engine) as conn:
+        video = await videos.get_video(conn, run.job.video_id)
+    count = (video.image_count if video else 0) or run.ctx.settings.image_count
+    times = commands.snapshot_times(info.duration_ms, count)
+    if not times:
+        return
+    width, height = ladder.snapshot_size(
+        info.width, info.height, info.rotation, sample_aspect=info.sample_aspect
+    )
+    out = run.workdir / "snapshots"
+    out.mkdir(exist_ok=True)
+    cmd = commands.build_snapshots(
+        source, out, times, width=width, height=height, demuxer=info.demuxer
+    )
+    await _run_ffmpeg(run, cmd.argv, info.duration_ms, on_ffmpeg)
+    rows = []
+    for index, (path, at) in enumerate(zip(cmd.paths, cmd.times_ms, strict=True)):
+        if not Path(path).is_file():
+            continue
+        key = f"{run.prefix}snapshots/{index}.jpg"
+        await run.ctx.store.put_file(key, Path(path), "image/jpeg")
+        run.uploaded.append(key)
+        rows.append((index, at, key))
+    run.snapshots = rows  # type: ignore[attr-defined]
+    run.snapshot_size = (width, height)  # type: ignore[attr-defined]
+
+
+async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> None:
+    """One FFmpeg process for the whole ladder, then publish lowest first."""
+    s = run.ctx.settings
+    wanted = run.job.options.get("definitions") or s.ladder
+    plans = ladder.plan_ladder(
+        info.width, info.height, info.rotation, wanted, sample_aspect=info.sample_aspect
+    )
+    out = run.workdir / "out"
+    cmd = commands.build_transcode(
+        source,
+        plans,
+        out,
+        has_audio=info.has_audio,
+        frame_rate=info.frame_rate,
+        demuxer=info.demuxer,
+        threads=s.ffmpeg_threads,
+        hls=s.hls,
+    )
+    cmd.make_directories()
+
+    def progress(p: Progress) -> None:
+        if p.fraction is not None:
+            run.set_progress(8 + 87 * p.fraction)
+
+    await _run_ffmpeg(run, cmd.argv, info.duration_ms, on_ffmpeg, progress)
+    master_path = None
+    if cmd.master_path:
+        master_path = Path(cmd.master_path)
+        master_path.write_text(commands.master_playlist(cmd.outputs))
+    await asyncio.to_thread(verify_outputs, cmd)
+    run.set_progress(96)
+    await _publish(run, cmd, out, master_path, info)
+
+
+async def _upload_tree(run: JobRun, local_dir: Path, prefix: str) -> None:
+    for path in sorted(local_dir.rglob("*")):
+        if path.is_file():
+            key = prefix + path.relative_to(local_dir).as_posix()
+            await run.ctx.store.put_file(key, path)
+            run.uploaded.append(key)
+
+
+async def _publish(
+    run: JobRun, cmd: commands.TranscodeCommand, out: Path, master: Path | None, info: MediaInfo
+) -> None:
+    """Store outputs under the token prefix, then swap the database rows while the token holds.
+
+    A first transcode publishes its lowest rendition on its own so players can start early;
+    a retranscode (the video already has renditions) swaps the whole set in one transaction.
+    """
+    s = run.ctx.settings
+    mp4_rows = []
+    for output in cmd.outputs:
+        key = f"{run.prefix}{output.name}.mp4"
+        await run.ctx.store.put_file(key, Path(output.mp4_path), "video/mp4")
+        run.uploaded.append(key)
+        size = Path(output.mp4_path).stat().st_size
+        mp4_rows.append((output, key, size))
+        run.check()
+    hls_rows = []
+    master_key = None
+    if master is not None:
+        await _upload_tree(run, master.parent, run.prefix + "hls/")
+        master_key = f"{run.prefix}hls/{master.name}"
+        for output in cmd.outputs:
+            if output.hls_playlist:
+                rel = Path(output.hls_playlist).relative_to(master.parent).as_posix()
+                hls_rows.append((output, f"{run.prefix}hls/{rel}"))
+    async with transaction(run.ctx.engine) as conn:
+        old = await videos.children(conn, run.job.video_id)
+    first_publish = not old
+    batches = [mp4_rows[:1], mp4_rows[1:]] if first_publish else [mp4_rows]
+    for number, batch in enumerate(batches):
+        async with transaction(run.ctx.engine) as conn:
+            if not await queue.holds(conn, run.job, lock=True):
+                raise LeaseLost()
+            source = await videos.get_video(conn, run.job.video_id, for_update=True)
+            if source is None:
+                raise LeaseLost()
+            if number == 0:
+                await _retire(conn, run.job.video_id)
+            for output, key, size in batch:
+                await _insert_rendition(conn, source, output, key, size, "mp4")
+            if number == len(batches) - 1:
+                for output, key in hls_rows:
+                    await _insert_rendition(conn, source, output, key, 0, "hls")
+                await _replace_snapshots(conn, run)
+                details = json.loads(source.media_info or "{}")
+                details["hls_master"] = master_key
+                details["output_prefix"] = run.prefix
+                await videos.update_video(
+                    conn, source.id, media_info=json.dumps(details), progress=100, error=None
+                )
+                await queue.finish(conn, run.job, "succeeded")
+                await videos.transition(conn, source.id, VideoStatus.TRANSCODE_SUCCEEDED.value)
+                await videos.transition(conn, source.id, VideoStatus.PLAYABLE.value)
+    run.published = True  # type: ignore[attr-defined]
+    # Old outputs are unreachable now; remove their bytes.
+    for prefix in {_prefix_of(r.storage_uri) for r in old if r.storage_uri}:
+        if prefix and prefix != run.prefix:
+            await run.ctx.store.delete_prefix(prefix)
+    log.info(
+        "transcode_published",
+        vid=run.job.video_id,
+        renditions=[o.name for o in cmd.outputs],
+        hls=master_key is not None,
+        replaced=len(old),
+        ladder=s.ladder,
+    )
+
+
+def _prefix_of(key: str) -> str | None:
+    parts = key.split("/")
+    return "/".join(parts[:3]) + "/" if len(parts) > 3 and parts[0] == "media" else None
+
+
+async def _retire(conn, vid: int) -> None:
+    """Hide the current renditions and snapshots (same transaction as the new ones)."""
+    now = int(time.time())
+    await conn.execute(
+        text("UPDATE video SET deleted_at = :t WHERE parent_id = :v AND deleted_at IS NULL"),
+        {"t": now, "v": vid},
+    )
+
+
+async def _insert_rendition(conn, source, output, key: str, size: int, fmt: str) -> None:
+    await videos.insert_video(
+        conn,
+        app_id=source.app_id,
+        parent_id=source.id,
+        source_name=source.source_name,
+        file_size=size,
+        video_width=output.width,
+        video_height=output.height,
+        duration=source.duration,
+        definition=output.name,
+        storage_uri=key,
+        status=VideoStatus.PLAYABLE.value,
+        format=fmt,
+        media_info=json.dumps(
+            {
+                "bitrate": output.video_bitrate + output.audio_bitrate,
+                "bandwidth": output.bandwidth,
+                "codecs": output.codecs,
+                "frame_rate": output.frame_rate,
+            }
+        ),
+    )
+
+
+async def _replace_snapshots(conn, run: JobRun) -> None:
+    rows = getattr(run, "snapshots", None)
+    if rows is None:
+        return
+    width, height = run.snapshot_size  # type: ignore[attr-defined]
+    await conn.execute(
+        text("DELETE FROM video_snapshot WHERE video_id = :v"), {"v": run.job.video_id}
+    )
+    for index, at, key in rows:
+        await conn.execute(
+            text(
+                "INSERT INTO video_snapshot (video_id, image_index, time_ms, width, height,"
+                " storage_uri) VALUES (:v, :i, :t, :w, :h, :k)"
+            ),
+            {"v": run.job.video_id, "i": index, "t": at, "w": width, "h": height, "k": key},
+        )
+    await videos.update_video(conn, run.job.video_id, image_count=len(rows))
+
+
+async def discard_outputs(ctx: Context, run: JobRun, job: Job) -> None:
+    """Remove an unpublished attempt's objects (best effort; the janitor catches the rest)."""
+    if getattr(run, "published", False):
+        return
+    try:
+        await ctx.store.delete_prefix(run.prefix)
+    except errors.VassetError as exc:
+        log.warning("outputs_left_for_janitor", job=job.id, prefix=run.prefix, error=exc.code)
+
+
+def classify(exc: BaseException) -> tuple[str, bool]:
+    """(error text, permanent) for a failed attempt."""
+    if isinstance(exc, FfmpegError):
+        return f"{exc.code}: {exc}", exc.permanent
+    if isinstance(exc, MediaError):
+        return f"{exc.code}: {exc}", bool(getattr(exc, "permanent", True))
+    if isinstance(exc, errors.VideoNotFound):
+        return "VideoNotFound: the video was deleted", True
+    if isinstance(exc, errors.VassetError):
+        return f"{exc.code}: {exc.message}", exc.status < 500
+    return f"InternalError: {type(exc).__name__}: {exc}", False
