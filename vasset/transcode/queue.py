@@ -174,7 +174,8 @@ async def finish(conn: AsyncConnection, job: Job, state: str, error: str | None 
     result = await conn.execute(
         text(
             "UPDATE transcode_job SET state = :s, error = :e, lease_until = NULL,"
-            " finished_at = :now, update_time = :now, progress = IF(:s = 'succeeded', 100, progress)"
+            " finished_at = :now, update_time = :now,"
+            " progress = IF(:s = 'succeeded', 100, progress)"
             " WHERE id = :id AND lease_token = :t AND state = 'running'"
         ),
         {"s": state, "e": error, "now": now, "id": job.id, "t": job.lease_token},

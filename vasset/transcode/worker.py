@@ -238,7 +238,7 @@ class Worker:
             return
         grace = self.ctx.settings.worker_shutdown_grace
         log.info("worker_draining", jobs=list(self.running), grace=grace)
-        done, pending = await asyncio.wait(list(self.running.values()), timeout=grace)
+        _, pending = await asyncio.wait(list(self.running.values()), timeout=grace)
         for job_id in list(self.running):
             self.cancels[job_id].set()
         if pending:
