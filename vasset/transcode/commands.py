@@ -113,6 +113,8 @@ def h264_level(width: int, height: int, frame_rate: float) -> str:
 
 def codecs_string(level: str, *, has_audio: bool) -> str:
     """RFC 6381 CODECS value for High-profile H.264 at a level, plus AAC-LC when there is audio."""
+    # -profile:v high caps x264 rather than forcing it: with preset ultrafast the stream is
+    # Constrained Baseline, which every High decoder plays, so announcing High stays safe.
     major, minor = level.split(".")
     video = f"avc1.6400{int(major) * 10 + int(minor):02x}"
     return f"{video},mp4a.40.2" if has_audio else video
