@@ -1,0 +1,68 @@
+"""Python SDK of the vasset video asset API: signed calls, typed answers, resumable uploads."""
+
+from vasset_client import errors
+from vasset_client.client import Client
+from vasset_client.errors import (
+    HashMismatch,
+    NotFound,
+    ServiceUnavailable,
+    SignatureDoesNotMatch,
+    Throttled,
+    UploadCompleted,
+    UploadNotFound,
+    VassetError,
+    VideoNotFound,
+)
+from vasset_client.models import (
+    Deleted,
+    InitResult,
+    Limits,
+    MediaInfo,
+    PartResult,
+    PlayInfo,
+    PlayUrl,
+    Rendition,
+    ResumeState,
+    Snapshot,
+    Snapshots,
+    TranscodeResult,
+    UploadResult,
+    VideoStatus,
+)
+from vasset_client.signing import canonical_query, sign, string_to_sign
+from vasset_client.uploader import Uploader, upload_file
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client",
+    "Deleted",
+    "HashMismatch",
+    "InitResult",
+    "Limits",
+    "MediaInfo",
+    "NotFound",
+    "PartResult",
+    "PlayInfo",
+    "PlayUrl",
+    "Rendition",
+    "ResumeState",
+    "ServiceUnavailable",
+    "SignatureDoesNotMatch",
+    "Snapshot",
+    "Snapshots",
+    "Throttled",
+    "TranscodeResult",
+    "UploadCompleted",
+    "UploadNotFound",
+    "UploadResult",
+    "Uploader",
+    "VassetError",
+    "VideoNotFound",
+    "VideoStatus",
+    "canonical_query",
+    "errors",
+    "sign",
+    "string_to_sign",
+    "upload_file",
+]

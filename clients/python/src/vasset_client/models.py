@@ -1,0 +1,291 @@
+"""Typed answers of the API; every model keeps the full JSON answer in `raw`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+__all__ = [
+    "Deleted",
+    "InitResult",
+    "Limits",
+    "MediaInfo",
+    "PartResult",
+    "PlayInfo",
+    "PlayUrl",
+    "Rendition",
+    "ResumeState",
+    "Snapshot",
+    "Snapshots",
+    "TranscodeResult",
+    "UploadResult",
+    "VideoStatus",
+]
+
+M = TypeVar("M", bound="Model")
+
+#: Status values in the lifecycle's order (API.md).
+STATUSES = (
+    "uploading",
+    "uploaded",
+    "upload_failed",
+    "transcode_queued",
+    "transcoding",
+    "transcode_succeeded",
+    "transcode_failed",
+    "playable",
+)
+
+
+class Model:
+    """Shared construction from a JSON object (unknown keys stay in `raw` only)."""
+
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_dict(cls: type[M], data: Mapping[str, Any]) -> M:
+        """Build from an API answer; missing keys take the field default."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"raw"}  # type: ignore[arg-type]
+        kwargs = {k: v for k, v in data.items() if k in names}
+        return cls(**kwargs, raw=dict(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer as the server sent it."""
+        return dict(self.raw)
+
+
+@dataclass
+class Limits(Model):
+    """GET /video/upload/limits."""
+
+    max_file_size: int = 0
+    min_part_size: int = 0
+    max_part_size: int = 0
+    max_part_count: int = 10_000
+    upload_ttl: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def smallest_part_size(self, fsize: int) -> int:
+        """The smallest psize that keeps fsize within max_part_count parts."""
+        return max(self.min_part_size, -(-fsize // max(1, self.max_part_count)))
+
+    def choose_part_size(self, fsize: int, wanted: int | None = None) -> int:
+        """A psize within the limits, as close to wanted (default 8 MiB) as they allow."""
+        psize = max(wanted or 8 << 20, self.smallest_part_size(fsize))
+        if self.max_part_size:
+            psize = min(psize, self.max_part_size)
+        return max(1, psize)
+
+
+@dataclass
+class InitResult(Model):
+    """POST /video/upload/init: a started upload, or an instant one (`instant`, `vid`)."""
+
+    status: str = ""
+    upload_id: str | None = None
+    vid: int | None = None
+    instant: bool = False
+    size: int | None = None
+    md5: str | None = None
+    part_size: int | None = None
+    part_count: int | None = None
+    expires_at: int | None = None
+    upload_token: str | None = None
+    part_urls: list[Any] | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class PartResult(Model):
+    """PUT /video/upload/upload: progress, or the completion answer (`completed`)."""
+
+    upload_id: str | None = None
+    pseq: int | None = None
+    received: int | None = None
+    part_count: int | None = None
+    offset: int | None = None
+    status: str | None = None
+    vid: int | None = None
+    md5: str | None = None
+    size: int | None = None
+    missing: list[int] | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def completed(self) -> bool:
+        """True when this answer completed the upload."""
+        return self.status == "uploaded" and self.vid is not None
+
+
+@dataclass
+class ResumeState(Model):
+    """GET /video/upload/resume."""
+
+    status: str = ""
+    upload_id: str | None = None
+    vid: int | None = None
+    size: int | None = None
+    part_size: int | None = None
+    part_count: int | None = None
+    received: int | None = None
+    missing: list[int] = field(default_factory=list)
+    offset: int | None = None
+    expires_at: int | None = None
+    error: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class VideoStatus(Model):
+    """GET /video/status."""
+
+    vid: int = 0
+    status: str = ""
+    playable: bool = False
+    progress: int = 0
+    error: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class Rendition(Model):
+    """One rendition in the mediainfo answer."""
+
+    definition: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    size: int | None = None
+    bitrate: int | None = None
+    status: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class MediaInfo(Model):
+    """GET /video/mediainfo."""
+
+    vid: int = 0
+    source_name: str | None = None
+    file_size: int | None = None
+    md5: str | None = None
+    status: str | None = None
+    duration: int | None = None
+    video_width: int | None = None
+    video_height: int | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    bitrate: int | None = None
+    frame_rate: float | str | None = None
+    rotation: int | None = None
+    format: str | None = None
+    renditions: list[Rendition] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MediaInfo:
+        """Build from an API answer, renditions typed."""
+        info = super().from_dict(data)
+        info.renditions = [Rendition.from_dict(r) for r in data.get("renditions") or []]
+        return info
+
+
+@dataclass
+class Deleted(Model):
+    """POST /video/delete."""
+
+    vid: int = 0
+    deleted: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class TranscodeResult(Model):
+    """POST /video/transcode and /video/retranscode."""
+
+    vid: int = 0
+    status: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class PlayUrl(Model):
+    """One entry of play_urls."""
+
+    url: str = ""
+    definition: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    bitrate: int | None = None
+    size: int | None = None
+    expires_at: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class PlayInfo(Model):
+    """GET /video/playurl."""
+
+    vid: int = 0
+    duration: int | None = None
+    cover_url: str | None = None
+    play_urls: list[PlayUrl] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PlayInfo:
+        """Build from an API answer, play URLs typed."""
+        info = super().from_dict(data)
+        info.play_urls = [PlayUrl.from_dict(u) for u in data.get("play_urls") or []]
+        return info
+
+
+@dataclass
+class Snapshot(Model):
+    """One snapshot image."""
+
+    index: int = 0
+    url: str = ""
+    time: int | float | None = None
+    width: int | None = None
+    height: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class Snapshots(Model):
+    """GET /video/snapshot."""
+
+    vid: int = 0
+    cover_index: int | None = None
+    snapshots: list[Snapshot] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Snapshots:
+        """Build from an API answer, snapshots typed."""
+        info = super().from_dict(data)
+        info.snapshots = [Snapshot.from_dict(s) for s in data.get("snapshots") or []]
+        return info
+
+
+@dataclass
+class UploadResult(Model):
+    """What Uploader.run() returns: the uploaded video."""
+
+    vid: int = 0
+    status: str = "uploaded"
+    md5: str | None = None
+    size: int | None = None
+    instant: bool = False
+    upload_id: str | None = None
+    resumed: bool = False
+    parts_sent: int = 0
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON-friendly dict."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "raw"}

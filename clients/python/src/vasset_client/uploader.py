@@ -1,0 +1,437 @@
+"""Resumable, parallel, verified file uploads with a small on-disk state file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from vasset_client import errors
+from vasset_client.client import Client
+from vasset_client.models import InitResult, PartResult, UploadResult
+
+__all__ = ["DEFAULT_STATE_DIR", "Uploader", "upload_file"]
+
+DEFAULT_STATE_DIR = "~/.cache/vasset"
+CHUNK = 64 << 10
+HASH_CHUNK = 1 << 20
+STATE_VERSION = 1
+
+Progress = Callable[[int, int], None]
+
+
+class _Restart(Exception):
+    """The upload is gone on the server (expired): start a new one."""
+
+
+class _Completed(Exception):
+    """Some answer said the upload is complete."""
+
+    def __init__(self, vid: int | None, md5: str | None = None) -> None:
+        super().__init__(vid)
+        self.vid = vid
+        self.md5 = md5
+
+
+class Uploader:
+    """Upload one file: instant upload by MD5, else parallel parts, resumable after a crash."""
+
+    def __init__(
+        self,
+        client: Client,
+        path: str | os.PathLike[str],
+        part_size: int | None = None,
+        parallel: int = 4,
+        auto: bool = False,
+        priority: int = 0,
+        state_dir: str | os.PathLike[str] | None = DEFAULT_STATE_DIR,
+        on_progress: Progress | None = None,
+        *,
+        name: str | None = None,
+        part_retries: int = 3,
+        max_rate: float | None = None,
+        on_hash_progress: Progress | None = None,
+        direct: bool = False,
+    ) -> None:
+        self.client = client
+        self.path = Path(path).expanduser().resolve()
+        self.part_size = part_size
+        self.parallel = max(1, int(parallel))
+        self.auto = auto
+        self.priority = priority
+        self.state_dir = Path(state_dir).expanduser() if state_dir is not None else None
+        self.on_progress = on_progress
+        self.on_hash_progress = on_hash_progress
+        self.name = name or self.path.name
+        self.part_retries = max(0, int(part_retries))
+        #: Bytes per second across all parts (None: unlimited).
+        self.max_rate = max_rate
+        self.direct = direct
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._rate_next = 0.0
+        self._size = 0
+        self._done = 0
+        self._part_sent: dict[int, int] = {}
+        self._parts_sent = 0
+        self._reported = 0
+
+    # public
+    def run(self) -> UploadResult:
+        """Upload (or resume) the file; returns the uploaded video."""
+        st = self.path.stat()
+        self._size, mtime_ns = st.st_size, st.st_mtime_ns
+        state = self._load_state(mtime_ns)
+        md5 = state.get("md5") if state else None
+        resumed = False
+        upid: str | None = None
+        part_size = 0
+        missing: list[int] = []
+        if state and state.get("upload_id"):
+            try:
+                info = self.client.resume(state["upload_id"])
+            except errors.UploadNotFound:
+                info = None
+            if info is not None and info.status == "uploaded" and info.vid is not None:
+                self._remove_state(mtime_ns)
+                self._report_all()
+                return self._result(info.vid, info.raw.get("md5") or md5, state["upload_id"], True)
+            if info is not None and info.status == "uploading" and info.part_size:
+                upid, part_size, missing, resumed = (
+                    state["upload_id"],
+                    info.part_size,
+                    list(info.missing),
+                    True,
+                )
+                self._preset_progress(part_size, missing)
+        for _attempt in range(3):
+            if upid is None:
+                limits = self.client.limits()
+                part_size = limits.choose_part_size(self._size, self.part_size)
+                if md5 is None:
+                    md5 = self._hash_file()
+                init = self.client.init_upload(
+                    self.name,
+                    self._size,
+                    part_size,
+                    hash=md5,
+                    auto=self.auto,
+                    priority=self.priority,
+                    direct=self.direct,
+                )
+                if init.instant and init.vid is not None:
+                    self._remove_state(mtime_ns)
+                    self._report_all()
+                    return self._result(init.vid, init.md5 or md5, None, False, instant=True)
+                if not init.upload_id:
+                    raise errors.VassetError(f"init answered without an upload_id: {init.raw}")
+                if init.part_urls:
+                    return self.direct_upload(init)
+                upid = init.upload_id
+                part_size = init.part_size or part_size
+                count = init.part_count or -(-self._size // part_size)
+                missing = list(range(1, count + 1))
+                self._save_state(mtime_ns, upid, part_size, md5, init.expires_at)
+                self._part_sent.clear()
+                self._done = 0
+            try:
+                vid, server_md5 = self._send_all(upid, part_size, missing)
+            except _Restart:
+                self._remove_state(mtime_ns)
+                upid, resumed = None, False
+                continue
+            except (errors.UploadAborted, errors.VerificationFailed, errors.FileChanged):
+                self._remove_state(mtime_ns)
+                raise
+            if md5 and server_md5 and server_md5.lower() != md5.lower():
+                self._remove_state(mtime_ns)
+                raise errors.HashMismatch(
+                    f"the server stored MD5 {server_md5}, the file's MD5 is {md5}", status=422
+                )
+            self._remove_state(mtime_ns)
+            self._report_all()
+            return self._result(vid, server_md5 or md5, upid, resumed)
+        raise errors.UploadNotFound("the upload kept expiring; giving up", status=404)
+
+    def direct_upload(self, init: InitResult) -> UploadResult:
+        """Hook for direct-to-storage uploads (init offered part_urls): not implemented yet."""
+        raise NotImplementedError(
+            "the server offered direct-to-storage part URLs; this SDK version cannot use them yet"
+        )
+
+    # parts
+    def _send_all(self, upid: str, part_size: int, missing: list[int]) -> tuple[int, str | None]:
+        """Send parts until the upload completes; returns (vid, md5)."""
+        rounds = 0
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                self._send_parts(upid, part_size, missing)
+                info = self.client.resume(upid)
+            except _Completed as done:
+                if done.vid is None:
+                    info = self.client.resume(upid)
+                    return int(info.vid or 0), info.raw.get("md5") or done.md5
+                return done.vid, done.md5
+            except errors.UploadNotFound:
+                raise _Restart() from None
+            if info.status == "uploaded" and info.vid is not None:
+                return info.vid, info.raw.get("md5")
+            if info.status != "uploading":
+                raise errors.UploadAborted(
+                    f"the upload is {info.status}: {info.error}", status=409, body=info.raw
+                )
+            missing = list(info.missing)
+            if missing:
+                rounds += 1
+                if rounds > 5:
+                    raise errors.VassetError(f"parts {missing[:10]} keep going missing")
+            elif time.monotonic() > deadline:
+                raise errors.UploadInProgress("the server did not finish completing the upload")
+            else:
+                time.sleep(0.5)  # another request is completing the upload
+
+    def _send_parts(self, upid: str, part_size: int, missing: list[int]) -> None:
+        """Send the given parts in parallel; raises _Completed when one answer completes it."""
+        self._stop.clear()
+        if not missing:
+            return
+        with ThreadPoolExecutor(self.parallel, thread_name_prefix="vasset-part") as pool:
+            futures: list[Future[PartResult | None]] = [
+                pool.submit(self._send_part, upid, part_size, pseq) for pseq in missing
+            ]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                self._stop.set()
+                for f in futures:
+                    f.cancel()
+                wait(futures)
+                exc = failed[0].exception()
+                assert exc is not None
+                raise exc
+        for f in futures:
+            answer = f.result()
+            if answer is not None and answer.completed:
+                raise _Completed(answer.vid, answer.md5)
+
+    def _send_part(self, upid: str, part_size: int, pseq: int) -> PartResult | None:
+        """One part with retries; None when stopped early."""
+        offset = (pseq - 1) * part_size
+        length = min(part_size, self._size - offset)
+        attempt = 0
+        while True:
+            if self._stop.is_set():
+                return None
+            try:
+                digest = self._hash_range(offset, length)
+                answer = self.client.upload_part(
+                    upid,
+                    pseq,
+                    lambda: self._stream(pseq, offset, length),
+                    hash=digest,
+                    size=length,
+                )
+            except errors.UploadCompleted as exc:
+                raise _Completed(exc.vid) from None
+            except errors.UploadNotFound:
+                raise _Restart() from None
+            except (
+                errors.NetworkError,
+                errors.ServerError,
+                errors.Throttled,
+                errors.IncompleteBody,
+                errors.InvalidDigest,
+            ):
+                if attempt >= self.part_retries or self._stop.is_set():
+                    raise
+                self.client.sleep(self.client.backoff_delay(attempt + 1))
+                attempt += 1
+                continue
+            with self._lock:
+                self._parts_sent += 1
+            self._advance(pseq, length)
+            return answer
+
+    def _stream(self, pseq: int, offset: int, length: int) -> Iterator[bytes]:
+        """The part's bytes from the file, in small chunks, counted for progress."""
+        sent = 0
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            while sent < length:
+                if self._stop.is_set():
+                    raise errors.VassetError("upload stopped")
+                chunk = f.read(min(CHUNK, length - sent))
+                if not chunk:
+                    raise errors.FileChanged(f"{self.path} became shorter during the upload")
+                self._pace(len(chunk))
+                sent += len(chunk)
+                self._advance(pseq, sent)
+                yield chunk
+
+    def _hash_range(self, offset: int, length: int) -> str:
+        """MD5 hex of a byte range of the file."""
+        md5 = hashlib.md5()
+        left = length
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            while left:
+                chunk = f.read(min(HASH_CHUNK, left))
+                if not chunk:
+                    raise errors.FileChanged(f"{self.path} became shorter during the upload")
+                md5.update(chunk)
+                left -= len(chunk)
+        return md5.hexdigest()
+
+    def _hash_file(self) -> str:
+        """MD5 hex of the whole file, streamed."""
+        md5 = hashlib.md5()
+        done = 0
+        with open(self.path, "rb") as f:
+            while chunk := f.read(HASH_CHUNK):
+                md5.update(chunk)
+                done += len(chunk)
+                if self.on_hash_progress is not None:
+                    self.on_hash_progress(done, self._size)
+        if done != self._size:
+            raise errors.FileChanged(f"{self.path} changed size while it was hashed")
+        return md5.hexdigest()
+
+    def _pace(self, n: int) -> None:
+        """Block so that all parts together stay under max_rate bytes per second."""
+        if not self.max_rate:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._rate_next = max(self._rate_next, now) + n / self.max_rate
+            delay = self._rate_next - now - n / self.max_rate
+        if delay > 0:
+            time.sleep(delay)
+
+    # progress
+    def _preset_progress(self, part_size: int, missing: list[int]) -> None:
+        gone = set(missing)
+        count = -(-self._size // part_size) if part_size else 0
+        with self._lock:
+            for pseq in range(1, count + 1):
+                if pseq not in gone:
+                    length = min(part_size, self._size - (pseq - 1) * part_size)
+                    self._part_sent[pseq] = length
+                    self._done += length
+            self._report()
+
+    def _advance(self, pseq: int, sent: int) -> None:
+        with self._lock:
+            before = self._part_sent.get(pseq, 0)
+            if sent > before:
+                self._part_sent[pseq] = sent
+                self._done += sent - before
+                self._report()
+
+    def _report_all(self) -> None:
+        with self._lock:
+            self._done = self._size
+            self._report()
+
+    def _report(self) -> None:
+        value = max(self._reported, min(self._done, self._size))
+        self._reported = value
+        if self.on_progress is not None:
+            self.on_progress(value, self._size)
+
+    def _result(
+        self,
+        vid: int,
+        md5: str | None,
+        upid: str | None,
+        resumed: bool,
+        instant: bool = False,
+    ) -> UploadResult:
+        return UploadResult(
+            vid=vid,
+            md5=md5,
+            size=self._size,
+            instant=instant,
+            upload_id=upid,
+            resumed=resumed,
+            parts_sent=self._parts_sent,
+        )
+
+    # state file
+    def state_path(self, mtime_ns: int | None = None) -> Path | None:
+        """The state file of this file (path, size, mtime), server and app."""
+        if self.state_dir is None:
+            return None
+        if mtime_ns is None:
+            st = self.path.stat()
+            self._size, mtime_ns = st.st_size, st.st_mtime_ns
+        key = "\n".join(
+            [
+                self.client.base_url,
+                self.client.app_key,
+                str(self.path),
+                str(self._size),
+                str(mtime_ns),
+            ]
+        )
+        return self.state_dir / f"upload-{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+
+    def _load_state(self, mtime_ns: int) -> dict[str, Any] | None:
+        path = self.state_path(mtime_ns)
+        if path is None:
+            return None
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            return None
+        if (
+            state.get("path") != str(self.path)
+            or state.get("size") != self._size
+            or state.get("mtime_ns") != mtime_ns
+        ):
+            return None
+        expires = state.get("expires_at")
+        if isinstance(expires, int) and expires <= time.time():
+            state.pop("upload_id", None)  # expired: the MD5 is still good
+        return state
+
+    def _save_state(
+        self, mtime_ns: int, upid: str, part_size: int, md5: str | None, expires_at: int | None
+    ) -> None:
+        path = self.state_path(mtime_ns)
+        if path is None:
+            return
+        state = {
+            "version": STATE_VERSION,
+            "path": str(self.path),
+            "size": self._size,
+            "mtime_ns": mtime_ns,
+            "base_url": self.client.base_url,
+            "upload_id": upid,
+            "part_size": part_size,
+            "md5": md5,
+            "expires_at": expires_at,
+            "created_at": int(time.time()),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, path)
+
+    def _remove_state(self, mtime_ns: int) -> None:
+        path = self.state_path(mtime_ns)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+
+def upload_file(client: Client, path: str | os.PathLike[str], **options: Any) -> UploadResult:
+    """Upload one file with an Uploader (options as Uploader's)."""
+    return Uploader(client, path, **options).run()
