@@ -1,0 +1,161 @@
+"""Building play URL and snapshot answers for one app's video."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from sqlalchemy import text
+
+from vasset import errors
+from vasset.context import Context
+from vasset.db import transaction
+from vasset.playback import urls
+from vasset.playback.secret import url_secret
+from vasset.videos import repository as videos
+
+
+class PlaybackService:
+    """Signs URLs for renditions and snapshots (OSS presigned, CDN, or the API's /play)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._secret: bytes | None = None
+
+    async def secret(self) -> bytes:
+        """The URL secret, loaded once per process."""
+        if self._secret is None:
+            self._secret = await url_secret(self.ctx.engine)
+        return self._secret
+
+    def expiry(self, expires: int | None) -> int:
+        """Absolute expiry from the requested lifetime, capped by the configured maximum."""
+        s = self.ctx.settings
+        lifetime = s.url_expires_default if expires is None else expires
+        if lifetime <= 0:
+            raise errors.InvalidParameter("expires must be a positive number of seconds")
+        return int(time.time()) + min(lifetime, s.url_expires_max)
+
+    async def sign(self, key: str, expires_at: int, via_api: bool = False) -> str:
+        """A URL that reads key until expires_at without the app's credentials."""
+        s = self.ctx.settings
+        if not via_api:
+            if s.cdn_domain and s.cdn_auth_key:
+                return urls.cdn_type_a(s.cdn_domain, key, s.cdn_auth_key, expires_at)
+            presigned = self.ctx.store.presign_get(key, expires_at)
+            if presigned:
+                return presigned
+        return s.public_url.rstrip("/") + urls.play_path(await self.secret(), key, expires_at)
+
+    async def playurl(
+        self,
+        app_id: int,
+        vid: int,
+        definition: str | None,
+        fmt: str | None,
+        expires: int | None,
+    ) -> dict:
+        """The playurl answer of API.md."""
+        if fmt is not None and fmt not in ("mp4", "hls"):
+            raise errors.InvalidParameter("format must be mp4 or hls", parameter="format")
+        expires_at = self.expiry(expires)
+        async with transaction(self.ctx.engine) as conn:
+            video = await videos.get_video(conn, vid, app_id)
+            if video is None or video.parent_id is not None:
+                raise errors.VideoNotFound()
+            renditions = [r for r in await videos.children(conn, vid) if r.status == "playable"]
+        if not renditions:
+            raise errors.VideoNotPlayable(status=video.status)
+        details = json.loads(video.media_info or "{}")
+        play_urls = []
+        mp4s = [r for r in renditions if r.format == "mp4"]
+        for r in mp4s:
+            if definition and r.definition != definition:
+                continue
+            if fmt not in (None, "mp4"):
+                continue
+            extra = json.loads(r.media_info or "{}")
+            play_urls.append(
+                {
+                    "definition": r.definition,
+                    "format": "mp4",
+                    "url": await self.sign(r.storage_uri, expires_at),
+                    "width": r.video_width,
+                    "height": r.video_height,
+                    "bitrate": extra.get("bitrate"),
+                    "size": r.file_size,
+                    "expires_at": expires_at,
+                }
+            )
+        master = details.get("hls_master")
+        has_hls = any(r.format == "hls" for r in renditions)
+        if master and has_hls and fmt in (None, "hls") and definition in (None, "auto"):
+            top = max(mp4s, key=lambda r: r.video_height or 0) if mp4s else renditions[0]
+            play_urls.append(
+                {
+                    "definition": "auto",
+                    "format": "hls",
+                    # Playlists always go through the API: it signs what they reference.
+                    "url": await self.sign(master, expires_at, via_api=True),
+                    "width": top.video_width,
+                    "height": top.video_height,
+                    "bitrate": None,
+                    "size": None,
+                    "expires_at": expires_at,
+                }
+            )
+        if not play_urls:
+            raise errors.VideoNotPlayable(
+                "no rendition matches the requested definition and format", status=video.status
+            )
+        cover = await self._cover(video, expires_at)
+        return {
+            "vid": vid,
+            "status": video.status,
+            "duration": video.duration,
+            "cover_url": cover,
+            "play_urls": play_urls,
+        }
+
+    async def _snapshot_rows(self, vid: int) -> list[tuple]:
+        async with transaction(self.ctx.engine) as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT image_index, time_ms, storage_uri, width, height FROM video_snapshot"
+                    " WHERE video_id = :v ORDER BY image_index"
+                ),
+                {"v": vid},
+            )
+            return [tuple(r) for r in rows]
+
+    async def _cover(self, video, expires_at: int) -> str | None:
+        rows = await self._snapshot_rows(video.id)
+        if not rows:
+            return None
+        by_index = {r[0]: r for r in rows}
+        row = by_index.get(video.image_index) or rows[0]
+        return await self.sign(row[2], expires_at)
+
+    async def snapshots(self, app_id: int, vid: int, expires: int | None) -> dict:
+        """The snapshot answer of API.md."""
+        expires_at = self.expiry(expires)
+        async with transaction(self.ctx.engine) as conn:
+            video = await videos.get_video(conn, vid, app_id)
+        if video is None or video.parent_id is not None:
+            raise errors.VideoNotFound()
+        rows = await self._snapshot_rows(vid)
+        return {
+            "vid": vid,
+            "cover_index": video.image_index,
+            "snapshots": [
+                {
+                    "index": index,
+                    "time": at,
+                    "url": await self.sign(key, expires_at),
+                    "width": width,
+                    "height": height,
+                    "expires_at": expires_at,
+                }
+                for index, at, key, width, height in rows
+            ],
+        }
