@@ -41,6 +41,12 @@ def route_handlers() -> list:
     except ImportError:
         pass
     try:
+        from vasset.upload.direct_api import ROUTES as direct_routes
+
+        handlers += direct_routes
+    except ImportError:
+        pass
+    try:
         from vasset.playback.api import ROUTES as playback_routes
 
         handlers += playback_routes

@@ -48,6 +48,10 @@ def build_context(settings: Settings) -> Context:
         videos=VideoService(engine, store, hooks.cancel_video_jobs),
     )
     ctx.uploads.after_enqueue = hooks.notifier(ctx)
+    if settings.storage_is_oss:
+        from vasset.upload.direct import DirectUploads
+
+        ctx.extras["direct_uploads"] = DirectUploads(ctx.uploads, store, settings)
     return ctx
 
 
