@@ -177,6 +177,7 @@ def test_snapshot_argv_fast_seek_per_input():
     assert value_after(argv, "-frames:v") == ["1"] * 3
     assert value_after(argv, "-vf") == ["scale=720:1280:flags=bicubic,setsar=1"] * 3
     assert value_after(argv, "-protocol_whitelist") == ["file"] * 3
+    assert value_after(argv, "-threads") == ["1"] * 3
     assert cmd.paths == [f"/snap/snapshot_{i:02d}.jpg" for i in range(3)]
     assert (cmd.width, cmd.height) == (720, 1280)
     with pytest.raises(ValueError):

@@ -354,21 +354,26 @@ def build_snapshots(
     height: int,
     demuxer: str | None = None,
     quality: int = 3,
+    decoder_threads: int = 1,
     name: str = "snapshot_{index:02d}.jpg",
     loglevel: str = "warning",
 ) -> SnapshotCommand:
-    """Snapshots with fast seek: one input per time, each opened with -ss before -i.
+    """Snapshots with fast seek: one process, one input per time, each with -ss before -i.
 
     width x height is the display size (see ladder.snapshot_size): FFmpeg autorotates before
-    the scaler, so these are the dimensions of the written JPEGs.
+    the scaler, so these are the dimensions of the written JPEGs. A time past the last frame
+    writes no file; callers keep the snapshots that exist.
     """
     if not times_ms:
         raise ValueError("no snapshot times")
     out = Path(out_dir)
     argv = common_args(loglevel=loglevel)
     for t in times_ms:
-        # -ss before -i seeks the demuxer to the key frame before t and decodes only from there.
-        argv += ["-ss", f"{t / 1000:.3f}", *input_args(source, demuxer=demuxer)]
+        # -ss before -i seeks the demuxer to the key frame before t and decodes only from there
+        # (still frame-accurate). One decoder thread per input: ten inputs already keep the cores
+        # busy, and measured faster and ~25 % smaller than default threading.
+        argv += ["-ss", f"{t / 1000:.3f}", "-threads", str(decoder_threads)]
+        argv += input_args(source, demuxer=demuxer)
     paths: list[str] = []
     for index in range(len(times_ms)):
         path = os.fspath(out / name.format(index=index))
