@@ -365,21 +365,15 @@ class Uploader:
 
     # state file
     def state_path(self, mtime_ns: int | None = None) -> Path | None:
-        """The state file of this file (path, size, mtime), server and app."""
+        """The state file of this file (absolute path, size, mtime)."""
         if self.state_dir is None:
             return None
         if mtime_ns is None:
             st = self.path.stat()
             self._size, mtime_ns = st.st_size, st.st_mtime_ns
-        key = "\n".join(
-            [
-                self.client.base_url,
-                self.client.app_key,
-                str(self.path),
-                str(self._size),
-                str(mtime_ns),
-            ]
-        )
+        # Keyed by the file alone: an upload_id the server does not know (another server or
+        # app) answers UploadNotFound, and the uploader then starts over with the saved MD5.
+        key = f"{self.path}\n{self._size}\n{mtime_ns}"
         return self.state_dir / f"upload-{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 
     def _load_state(self, mtime_ns: int) -> dict[str, Any] | None:
