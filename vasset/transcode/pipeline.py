@@ -60,6 +60,7 @@ async def execute(run: JobRun, on_ffmpeg: Callable) -> None:
     """Run every step of a job; raises MediaError, FfmpegError, LeaseLost or VassetError."""
     run.workdir.mkdir(parents=True, exist_ok=True)
     try:
+        await _drop_dead_outputs(run)
         source = await _source_file(run)
         run.check()
         info = await asyncio.to_thread(probe, source)
@@ -70,6 +71,34 @@ async def execute(run: JobRun, on_ffmpeg: Callable) -> None:
         await _transcode(run, source, info, on_ffmpeg)
     finally:
         shutil.rmtree(run.workdir, ignore_errors=True)
+
+
+async def _drop_dead_outputs(run: JobRun) -> None:
+    """Remove earlier attempts' unpublished outputs of this video (a killed worker's snapshots).
+
+    Only one job of a video is live and this attempt holds its lease, so any prefix under
+    media/{vid}/ that no live rendition or snapshot row points at belongs to an attempt that is
+    over: it can never be published.
+    """
+    vid = run.job.video_id
+    stale = {_prefix_of(k) for k in await run.ctx.store.list_keys(f"media/{vid}/")}
+    stale -= {None, run.prefix}
+    if not stale:
+        return
+    async with transaction(run.ctx.engine) as conn:
+        if not await queue.holds(conn, run.job):
+            raise LeaseLost()
+        rows = await conn.execute(
+            text(
+                "SELECT storage_uri FROM video WHERE parent_id = :v AND deleted_at IS NULL"
+                " UNION ALL SELECT storage_uri FROM video_snapshot WHERE video_id = :v"
+            ),
+            {"v": vid},
+        )
+        stale -= {_prefix_of(r[0]) for r in rows if r[0]}
+    for prefix in sorted(p for p in stale if p):
+        await run.ctx.store.delete_prefix(prefix)
+        log.info("dead_outputs_removed", vid=vid, prefix=prefix)
 
 
 async def _source_file(run: JobRun) -> Path:

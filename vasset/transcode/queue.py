@@ -6,7 +6,7 @@ import json
 import time
 
 import msgspec
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vasset.videos import repository as videos
@@ -147,6 +147,19 @@ async def holds(conn: AsyncConnection, job: Job, lock: bool = False) -> bool:
         sql += " FOR UPDATE"
     row = (await conn.execute(text(sql), {"id": job.id})).first()
     return row is not None and row[0] == job.lease_token and row[1] == "running"
+
+
+async def live_attempts(conn: AsyncConnection, job_ids: list[int]) -> set[tuple[int, int]]:
+    """(job id, lease token) of those jobs that are running now (their temp dirs are in use)."""
+    if not job_ids:
+        return set()
+    rows = await conn.execute(
+        text(
+            "SELECT id, lease_token FROM transcode_job WHERE state = 'running' AND id IN :ids"
+        ).bindparams(bindparam("ids", expanding=True)),
+        {"ids": job_ids},
+    )
+    return {(int(r[0]), int(r[1])) for r in rows}
 
 
 async def heartbeat(conn: AsyncConnection, job: Job, lease: float, progress: int) -> bool:

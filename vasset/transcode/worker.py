@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
+import shutil
 import signal
 import socket
 import time
+from pathlib import Path
 
 import structlog
 
@@ -30,6 +33,9 @@ from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
 
 log = structlog.get_logger(__name__)
+
+# pipeline.JobRun's temp dir of one attempt: job-{job id}-{lease token}.
+_JOB_DIR = re.compile(r"job-(\d+)-(\d+)")
 
 
 def node_limit(settings: Settings) -> int:
@@ -92,6 +98,7 @@ class Worker:
             node_limit=self.capacity,
             global_limit=self.ctx.settings.ffmpeg_global_limit,
         )
+        await self._sweep_temp()
         background = [asyncio.create_task(self._reaper()), asyncio.create_task(self._janitor())]
         try:
             while not self.stopping.is_set():
@@ -108,8 +115,11 @@ class Worker:
         s = self.ctx.settings
         try:
             await asyncio.wait_for(self._wait_notify(), timeout=s.worker_poll_interval)
-        except (TimeoutError, *REDIS_DOWN):
-            await asyncio.sleep(0)
+        except TimeoutError:
+            pass
+        except REDIS_DOWN:
+            # A refused connection fails at once: without this sleep the claim loop spins.
+            await asyncio.sleep(s.worker_poll_interval)
 
     async def _wait_notify(self) -> None:
         if self.stopping.is_set():
@@ -251,6 +261,7 @@ class Worker:
         lock = LeaseLock(self.ctx.redis, s.redis_prefix + "lock:scheduler", int(s.job_lease * 1000))
         while True:
             await asyncio.sleep(min(5.0, s.job_lease / 3))
+            await self._sweep_temp()
             try:
                 if not await lock.acquire() and not await lock.renew():
                     continue
@@ -266,6 +277,33 @@ class Worker:
                     await notify(self.ctx)
             except (errors.VassetError, *REDIS_DOWN) as exc:
                 log.warning("reaper_skipped", error=type(exc).__name__)
+
+    async def _sweep_temp(self) -> None:
+        """Remove job-{id}-{token} temp dirs whose attempt is over, e.g. a killed worker's.
+
+        An attempt removes its own dir when it ends; a worker that died cannot, and the
+        janitor only removes day-old files. Temp dirs are per host, so every worker sweeps.
+        """
+        root = Path(self.ctx.settings.temp_dir)
+        try:
+            found = {
+                entry: (int(m[1]), int(m[2]))
+                for entry in root.iterdir()
+                if (m := _JOB_DIR.fullmatch(entry.name)) and entry.is_dir()
+            }
+        except OSError:
+            return
+        if not found:
+            return
+        try:
+            async with transaction(self.ctx.engine) as conn:
+                live = await queue.live_attempts(conn, sorted({k[0] for k in found.values()}))
+        except errors.VassetError:
+            return
+        for path, attempt in found.items():
+            if attempt not in live:
+                await asyncio.to_thread(shutil.rmtree, path, True)
+                log.info("stale_temp_removed", path=str(path))
 
     async def _janitor(self) -> None:
         from vasset.janitor import run_guarded
