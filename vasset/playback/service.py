@@ -59,11 +59,21 @@ class PlaybackService:
         if fmt is not None and fmt not in ("mp4", "hls"):
             raise errors.InvalidParameter("format must be mp4 or hls", parameter="format")
         expires_at = self.expiry(expires)
+        # One short transaction: the video, its renditions and its cover snapshot.
         async with transaction(self.ctx.engine) as conn:
             video = await videos.get_video(conn, vid, app_id)
             if video is None or video.parent_id is not None:
                 raise errors.VideoNotFound()
             renditions = [r for r in await videos.children(conn, vid) if r.status == "playable"]
+            cover_row = (
+                await conn.execute(
+                    text(
+                        "SELECT storage_uri FROM video_snapshot WHERE video_id = :v"
+                        " ORDER BY image_index = :i DESC, image_index LIMIT 1"
+                    ),
+                    {"v": vid, "i": video.image_index},
+                )
+            ).first()
         if not renditions:
             raise errors.VideoNotPlayable(status=video.status)
         details = json.loads(video.media_info or "{}")
@@ -108,7 +118,7 @@ class PlaybackService:
             raise errors.VideoNotPlayable(
                 "no rendition matches the requested definition and format", status=video.status
             )
-        cover = await self._cover(video, expires_at)
+        cover = await self.sign(cover_row[0], expires_at) if cover_row else None
         return {
             "vid": vid,
             "status": video.status,
@@ -127,14 +137,6 @@ class PlaybackService:
                 {"v": vid},
             )
             return [tuple(r) for r in rows]
-
-    async def _cover(self, video, expires_at: int) -> str | None:
-        rows = await self._snapshot_rows(video.id)
-        if not rows:
-            return None
-        by_index = {r[0]: r for r in rows}
-        row = by_index.get(video.image_index) or rows[0]
-        return await self.sign(row[2], expires_at)
 
     async def snapshots(self, app_id: int, vid: int, expires: int | None) -> dict:
         """The snapshot answer of API.md."""
