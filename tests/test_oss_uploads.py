@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import secrets
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -410,3 +412,76 @@ def test_proxied_upload_counts_received_bytes(oapi, oss_service):
     assert oapi.upload("count.mp4", data, PSIZE)["status"] == "uploaded"
     after = metric(oss_service.url, "vasset_upload_bytes_received_total")
     assert after - before == len(data)
+
+
+def test_parallel_parts_in_random_order(oapi, oss, oss_env):
+    data = os.urandom(8 * PSIZE + 100)
+    init = start(oapi, data)
+    key, _, _ = upload_row(oss_env, init["upload_id"])
+    parts = cut(data)
+    order = list(range(1, len(parts) + 1))
+    random.shuffle(order)
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda n: oapi.put_part(init["upload_id"], n, parts[n - 1]), order))
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+    done = [r.json() for r in answers if r.json().get("status") == "uploaded"]
+    assert len(done) >= 1 and done[0]["md5"] == hashlib.md5(data).hexdigest()
+    assert oss.get_bytes(key) == data
+
+
+def test_whole_file_mode_on_oss(oapi, oss, oss_env):
+    data = os.urandom(3 * PSIZE + 50)
+    init = start(oapi, data)
+    key, _, _ = upload_row(oss_env, init["upload_id"])
+
+    def put_range(first: int, last: int) -> httpx.Response:
+        return oapi.call(
+            "PUT",
+            "/video/upload/upload",
+            {"upid": init["upload_id"]},
+            content=data[first : last + 1],
+            headers={"Content-Range": f"bytes {first}-{last}/{len(data)}"},
+        )
+
+    r = put_range(0, 2 * PSIZE + 10)  # two whole parts stored, the tail is dropped
+    assert r.status_code == 200 and r.json()["offset"] == 2 * PSIZE, r.text
+    done = put_range(2 * PSIZE, len(data) - 1).json()
+    assert done["status"] == "uploaded" and done["md5"] == hashlib.md5(data).hexdigest()
+    assert oss.get_bytes(key) == data
+
+
+def test_complete_failing_in_oss_is_503_and_the_retry_completes(oapi, oss, oss_env):
+    data = os.urandom(2 * PSIZE + 1)
+    init = start(oapi, data)
+    key, multipart_id, _ = upload_row(oss_env, init["upload_id"])
+    parts = cut(data)
+    for pseq in (1, 2):
+        assert oapi.put_part(init["upload_id"], pseq, parts[pseq - 1]).status_code == 200
+    oss.fail_next(op="CompleteMultipartUpload", status=503, count=10)
+    err(oapi.put_part(init["upload_id"], 3, parts[2]), 503, "ServiceUnavailable")
+    assert key not in oss.object_keys() and multipart_id in oss.upload_ids()
+    oss.clear_faults()
+    # every part is stored: re-sending the last one (or resume) finishes the upload
+    done = oapi.put_part(init["upload_id"], 3, parts[2]).json()
+    assert done["status"] == "uploaded" and done["md5"] == hashlib.md5(data).hexdigest()
+    assert oss.get_bytes(key) == data
+
+
+def test_resume_recovers_parts_oss_holds_but_mysql_lost(oapi, oss, oss_env):
+    data = os.urandom(3 * PSIZE)
+    init = start(oapi, data)
+    upid = init["upload_id"]
+    parts = cut(data)
+    for pseq in (1, 2):
+        assert oapi.put_part(upid, pseq, parts[pseq - 1]).status_code == 200
+    # a crash between OSS storing part 2 and MySQL recording it
+    sql(
+        oss_env,
+        "DELETE p FROM upload_part p JOIN upload u ON u.id = p.upload_pk"
+        " WHERE u.upload_id = :u AND p.pseq = 2",
+        u=upid,
+    )
+    resume = oapi.call("GET", "/video/upload/resume", {"upid": upid}).json()
+    assert resume["missing"] == [3] and resume["offset"] == 2 * PSIZE
+    done = oapi.put_part(upid, 3, parts[2]).json()
+    assert done["status"] == "uploaded" and done["md5"] == hashlib.md5(data).hexdigest()

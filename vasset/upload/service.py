@@ -419,10 +419,10 @@ class UploadService:
         }
 
     async def _reconcile(self, row: UploadRow) -> dict[int, tuple[int, str]]:
-        """Add parts that storage holds but the record lacks (a crash between the two)."""
+        """Add parts that storage holds but the record lacks (a crash, or direct-upload parts)."""
         async with transaction(self.engine) as conn:
             recorded = await repo.list_parts(conn, row.id)
-        if row.direct or len(recorded) >= row.part_count:
+        if len(recorded) >= row.part_count:
             return recorded
         stored = await self.store.list_parts(row.storage_key, row.multipart_id)
         found = [
