@@ -19,6 +19,12 @@ from vasset.videos.repository import VideoRow
 
 log = structlog.get_logger(__name__)
 
+
+def output_prefix_of(key: str) -> str | None:
+    """The media/{vid}/{attempt}/ prefix a rendition or snapshot key lives under."""
+    parts = key.split("/")
+    return "/".join(parts[:3]) + "/" if len(parts) > 3 and parts[0] == "media" else None
+
 #: Called inside the delete transaction so running jobs of the video get cancelled.
 CancelHook = Callable[[AsyncConnection, int], Awaitable[None]]
 
@@ -137,16 +143,14 @@ class VideoService:
     ) -> None:
         """Remove objects nobody references; failures are left to the janitor."""
         try:
-            for rendition in renditions:
-                if rendition.storage_uri:
-                    if rendition.format == "hls":
-                        await self.store.delete_prefix(
-                            rendition.storage_uri.rsplit("/", 1)[0] + "/"
-                        )
-                    else:
-                        await self.store.delete(rendition.storage_uri)
-            for key in snapshot_keys:
-                await self.store.delete(key)
+            # Renditions, HLS and snapshots of an attempt share one media/ prefix.
+            prefixes = {
+                output_prefix_of(key)
+                for key in [*(r.storage_uri for r in renditions), *snapshot_keys]
+                if key
+            }
+            for prefix in sorted(p for p in prefixes if p):
+                await self.store.delete_prefix(prefix)
             if video.storage_uri and refs == 0:
                 if video.status == "uploading":
                     async with transaction(self.engine) as conn:
