@@ -46,7 +46,7 @@ def test_transcode_argv_is_one_decode_with_split():
     assert value_after(argv, "-f")[0] == "mov"
     assert argv.index("-format_whitelist") < argv.index("-i")
     (graph,) = value_after(argv, "-filter_complex")
-    assert graph.startswith("[0:v]split=4[s0][s1][s2][s3];")
+    assert graph.startswith("[0:v:0]split=4[s0][s1][s2][s3];")
     for i, (w, h) in enumerate([(640, 360), (854, 480), (1280, 720), (1920, 1080)]):
         assert f"[s{i}]scale={w}:{h}:flags=bicubic,setsar=1[v{i}]" in graph
     assert value_after(argv, "-map").count("0:a:0?") == 4
@@ -109,6 +109,15 @@ def test_transcode_caps_frame_rate_and_rejects_reserved_paths():
         build(hls_segment_type="dash")
     with pytest.raises(ValueError):
         build_transcode("/in.mp4", [], "/out", has_audio=True, frame_rate=25)
+
+
+def test_explicit_stream_indexes():
+    cmd = build(video_stream=1, audio_stream=0)
+    (graph,) = value_after(cmd.argv, "-filter_complex")
+    assert graph.startswith("[0:1]split=4")
+    assert value_after(cmd.argv, "-map").count("0:0") == 4
+    snaps = build_snapshots("/in.mp4", "/s", [1, 2], width=2, height=2, video_stream=1)
+    assert value_after(snaps.argv, "-map") == ["0:1", "1:1"]
 
 
 def test_input_args_without_demuxer():

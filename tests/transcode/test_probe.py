@@ -34,6 +34,7 @@ def test_landscape(clips):
     assert info.bitrate > 0 and info.video_bitrate and info.audio_bitrate
     assert info.file_size == media.landscape(clips).stat().st_size
     assert info.sample_aspect == 1.0
+    assert (info.video_stream, info.audio_stream) == (0, 1)
 
 
 def test_portrait_rotated(clips):

@@ -90,6 +90,8 @@ async def transcode(source: Path, out: Path, **kw):
         has_audio=info.has_audio,
         frame_rate=info.frame_rate,
         demuxer=info.demuxer,
+        video_stream=info.video_stream,
+        audio_stream=info.audio_stream,
         **kw,
     )
     cmd.make_directories()
@@ -218,7 +220,7 @@ async def test_snapshots(clips, tmp_path):
         times = snapshot_times(info.duration_ms, 10)
         cmd = build_snapshots(
             clip(clips), tmp_path / clip.__name__, times, width=width, height=height,
-            demuxer=info.demuxer,
+            demuxer=info.demuxer, video_stream=info.video_stream,
         )  # fmt: skip
         os.makedirs(tmp_path / clip.__name__)
         result = await run_ffmpeg(cmd.argv, timeout=30, stall_timeout=20)

@@ -185,6 +185,8 @@ def build_transcode(
     has_audio: bool,
     frame_rate: float,
     demuxer: str | None = None,
+    video_stream: int | None = None,
+    audio_stream: int | None = None,
     preset: str = "veryfast",
     threads: int = 0,
     hls: bool = True,
@@ -204,8 +206,11 @@ def build_transcode(
     gop = max(1, round(out_rate * gop_seconds))
     n = len(plans)
 
-    # One decode: autorotation is applied before [0:v], split fans the frames out.
-    graph = [f"[0:v]split={n}" + "".join(f"[s{i}]" for i in range(n))]
+    # Exact stream indexes from the probe: "0:v" alone could pick a cover-art picture.
+    video = f"0:{video_stream}" if video_stream is not None else "0:v:0"
+    audio = f"0:{audio_stream}" if audio_stream is not None else "0:a:0?"
+    # One decode: autorotation is applied before the graph's input, split fans the frames out.
+    graph = [f"[{video}]split={n}" + "".join(f"[s{i}]" for i in range(n))]
     for i, plan in enumerate(plans):
         chain = f"[s{i}]scale={plan.width}:{plan.height}:flags=bicubic,setsar=1"
         if frame_rate > MAX_FRAME_RATE:
@@ -225,8 +230,8 @@ def build_transcode(
         mp4_path = out / f"{plan.name}.mp4"
         argv += ["-map", f"[v{i}]"]
         if has_audio:
-            # First audio stream only; "?" keeps a stream-less edge case from failing the run.
-            argv += ["-map", "0:a:0?"]
+            # One audio stream; without an index, "?" tolerates a file that has none after all.
+            argv += ["-map", audio]
         argv += [
             "-c:v",
             "libx264",
@@ -353,6 +358,7 @@ def build_snapshots(
     width: int,
     height: int,
     demuxer: str | None = None,
+    video_stream: int | None = None,
     quality: int = 3,
     decoder_threads: int = 1,
     name: str = "snapshot_{index:02d}.jpg",
@@ -380,7 +386,7 @@ def build_snapshots(
         paths.append(path)
         argv += [
             "-map",
-            f"{index}:v:0",
+            f"{index}:{video_stream}" if video_stream is not None else f"{index}:v:0",
             "-frames:v",
             "1",
             "-vf",

@@ -106,6 +106,9 @@ class MediaInfo(msgspec.Struct, frozen=True, kw_only=True):
     has_video: bool
     has_audio: bool
     file_size: int
+    # FFmpeg stream indexes of the video and audio used (pass to the command builders).
+    video_stream: int = 0
+    audio_stream: int | None = None
 
     @property
     def display_width(self) -> int:
@@ -354,6 +357,8 @@ def probe(
         has_video=True,
         has_audio=audio is not None,
         file_size=file_size,
+        video_stream=int(video["index"]),
+        audio_stream=int(audio["index"]) if audio is not None else None,
     )
     log.debug("media_probed", path=path, demuxer=demuxer, duration_ms=duration_ms)
     return info
