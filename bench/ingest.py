@@ -4,6 +4,9 @@
 
 Prints throughput of the upload and of hashlib.md5 over the same bytes, their ratio, the
 API's peak RSS during the upload, and the latency of the request carrying the last part.
+With --store oss (the OSS test server runs as its own process, without CRC64) it also prints
+the proxied upload against one oss2 put_object of the same bytes, then uploads the same file
+directly (presigned part URLs, complete) and prints the API's received-bytes counter for it.
 """
 
 from __future__ import annotations
@@ -12,24 +15,33 @@ import argparse
 import hashlib
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RssSampler, ServerProcess, app_of, bench_env, drop_database
+from bench.common import ROOT, RssSampler, ServerProcess, app_of, bench_env, drop_database
 from tests.support.api import b64name, signed_query
 
 
-def raw_put(port: int, path_qs: str, fh, offset: int, length: int) -> tuple[int, bytes]:
+def raw_put(
+    port: int,
+    path_qs: str,
+    fh,
+    offset: int,
+    length: int,
+    content_type: str | None = "application/octet-stream",
+) -> tuple[int, bytes]:
     """PUT length bytes of a file with sendfile (the client costs almost no CPU)."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
+        ctype = f"Content-Type: {content_type}\r\n" if content_type else ""
         head = (
             f"PUT {path_qs} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Length: {length}\r\nContent-Type: application/octet-stream\r\n"
-            "Connection: close\r\n\r\n"
+            f"Content-Length: {length}\r\n{ctype}Connection: close\r\n\r\n"
         )
         sock.sendall(head.encode())
         sent = 0
@@ -40,6 +52,83 @@ def raw_put(port: int, path_qs: str, fh, offset: int, length: int) -> tuple[int,
             data += chunk
     status = int(data.split(b" ", 2)[1])
     return status, data.split(b"\r\n\r\n", 1)[1]
+
+
+class OssProcess:
+    """The OSS test server as a subprocess (``python -m tests.oss_server --no-crc``)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from tests.support.server import free_port
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        args = ["--port", str(self.port), "--bucket", "bench", "--data-dir", str(data_dir)]
+        args += ["--access-key-id", "bench-ak", "--access-key-secret", "bench-sk", "--no-crc"]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.oss_server", *args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("the OSS test server did not start")
+
+    def stop(self) -> None:
+        """SIGTERM and wait."""
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def received_bytes(base_url: str) -> int:
+    """The API's vasset_upload_bytes_received_total counter."""
+    import httpx
+
+    for line in httpx.get(base_url + "/internal/metrics").text.splitlines():
+        if line.startswith("vasset_upload_bytes_received_total "):
+            return int(line.split()[1])
+    raise SystemExit("no vasset_upload_bytes_received_total in /internal/metrics")
+
+
+def bench_direct(server, q, src: Path, size: int, part: int) -> None:
+    """The same file as a direct upload: parts to presigned URLs, then complete."""
+    import httpx
+
+    before = received_bytes(server.url)
+    # no hash: with it, the bytes just uploaded would make this an instant upload
+    params = {"fn": b64name("d.bin"), "fsize": size, "psize": part, "direct": 1}
+    init = httpx.post(server.url + q("POST", "/video/upload/init", params))
+    if init.status_code != 200:
+        raise SystemExit(f"direct init: {init.status_code} {init.text}")
+    init = init.json()
+    t0 = time.perf_counter()
+    with open(src, "rb") as fh:
+        for u in init["part_urls"]:
+            url = urlsplit(u["url"])
+            # no Content-Type: a presigned V1 URL signs it as empty
+            status, body = raw_put(
+                url.port, f"{url.path}?{url.query}", fh, (u["pseq"] - 1) * part, u["size"], None
+            )
+            if status != 200:
+                raise SystemExit(f"direct part {u['pseq']}: {status} {body!r}")
+    parts_s = time.perf_counter() - t0
+    done = httpx.post(
+        server.url + q("POST", "/video/upload/complete", {"upid": init["upload_id"]}),
+        timeout=600,
+    )
+    total_s = time.perf_counter() - t0
+    if done.status_code != 200 or done.json().get("status") != "uploaded":
+        raise SystemExit(f"direct complete: {done.status_code} {done.text}")
+    after = received_bytes(server.url)
+    print(f"direct parts to OSS: {size / parts_s / 1e6:.0f} MB/s")
+    print(f"direct complete:     {total_s - parts_s:.2f} s (ListParts, complete, one MD5 read)")
+    print(f"direct end to end:   {size / total_s / 1e6:.0f} MB/s")
+    print(f"API bytes received during the direct upload: {after - before}  (must be 0)")
 
 
 def main() -> None:
@@ -67,10 +156,8 @@ def main() -> None:
     oss = None
     extra: dict[str, str] = {}
     if args.store == "oss":
-        from tests.oss_server import OssServer
-
-        oss = OssServer("bench-ak", "bench-sk", "bench", data_dir=tmp / "oss")
-        oss.start()
+        # A separate process: the OSS test server's HTTP threads must not share our GIL.
+        oss = OssProcess(tmp / "oss")
         extra = {
             "VASSET_STORAGE_URL": "oss://bench/vasset",
             "VASSET_OSS_ENDPOINT": oss.endpoint,
@@ -156,7 +243,10 @@ def main() -> None:
         if oss is not None:
             import oss2
 
-            bucket = oss2.Bucket(oss2.Auth("bench-ak", "bench-sk"), oss.endpoint, "bench")
+            # the same bytes in one PutObject straight to OSS (no CRC64 on either side)
+            bucket = oss2.Bucket(
+                oss2.Auth("bench-ak", "bench-sk"), oss.endpoint, "bench", enable_crc=False
+            )
             with open(src, "rb") as fh:
                 t0 = time.perf_counter()
                 bucket.put_object("baseline.bin", fh)
@@ -164,6 +254,7 @@ def main() -> None:
             put_mbps = size / put_s / 1e6
             print(f"oss2 put_object:     {put_mbps:.0f} MB/s")
             print(f"ratio proxied/put_object: {upload_mbps / put_mbps:.2f}  (target >= 0.7)")
+            bench_direct(server, q, src, size, part)
     finally:
         server.stop()
         if oss is not None:

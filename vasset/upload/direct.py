@@ -22,6 +22,7 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import urlparse
 
+import oss2
 import structlog
 from sqlalchemy.exc import IntegrityError
 
@@ -230,8 +231,7 @@ class DirectUploads:
     def _post_host(self) -> str:
         """Where the browser POSTs: path-style for IP endpoints, else the bucket's host."""
         parsed = urlparse(self.store.endpoint)
-        host = parsed.hostname or ""
-        if host == "localhost" or host.replace(".", "").isdigit() or ":" in host:
+        if oss2.utils.is_ip_or_localhost(parsed.netloc):
             return f"{parsed.scheme}://{parsed.netloc}/{self.store.bucket_name}"
         return f"{parsed.scheme}://{self.store.bucket_name}.{parsed.netloc}"
 
