@@ -1,0 +1,93 @@
+"""The janitor: temp files, bytes of deleted videos, and one janitor at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from tests.support.db import sql
+from vasset.context import build_context, close_context
+from vasset.janitor import run_guarded, sweep
+from vasset.locks import LeaseLock
+from vasset.settings import load_settings
+
+
+def settings_for(test_env, tmp_path: Path, **extra):
+    env = {**test_env, "VASSET_TEMP_DIR": str(tmp_path / "scratch"), **extra}
+    env["VASSET_REDIS_PREFIX"] = test_env["VASSET_REDIS_PREFIX"] + "jan:" + os.urandom(3).hex() + ":"
+    return load_settings(env)
+
+
+def test_old_temp_files_go_young_ones_stay(test_env, tmp_path):
+    settings = settings_for(test_env, tmp_path, VASSET_TEMP_MAX_AGE="3600")
+    scratch = Path(settings.temp_dir)
+    (scratch / "job-1-1").mkdir(parents=True)
+    (scratch / "job-1-1" / "source").write_bytes(b"x")
+    (scratch / "fresh.tmp").write_bytes(b"y")
+    old = time.time() - 7200
+    os.utime(scratch / "job-1-1", (old, old))
+
+    async def run():
+        ctx = build_context(settings)
+        try:
+            return await sweep(ctx)
+        finally:
+            await close_context(ctx)
+
+    report = asyncio.run(run())
+    assert report["temp_removed"] == 1
+    assert not (scratch / "job-1-1").exists() and (scratch / "fresh.tmp").exists()
+
+
+def test_bytes_of_deleted_videos_go_once_unreferenced(test_env, tmp_path, app_creds):
+    settings = settings_for(test_env, tmp_path)
+    root = Path(test_env["VASSET_STORAGE_URL"][len("file://") :]) / "objects"
+    key = f"sources/1/999/{os.urandom(4).hex()}/source"
+    (root / key).parent.mkdir(parents=True, exist_ok=True)
+    (root / key).write_bytes(b"bytes")
+    now = int(time.time())
+    for deleted in (now, None):
+        sql(
+            test_env,
+            "INSERT INTO video (app_id, source_name, create_time, update_time, status,"
+            " storage_uri, deleted_at) VALUES (:a, 'j', :t, :t, 'uploaded', :k, :d)",
+            a=app_creds["id"],
+            t=now,
+            k=key,
+            d=deleted,
+        )
+
+    async def run():
+        ctx = build_context(settings)
+        try:
+            return await sweep(ctx)
+        finally:
+            await close_context(ctx)
+
+    asyncio.run(run())
+    assert (root / key).exists(), "a live video still references the bytes"
+    sql(test_env, "UPDATE video SET deleted_at = :t WHERE storage_uri = :k", t=now, k=key)
+    report = asyncio.run(run())
+    assert report["objects_removed"] >= 1 and not (root / key).exists()
+    left = sql(test_env, "SELECT COUNT(*) FROM video WHERE storage_uri = :k", k=key)[0][0]
+    assert left == 0
+    assert asyncio.run(run())["objects_removed"] == 0  # idempotent
+
+
+def test_one_janitor_at_a_time(test_env, tmp_path):
+    settings = settings_for(test_env, tmp_path)
+
+    async def run():
+        ctx = build_context(settings)
+        try:
+            lock = LeaseLock(ctx.redis, settings.redis_prefix + "lock:janitor", 5000)
+            assert await lock.acquire()
+            assert await run_guarded(ctx) is None  # someone else holds it: skipped
+            await lock.release()
+            assert await run_guarded(ctx) is not None
+        finally:
+            await close_context(ctx)
+
+    asyncio.run(run())
