@@ -188,14 +188,27 @@ def hls_disguised(directory: str | os.PathLike[str]) -> Path:
     return _cached(directory, "hls_disguised.mp4", build)
 
 
-def bench_1080p(directory: str | os.PathLike[str], seconds: int = 20) -> Path:
-    """1920x1080 30 fps with audio for benches: ultrafast and low bitrate, so it builds quickly."""
+def bench_1080p(
+    directory: str | os.PathLike[str], seconds: int = 20, *, camera_like: bool = False
+) -> Path:
+    """1920x1080 30 fps with audio for benches; ultrafast and low bitrate, so it builds quickly.
+
+    camera_like adds film grain and encodes High profile (CABAC, B-frames) at 12 Mbit/s with a
+    2 s GOP: decoding then costs what a phone or camera file costs, which is what one decode
+    feeding every rendition saves.
+    """
 
     def build(out: Path) -> None:
-        args = [*_video_src("1920x1080", 30), *_audio_src(), "-t", str(seconds), *_X264_FAST]
-        _ffmpeg([*args, "-b:v", "3M", *_AAC, "-shortest", out])
+        args = [*_video_src("1920x1080", 30), *_audio_src(), "-t", str(seconds)]
+        if camera_like:
+            args += ["-vf", "noise=alls=12:allf=t", "-c:v", "libx264", "-preset", "veryfast"]
+            args += ["-profile:v", "high", "-pix_fmt", "yuv420p", "-g", "60", "-b:v", "12M"]
+        else:
+            args += [*_X264_FAST, "-b:v", "3M"]
+        _ffmpeg([*args, *_AAC, "-shortest", out])
 
-    return _cached(directory, f"bench_1080p_{seconds}s.mp4", build)
+    suffix = "_camera" if camera_like else ""
+    return _cached(directory, f"bench_1080p_{seconds}s{suffix}.mp4", build)
 
 
 def bench_720p(directory: str | os.PathLike[str], seconds: int = 300) -> Path:
