@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit-rate", type=parse_size, help="upload at most this many bytes per second, e.g. 2M"
     )
+    p.add_argument(
+        "--direct",
+        action="store_true",
+        help="send the bytes straight to object storage (servers storing on OSS)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     p = cmd("status", "a video's status")
@@ -146,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = cmd("snapshot", "snapshot images of a video")
     p.add_argument("vid", type=int)
+    p.add_argument("--expires", type=int, help="URL lifetime in seconds")
 
     p = cmd("mediainfo", "media facts and renditions of a video")
     p.add_argument("vid", type=int)
@@ -205,6 +211,7 @@ def _upload(client: Client, args: argparse.Namespace) -> dict[str, Any]:
         on_hash_progress=hashing,
         name=args.name,
         max_rate=args.limit_rate,
+        direct=args.direct,
     )
     try:
         result = uploader.run()
@@ -232,7 +239,7 @@ def run(args: argparse.Namespace) -> Any:
                 args.vid, definition=args.definition, format=args.format, expires=args.expires
             ).to_dict()
         if c == "snapshot":
-            return client.snapshot(args.vid).to_dict()
+            return client.snapshot(args.vid, expires=args.expires).to_dict()
         if c == "mediainfo":
             return client.mediainfo(args.vid).to_dict()
         if c == "delete":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -15,6 +16,7 @@ from vasset_client import errors
 from vasset_client.models import (
     STATUSES,
     Deleted,
+    DirectUrls,
     InitResult,
     Limits,
     MediaInfo,
@@ -33,6 +35,23 @@ __all__ = ["Body", "Client"]
 Body = bytes | Callable[[], Iterable[bytes]]
 
 USER_AGENT = "vasset-client-python/0.1"
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any]:
+    """The error body: the API's JSON, or Code/Message of a storage XML error."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        return data
+    text = response.text
+    body: dict[str, Any] = {"message": text[:200]}
+    for key, tag in (("code", "Code"), ("message", "Message"), ("request_id", "RequestId")):
+        match = re.search(f"<{tag}>([^<]*)</{tag}>", text)
+        if match:
+            body[key] = match.group(1)
+    return body
 
 
 def _b64name(name: str) -> str:
@@ -128,25 +147,40 @@ class Client:
     ) -> dict[str, Any]:
         """Send one API call with retries (each attempt re-signed); returns the JSON answer."""
         method = method.upper()
+
+        def url() -> str:
+            if signed:
+                return self.signed_url(method, path, params)
+            return self._unsigned_url(path, params or {})
+
+        response = self.send(method, url, content=content, headers=headers, signed=signed)
+        return self._json(response)
+
+    def send(
+        self,
+        method: str,
+        url: Callable[[], str],
+        *,
+        content: Body | None = None,
+        headers: Mapping[str, str] | None = None,
+        signed: bool = False,
+    ) -> httpx.Response:
+        """The retry loop: url() gives each attempt's URL; raises typed errors for 4xx/5xx."""
         skew_fixed = False
         attempt = 0
         while True:
-            if signed:
-                url = self.signed_url(method, path, params)
-            else:
-                url = self._unsigned_url(path, params or {})
             body = content() if callable(content) else content
             try:
-                response = self._http.request(method, url, content=body, headers=headers)
+                response = self._http.request(method, url(), content=body, headers=headers)
             except httpx.TransportError as exc:
                 if attempt >= self.retries:
                     raise errors.NetworkError(f"{type(exc).__name__}: {exc}") from exc
                 delay = self.backoff_delay(attempt)
             else:
                 if response.status_code < 400:
-                    return self._json(response)
+                    return response
                 error = errors.from_response(
-                    response.status_code, self._json(response, strict=False), response.headers
+                    response.status_code, _error_body(response), response.headers
                 )
                 if (
                     isinstance(error, errors.SignatureExpired)
@@ -169,21 +203,17 @@ class Client:
             self.sleep(delay)
 
     @staticmethod
-    def _json(response: httpx.Response, strict: bool = True) -> dict[str, Any]:
+    def _json(response: httpx.Response) -> dict[str, Any]:
         try:
             data = response.json()
         except ValueError:
-            if strict:
-                raise errors.ServerError(
-                    "the answer is not JSON",
-                    status=response.status_code,
-                    request_id=response.headers.get("x-request-id"),
-                ) from None
-            return {"message": response.text[:200]}
+            data = None
         if not isinstance(data, dict):
-            if strict:
-                raise errors.ServerError("the answer is not a JSON object")
-            return {}
+            raise errors.ServerError(
+                "the answer is not a JSON object",
+                status=response.status_code,
+                request_id=response.headers.get("x-request-id"),
+            )
         return data
 
     # upload calls
@@ -269,6 +299,30 @@ class Client:
         )
         return ResumeState.from_dict(answer)
 
+    # direct-to-storage uploads (OSS only; init with direct=True)
+    def direct_part_urls(self, upid: str, pseqs: Sequence[int] | None = None) -> DirectUrls:
+        """GET /video/upload/direct/urls: fresh URLs for pseqs, or for every missing part."""
+        params: dict[str, Any] = {"upid": upid}
+        if pseqs is not None:
+            params["pseqs"] = ",".join(str(int(p)) for p in pseqs)
+        return DirectUrls.from_dict(self.request("GET", "/video/upload/direct/urls", params))
+
+    def put_part_url(self, url: str, data: Body, size: int | None = None) -> str:
+        """PUT a part to its presigned storage URL (unsigned, no Content-Type); returns the ETag."""
+        headers: dict[str, str] = {}
+        if isinstance(data, bytes | bytearray | memoryview):
+            data = bytes(data)
+        elif size is None:
+            raise ValueError("size is required when data is a stream factory")
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        response = self.send("PUT", lambda: url, content=data, headers=headers)
+        return response.headers.get("etag", "").strip('"').lower()
+
+    def complete_upload(self, upid: str) -> PartResult:
+        """POST /video/upload/complete: verify a direct upload's parts and publish the video."""
+        return PartResult.from_dict(self.request("POST", "/video/upload/complete", {"upid": upid}))
+
     # video calls
     def status(self, vid: int) -> VideoStatus:
         """GET /video/status."""
@@ -316,9 +370,10 @@ class Client:
         params = {"vid": vid, "definition": definition, "format": format, "expires": expires}
         return PlayInfo.from_dict(self.request("GET", "/video/playurl", params))
 
-    def snapshot(self, vid: int) -> Snapshots:
-        """GET /video/snapshot."""
-        return Snapshots.from_dict(self.request("GET", "/video/snapshot", {"vid": vid}))
+    def snapshot(self, vid: int, expires: int | None = None) -> Snapshots:
+        """GET /video/snapshot: snapshot images (signed, expiring URLs)."""
+        params = {"vid": vid, "expires": expires}
+        return Snapshots.from_dict(self.request("GET", "/video/snapshot", params))
 
     def wait(
         self,

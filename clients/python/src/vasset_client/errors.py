@@ -143,6 +143,12 @@ class IncompleteBody(BadRequest):
     default_code = "IncompleteBody"
 
 
+class InvalidSource(BadRequest):
+    """400 InvalidSource: a transcode import's src is not allowed."""
+
+    default_code = "InvalidSource"
+
+
 class Unauthorized(ClientError):
     """401: authentication failed."""
 
@@ -193,7 +199,7 @@ class InvalidUrlSignature(Unauthorized):
 
 
 class Forbidden(ClientError):
-    """403 (not used by the API; present for completeness)."""
+    """403: not used by the API; storage answers it for expired or wrong presigned URLs."""
 
     default_code = "Forbidden"
     default_status = 403
@@ -216,6 +222,12 @@ class UploadNotFound(NotFound):
     """404 UploadNotFound: unknown or expired upload."""
 
     default_code = "UploadNotFound"
+
+
+class ObjectNotFound(NotFound):
+    """404 ObjectNotFound: a signed URL names an object that is gone."""
+
+    default_code = "ObjectNotFound"
 
 
 class MethodNotAllowed(ClientError):
@@ -287,6 +299,13 @@ class EntityTooLarge(ClientError):
     default_status = 413
 
 
+class InvalidRange(ClientError):
+    """416 InvalidRange: a Range outside the object."""
+
+    default_code = "InvalidRange"
+    default_status = 416
+
+
 class VerificationFailed(ClientError):
     """422: completion-time verification failed; the video is upload_failed."""
 
@@ -347,6 +366,7 @@ _BY_STATUS: dict[int, type[VassetError]] = {
     405: MethodNotAllowed,
     409: Conflict,
     413: EntityTooLarge,
+    416: InvalidRange,
     422: VerificationFailed,
     429: Throttled,
     503: ServiceUnavailable,

@@ -9,10 +9,12 @@ from typing import Any, TypeVar
 
 __all__ = [
     "Deleted",
+    "DirectUrls",
     "InitResult",
     "Limits",
     "MediaInfo",
     "PartResult",
+    "PartUrl",
     "PlayInfo",
     "PlayUrl",
     "Rendition",
@@ -80,6 +82,22 @@ class Limits(Model):
 
 
 @dataclass
+class PartUrl(Model):
+    """A presigned URL to PUT one part straight to storage (direct uploads)."""
+
+    pseq: int = 0
+    url: str = ""
+    size: int | None = None
+    expires_at: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def _part_urls(data: Mapping[str, Any]) -> list[PartUrl] | None:
+    urls = data.get("part_urls")
+    return None if urls is None else [PartUrl.from_dict(u) for u in urls]
+
+
+@dataclass
 class InitResult(Model):
     """POST /video/upload/init: a started upload, or an instant one (`instant`, `vid`)."""
 
@@ -93,8 +111,34 @@ class InitResult(Model):
     part_count: int | None = None
     expires_at: int | None = None
     upload_token: str | None = None
-    part_urls: list[Any] | None = None
+    direct: bool = False
+    part_urls: list[PartUrl] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> InitResult:
+        """Build from an API answer, part URLs typed."""
+        init = super().from_dict(data)
+        init.part_urls = _part_urls(data)
+        return init
+
+
+@dataclass
+class DirectUrls(Model):
+    """GET /video/upload/direct/urls: fresh part URLs (and `missing` when none were named)."""
+
+    upload_id: str | None = None
+    part_count: int | None = None
+    missing: list[int] | None = None
+    part_urls: list[PartUrl] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DirectUrls:
+        """Build from an API answer, part URLs typed."""
+        urls = super().from_dict(data)
+        urls.part_urls = _part_urls(data) or []
+        return urls
 
 
 @dataclass
@@ -230,6 +274,7 @@ class PlayInfo(Model):
     """GET /video/playurl."""
 
     vid: int = 0
+    status: str | None = None
     duration: int | None = None
     cover_url: str | None = None
     play_urls: list[PlayUrl] = field(default_factory=list)
@@ -252,6 +297,7 @@ class Snapshot(Model):
     time: int | float | None = None
     width: int | None = None
     height: int | None = None
+    expires_at: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from vasset_client import errors
 from vasset_client.client import Client
-from vasset_client.models import InitResult, PartResult, UploadResult
+from vasset_client.models import PartResult, PartUrl, UploadResult
 
 __all__ = ["DEFAULT_STATE_DIR", "Uploader", "upload_file"]
 
@@ -81,6 +81,9 @@ class Uploader:
         self._part_sent: dict[int, int] = {}
         self._parts_sent = 0
         self._reported = 0
+        self._is_direct = False
+        self._urls: dict[int, PartUrl] = {}
+        self._url_lock = threading.Lock()
 
     # public
     def run(self) -> UploadResult:
@@ -103,6 +106,7 @@ class Uploader:
                 self._report_all()
                 return self._result(info.vid, info.raw.get("md5") or md5, state["upload_id"], True)
             if info is not None and info.status == "uploading" and info.part_size:
+                self._is_direct = bool(state.get("direct"))
                 upid, part_size, missing, resumed = (
                     state["upload_id"],
                     info.part_size,
@@ -131,12 +135,12 @@ class Uploader:
                     return self._result(init.vid, init.md5 or md5, None, False, instant=True)
                 if not init.upload_id:
                     raise errors.VassetError(f"init answered without an upload_id: {init.raw}")
-                if init.part_urls:
-                    return self.direct_upload(init)
                 upid = init.upload_id
                 part_size = init.part_size or part_size
                 count = init.part_count or -(-self._size // part_size)
                 missing = list(range(1, count + 1))
+                self._is_direct = init.direct or init.part_urls is not None
+                self._urls = {u.pseq: u for u in init.part_urls or []}
                 self._save_state(mtime_ns, upid, part_size, md5, init.expires_at)
                 self._part_sent.clear()
                 self._done = 0
@@ -159,12 +163,6 @@ class Uploader:
             return self._result(vid, server_md5 or md5, upid, resumed)
         raise errors.UploadNotFound("the upload kept expiring; giving up", status=404)
 
-    def direct_upload(self, init: InitResult) -> UploadResult:
-        """Hook for direct-to-storage uploads (init offered part_urls): not implemented yet."""
-        raise NotImplementedError(
-            "the server offered direct-to-storage part URLs; this SDK version cannot use them yet"
-        )
-
     # parts
     def _send_all(self, upid: str, part_size: int, missing: list[int]) -> tuple[int, str | None]:
         """Send parts until the upload completes; returns (vid, md5)."""
@@ -173,6 +171,10 @@ class Uploader:
         while True:
             try:
                 self._send_parts(upid, part_size, missing)
+                if self._is_direct:
+                    answer = self._complete_direct(upid)
+                    if answer.completed:
+                        return int(answer.vid or 0), answer.md5
                 info = self.client.resume(upid)
             except _Completed as done:
                 if done.vid is None:
@@ -197,11 +199,25 @@ class Uploader:
             else:
                 time.sleep(0.5)  # another request is completing the upload
 
+    def _complete_direct(self, upid: str) -> PartResult:
+        """POST complete for a direct upload; parts it names as missing or wrong come back."""
+        try:
+            return self.client.complete_upload(upid)
+        except errors.UploadCompleted as exc:
+            raise _Completed(exc.vid) from None
+        except (errors.InvalidState, errors.InvalidPartSize) as exc:
+            redo = exc.body.get("missing") or exc.body.get("parts")
+            if not redo:
+                raise
+            return PartResult(upload_id=upid, missing=[int(p) for p in redo], raw=exc.body)
+
     def _send_parts(self, upid: str, part_size: int, missing: list[int]) -> None:
         """Send the given parts in parallel; raises _Completed when one answer completes it."""
         self._stop.clear()
         if not missing:
             return
+        if self._is_direct:
+            self._prefetch_urls(upid, missing)
         with ThreadPoolExecutor(self.parallel, thread_name_prefix="vasset-part") as pool:
             futures: list[Future[PartResult | None]] = [
                 pool.submit(self._send_part, upid, part_size, pseq) for pseq in missing
@@ -226,18 +242,30 @@ class Uploader:
         offset = (pseq - 1) * part_size
         length = min(part_size, self._size - offset)
         attempt = 0
+        refresh = False
         while True:
             if self._stop.is_set():
                 return None
             try:
                 digest = self._hash_range(offset, length)
-                answer = self.client.upload_part(
-                    upid,
-                    pseq,
-                    lambda: self._stream(pseq, offset, length),
-                    hash=digest,
-                    size=length,
-                )
+                if self._is_direct:
+                    answer = None
+                    url = self._url_for(upid, pseq, force=refresh)
+                    etag = self.client.put_part_url(
+                        url.url, lambda: self._stream(pseq, offset, length), size=length
+                    )
+                    if etag and etag != digest:
+                        raise errors.InvalidDigest(
+                            f"storage answered ETag {etag} for part {pseq}, its MD5 is {digest}"
+                        )
+                else:
+                    answer = self.client.upload_part(
+                        upid,
+                        pseq,
+                        lambda: self._stream(pseq, offset, length),
+                        hash=digest,
+                        size=length,
+                    )
             except errors.UploadCompleted as exc:
                 raise _Completed(exc.vid) from None
             except errors.UploadNotFound:
@@ -248,7 +276,12 @@ class Uploader:
                 errors.Throttled,
                 errors.IncompleteBody,
                 errors.InvalidDigest,
-            ):
+                errors.Forbidden,
+                errors.NotFound,
+            ) as exc:
+                if isinstance(exc, errors.NotFound):
+                    self._check_alive(upid)  # storage lost the upload: ask the API why
+                refresh = isinstance(exc, errors.Forbidden)  # e.g. an expired part URL
                 if attempt >= self.part_retries or self._stop.is_set():
                     raise
                 self.client.sleep(self.client.backoff_delay(attempt + 1))
@@ -258,6 +291,48 @@ class Uploader:
                 self._parts_sent += 1
             self._advance(pseq, length)
             return answer
+
+    # direct-to-storage part URLs
+    def _check_alive(self, upid: str) -> None:
+        """Raise _Restart or _Completed when the API says the upload is gone or done."""
+        try:
+            info = self.client.resume(upid)
+        except errors.UploadNotFound:
+            raise _Restart() from None
+        if info.status == "uploaded" and info.vid is not None:
+            raise _Completed(info.vid)
+        if info.status != "uploading":
+            raise errors.UploadAborted(f"the upload is {info.status}", status=409, body=info.raw)
+
+    @staticmethod
+    def _fresh(url: PartUrl | None) -> bool:
+        return url is not None and (url.expires_at is None or url.expires_at - time.time() > 60)
+
+    def _fetch_urls(self, upid: str, pseqs: list[int]) -> None:
+        """Ask the API for part URLs (at most 1000 per call)."""
+        try:
+            for i in range(0, len(pseqs), 1000):
+                answer = self.client.direct_part_urls(upid, pseqs[i : i + 1000])
+                self._urls.update({u.pseq: u for u in answer.part_urls})
+        except errors.UploadCompleted as exc:
+            raise _Completed(exc.vid) from None
+        except errors.UploadNotFound:
+            raise _Restart() from None
+
+    def _prefetch_urls(self, upid: str, pseqs: list[int]) -> None:
+        """Fetch part URLs for every listed part without a fresh one."""
+        with self._url_lock:
+            self._fetch_urls(upid, [p for p in pseqs if not self._fresh(self._urls.get(p))])
+
+    def _url_for(self, upid: str, pseq: int, force: bool = False) -> PartUrl:
+        """The part's URL, fetched again when missing, about to expire or refused."""
+        with self._url_lock:
+            if force or not self._fresh(self._urls.get(pseq)):
+                self._fetch_urls(upid, [pseq])
+            url = self._urls.get(pseq)
+        if url is None:
+            raise errors.VassetError(f"the server gave no URL for part {pseq}")
+        return url
 
     def _stream(self, pseq: int, offset: int, length: int) -> Iterator[bytes]:
         """The part's bytes from the file, in small chunks, counted for progress."""
@@ -412,6 +487,7 @@ class Uploader:
             "upload_id": upid,
             "part_size": part_size,
             "md5": md5,
+            "direct": self._is_direct,
             "expires_at": expires_at,
             "created_at": int(time.time()),
         }
