@@ -118,3 +118,11 @@ def test_hls_playlist_is_never_followed(clips):
     # The disguised playlist is refused before anything reads the file it points at.
     with pytest.raises(UnsupportedMedia, match="hls"):
         ffprobe_json(media.hls_disguised(clips))
+
+
+def test_concat_script_refused(clips, tmp_path):
+    # FFmpeg's concat demuxer would read whatever files the script names.
+    script = tmp_path / "list.mp4"
+    script.write_text(f"ffconcat version 1.0\nfile '{media.landscape(clips)}'\n")
+    with pytest.raises(UnsupportedMedia, match="concat"):
+        probe(script)
