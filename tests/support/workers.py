@@ -292,3 +292,179 @@ class Fleet:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def job_ffmpeg(job_id: int, ladder: bool = True) -> list[int]:
+    """Live FFmpeg processes writing a job's outputs (the ladder run only, by default)."""
+    found = []
+    needle = f"/job-{int(job_id)}-".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or not _is_ffmpeg(int(entry)):
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except OSError:
+            continue
+        if needle in cmdline and (not ladder or b"-filter_complex" in cmdline):
+            found.append(int(entry))
+    return found
+
+
+def open_slot_epoch(redis_url: str, prefix: str) -> None:
+    """Let a brand-new Redis prefix hand out FFmpeg slots at once.
+
+    The slot semaphore cannot tell a new deployment from a Redis that lost its sets, so its
+    first acquisition waits one slot lease (6 s here). A fresh test prefix has no FFmpeg running
+    anywhere, so there is nothing to wait for; tests of the reset itself must not call this.
+    """
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.set(prefix + "slots:epoch", 0, nx=True)
+    finally:
+        client.close()
+
+
+class Stack:
+    """A private vasset deployment for one test module: database, Redis prefix, storage, API.
+
+    Jobs live in the database, so only workers started with ``env`` (see Fleet) take its jobs.
+    """
+
+    def __init__(self, base_env: dict[str, str], root: Path, name: str, **extra: str) -> None:
+        base_url = base_env["VASSET_DATABASE_URL"].rsplit("/", 1)[0]
+        session_db = base_env["VASSET_DATABASE_URL"].rsplit("/", 1)[1]
+        self.db_name = f"{session_db}_{name}"
+        self.root = Path(root)
+        self.env = fleet_env(
+            {
+                "VASSET_DATABASE_URL": f"{base_url}/{self.db_name}",
+                "VASSET_REDIS_URL": base_env["VASSET_REDIS_URL"],
+                "VASSET_REDIS_PREFIX": f"{base_env['VASSET_REDIS_PREFIX']}{name}:",
+                "VASSET_STORAGE_URL": f"file://{self.root / 'storage'}",
+                "VASSET_TEMP_DIR": str(self.root / "tmp"),
+            },
+            **extra,
+        )
+        self.server = None
+        self.app: dict = {}
+
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """Run `python -m vasset ARGS` against this stack; returns stdout."""
+        out = subprocess.run(
+            [sys.executable, "-m", "vasset", *args],
+            env={**os.environ, **(env or self.env)},
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return out.stdout
+
+    def start(self) -> Stack:
+        """Create the database and an app, start the API."""
+        from tests.support.server import ServerProcess
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.cli("db", "upgrade")
+        self.app = json.loads(self.cli("apps", "create", "workers", "--json"))
+        open_slot_epoch(self.env["VASSET_REDIS_URL"], self.env["VASSET_REDIS_PREFIX"])
+        self.server = ServerProcess(self.env, log_path=self.root / "server.log").start()
+        return self
+
+    def api(self):
+        """A signing client of the stack's app."""
+        from tests.support.api import Api
+
+        assert self.server is not None
+        return Api(self.server.url, self.app["app_key"], self.app["app_secret"])
+
+    @property
+    def storage(self) -> Path:
+        """Root of the local store's objects."""
+        return Path(self.env["VASSET_STORAGE_URL"][len("file://") :]) / "objects"
+
+    @property
+    def temp_dir(self) -> Path:
+        """The workers' VASSET_TEMP_DIR."""
+        return Path(self.env["VASSET_TEMP_DIR"])
+
+    def fleet(self, name: str, **extra: str) -> Fleet:
+        """A fleet of workers on this stack (extra env on top), logging under root/name."""
+        marker = {"VASSET_TEST_FLEET": secrets.token_hex(6)}
+        return Fleet({**self.env, **marker, **extra}, self.root / name)
+
+    def stop(self) -> None:
+        """Stop the API and drop the database."""
+        import asyncio
+
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool
+
+        if self.server is not None:
+            self.server.stop()
+        base_url = self.env["VASSET_DATABASE_URL"].rsplit("/", 1)[0]
+
+        async def drop() -> None:
+            engine = create_async_engine(base_url + "/", poolclass=NullPool)
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(text(f"DROP DATABASE IF EXISTS `{self.db_name}`"))
+            finally:
+                await engine.dispose()
+
+        asyncio.run(drop())
+
+
+def wait_until(check: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
+    """Poll check() until it returns something truthy; returns it, or fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def settle(env: dict[str, str]) -> None:
+    """End a test's leftovers: cancel live jobs, retire videos still waiting for a transcode.
+
+    Without this a later test's workers would pick up the jobs, or the reaper's safety net
+    would queue new ones for videos left in transcode_queued.
+    """
+    from tests.support.db import sql
+
+    now = time.time()
+    sql(
+        env,
+        "UPDATE transcode_job SET state = 'cancelled', lease_token = lease_token + 1,"
+        " error = 'test teardown', finished_at = :now WHERE state IN ('queued', 'running')",
+        now=now,
+    )
+    sql(
+        env,
+        "UPDATE video SET deleted_at = :now WHERE deleted_at IS NULL"
+        " AND status IN ('transcode_queued', 'transcoding')",
+        now=int(now),
+    )
+
+
+def medium_clip(directory: str | os.PathLike[str]) -> Path:
+    """640x360, 3 s, H.264 + AAC: big enough for a two-rung ladder (240p and 360p)."""
+    from tests import media
+
+    # media's cache-and-rename helpers keep parallel xdist workers from seeing half a file.
+    return media._cached(directory, "medium_360p.mp4", lambda p: media._av_clip(p, "640x360", 3))
+
+
+def long_clip(directory: str | os.PathLike[str]) -> Path:
+    """640x360, 15 s: a ladder run lasting a few seconds, to kill or cancel in the middle."""
+    from tests import media
+
+    return media._cached(directory, "long_360p.mp4", lambda p: media._av_clip(p, "640x360", 15))
