@@ -321,7 +321,8 @@ def test_register_refuses_other_apps_keys_and_bad_keys(oapi, other_oapi, oss):
     err(oapi.call("POST", reg, {"key": creds["key"][len(PREFIX) + 1 :]}), 404, "ObjectNotFound")
     err(oapi.call("POST", reg, {"key": f"{PREFIX}/sources/1/1/x/source"}), 404, "ObjectNotFound")
     err(oapi.call("POST", reg, {"key": creds["dir"] + "a/b"}), 400, "InvalidParameter")
-    err(oapi.call("POST", reg, {"key": creds["dir"] + "../x"}), 400, "InvalidParameter")
+    for bad in ("../x", "..", "a b", ""):
+        err(oapi.call("POST", reg, {"key": creds["dir"] + bad}), 400, "InvalidParameter")
     err(oapi.call("POST", reg, {}), 400, "MissingParameter")
     # a lying hash: 422, and neither the posted object nor its copy stays
     lie = hashlib.md5(b"lie").hexdigest()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgspec
 from litestar import Request, Response, get, post
 
@@ -9,7 +11,9 @@ from vasset import errors
 from vasset.http.auth import ctx_of, query_string, signed_app
 from vasset.http.params import parse_params
 from vasset.http.responses import json_response
-from vasset.upload.direct import DirectUploads
+
+if TYPE_CHECKING:
+    from vasset.upload.direct import DirectUploads  # imports oss2: only on OSS deployments
 
 
 class UrlsParams(msgspec.Struct):
