@@ -67,8 +67,11 @@ class ProgressBar:
             f"{_human(done)}/{_human(total)} {_human(speed)}/s"
         )
         self.stream.write(line)
-        self.stream.flush()
         self._shown = True
+        if done >= total:
+            self.stream.write("\n")  # the final value ends its line
+            self._shown = False
+        self.stream.flush()
 
     def close(self) -> None:
         """End the line."""

@@ -317,7 +317,7 @@ class Client:
         if size is not None:
             headers["Content-Length"] = str(size)
         response = self.send("PUT", lambda: url, content=data, headers=headers)
-        return response.headers.get("etag", "").strip('"').lower()
+        return str(response.headers.get("etag", "")).strip('"').lower()
 
     def complete_upload(self, upid: str) -> PartResult:
         """POST /video/upload/complete: verify a direct upload's parts and publish the video."""

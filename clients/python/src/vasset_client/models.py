@@ -50,8 +50,9 @@ class Model:
     def from_dict(cls: type[M], data: Mapping[str, Any]) -> M:
         """Build from an API answer; missing keys take the field default."""
         names = {f.name for f in dataclasses.fields(cls)} - {"raw"}  # type: ignore[arg-type]
-        kwargs = {k: v for k, v in data.items() if k in names}
-        return cls(**kwargs, raw=dict(data))
+        kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in names}
+        kwargs["raw"] = dict(data)
+        return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         """The answer as the server sent it."""

@@ -218,20 +218,24 @@ class Uploader:
             return
         if self._is_direct:
             self._prefetch_urls(upid, missing)
-        with ThreadPoolExecutor(self.parallel, thread_name_prefix="vasset-part") as pool:
-            futures: list[Future[PartResult | None]] = [
-                pool.submit(self._send_part, upid, part_size, pseq) for pseq in missing
-            ]
+        pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="vasset-part")
+        futures: list[Future[PartResult | None]] = [
+            pool.submit(self._send_part, upid, part_size, pseq) for pseq in missing
+        ]
+        try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                self._stop.set()
-                for f in futures:
-                    f.cancel()
-                wait(futures)
-                exc = failed[0].exception()
-                assert exc is not None
-                raise exc
+            for f in done:
+                exc = f.exception()
+                if exc is not None:
+                    raise exc
+        except BaseException:
+            # Stop queued parts and cut the bodies in flight (also on Ctrl-C in the main thread).
+            self._stop.set()
+            for f in futures:
+                f.cancel()
+            raise
+        finally:
+            pool.shutdown(wait=True)
         for f in futures:
             answer = f.result()
             if answer is not None and answer.completed:
