@@ -52,6 +52,12 @@ def route_handlers() -> list:
         handlers += playback_routes
     except ImportError:
         pass
+    try:
+        from vasset.console.api import ROUTES as console_routes
+
+        handlers += console_routes
+    except ImportError:
+        pass
     return handlers
 
 

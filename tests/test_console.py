@@ -1,0 +1,272 @@
+"""The console: its login and routes over HTTP, and the whole page in headless Chromium."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import media
+from tests.support.server import ROOT
+from tests.support.stack import Stack
+
+JS_DIR = ROOT / "clients" / "js"
+STATIC_DIR = ROOT / "vasset" / "static"
+E2E_SCRIPT = ROOT / "tests" / "js" / "console_e2e.mjs"
+ARTIFACTS = ROOT / "test-artifacts"
+CONSOLE_KEY = "console-" + secrets.token_urlsafe(12)
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+NODE = shutil.which("node")
+CHROMIUM = _chromium()
+
+
+@pytest.fixture(scope="module")
+def console_stack(tmp_path_factory):
+    """A private stack whose console is enabled and acts for its own 'console' app."""
+    root = tmp_path_factory.mktemp("console")
+    stack = Stack(root)
+    stack._run("db", "upgrade")
+    app = json.loads(stack._run("apps", "create", "console", "--json"))
+    stack.env["VASSET_CONSOLE_KEY"] = CONSOLE_KEY
+    stack.env["VASSET_CONSOLE_APP_KEY"] = app["app_key"]
+    try:
+        stack.start()
+        stack.console_app = app
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _login(base: str, key: str = CONSOLE_KEY) -> httpx.Client:
+    client = httpx.Client(base_url=base, timeout=30)
+    r = client.post("/console/login", json={"key": key})
+    assert r.status_code == 200, r.text
+    return client
+
+
+# The console over HTTP
+
+
+def test_console_disabled_without_a_key(server):
+    """Without VASSET_CONSOLE_KEY the page is a 404 that says how to enable it."""
+    r = httpx.get(server.url + "/console")
+    assert r.status_code == 404
+    assert "VASSET_CONSOLE_KEY" in r.text and "disabled" in r.text
+    for method, path in [
+        ("GET", "/console/api/session"),
+        ("POST", "/console/login"),
+        ("GET", "/console/api/videos"),
+        ("GET", "/console/static/app.js"),
+    ]:
+        r = httpx.request(method, server.url + path, json={"key": ""})
+        assert r.status_code == 404, (path, r.text)
+
+
+def test_login_sets_a_strict_httponly_cookie(console_stack):
+    base = console_stack.server.url
+    r = httpx.get(base + "/console/api/session")
+    assert r.json() == {"enabled": True, "logged_in": False}
+    assert httpx.get(base + "/console/api/videos").json()["code"] == "InvalidConsoleKey"
+
+    r = httpx.post(base + "/console/login", json={"key": "wrong"})
+    assert r.status_code == 401 and r.json()["code"] == "InvalidConsoleKey"
+    assert "set-cookie" not in r.headers
+
+    r = httpx.post(base + "/console/login", json={"key": CONSOLE_KEY})
+    assert r.status_code == 200 and r.json()["app"] == "console"
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("vasset_console=")
+    attributes = {part.strip().split("=")[0].lower(): part for part in cookie.split(";")[1:]}
+    assert "httponly" in attributes
+    assert attributes["samesite"].split("=")[1].strip().lower() == "strict"
+    assert attributes["path"].split("=")[1].strip() == "/console"
+
+    client = _login(base)
+    session = client.get("/console/api/session").json()
+    assert session["logged_in"] is True and session["app"] == "console"
+    assert client.get("/console/api/videos").status_code == 200
+
+    # A tampered or foreign cookie is not a session.
+    value = client.cookies["vasset_console"]
+    forged = value[:-4] + ("0000" if not value.endswith("0000") else "1111")
+    r = httpx.get(base + "/console/api/videos", cookies={"vasset_console": forged})
+    assert r.status_code == 401
+    # Logging out drops the cookie.
+    r = client.post("/console/logout", json={})
+    assert r.status_code == 200 and "vasset_console=" in r.headers["set-cookie"]
+
+
+def test_posts_must_be_json(console_stack):
+    base = console_stack.server.url
+    r = httpx.post(base + "/console/login", data={"key": CONSOLE_KEY})
+    assert r.status_code == 400
+    client = _login(base)
+    r = client.post("/console/api/uploads", data={"name": "a.mp4", "size": "5"})
+    assert r.status_code == 400
+
+
+def test_upload_via_console_init_and_token(console_stack):
+    """The console's init answers with a token; parts go up with it, no signature."""
+    client = _login(console_stack.server.url)
+    data = os.urandom(250 * 1024)
+    r = client.post(
+        "/console/api/uploads", json={"name": "clip.mp4", "size": len(data), "part_size": 102400}
+    )
+    assert r.status_code == 200, r.text
+    init = r.json()
+    assert init["part_count"] == 3 and init["upload_token"] and init["vid"] > 0
+    assert "app_secret" not in r.text and console_stack.console_app["app_secret"] not in r.text
+    base = console_stack.server.url
+    for pseq in range(1, 4):
+        body = data[(pseq - 1) * 102400 : pseq * 102400]
+        r = httpx.put(
+            f"{base}/video/upload/upload",
+            params={"upid": init["upload_id"], "pseq": pseq, "token": init["upload_token"]},
+            content=body,
+        )
+        assert r.status_code == 200, r.text
+    assert r.json()["status"] == "uploaded"
+    video = client.get(f"/console/api/videos/{init['vid']}").json()
+    assert video["vid"] == init["vid"] and video["media"]["source_name"] == "clip.mp4"
+    listed = client.get("/console/api/videos").json()["videos"]
+    assert init["vid"] in [v["vid"] for v in listed]
+    # Videos of another app are not reachable through the console.
+    other = console_stack.upload(media.text_file(console_stack.root), auto=False)
+    r = client.get(f"/console/api/videos/{other['vid']}")
+    assert r.status_code == 404 and r.json()["code"] == "VideoNotFound"
+    # A default part size is chosen when the page names none.
+    r = client.post("/console/api/uploads", json={"name": "big.mp4", "size": 9 * 1024 * 1024})
+    assert r.json()["part_size"] >= 102400 and r.json()["part_count"] >= 1
+
+
+def test_assets_are_a_fixed_list(console_stack):
+    base = console_stack.server.url
+    page = httpx.get(base + "/console")
+    assert page.status_code == 200
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert console_stack.console_app["app_secret"] not in page.text
+    sdk = httpx.get(base + "/console/static/vasset.js")
+    assert sdk.status_code == 200 and sdk.headers["content-type"].startswith("text/javascript")
+    assert sdk.content == (JS_DIR / "vasset.js").read_bytes()
+    again = httpx.get(
+        base + "/console/static/vasset.js", headers={"If-None-Match": sdk.headers["etag"]}
+    )
+    assert again.status_code == 304
+    for name in ("app.js", "style.css"):
+        assert httpx.get(f"{base}/console/static/{name}").status_code == 200
+    for name in ("index.html", "..%2F..%2Fsettings.py", "package.json", "nope.js"):
+        assert httpx.get(f"{base}/console/static/{name}").status_code == 404
+
+
+# The page in headless Chromium
+
+
+def _locked_npm_install(directory: Path, marker: Path) -> None:
+    """npm install in directory once, even with several xdist workers asking at the same time."""
+    if marker.exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail(f"{marker} is missing and npm is not installed (run ./dev test)")
+    lock_path = directory / ".npm-install.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not marker.exists():
+                subprocess.run(
+                    [npm, "install", "--no-audit", "--no-fund"],
+                    cwd=directory,
+                    check=True,
+                    capture_output=True,
+                    timeout=300,
+                )
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    with contextlib.suppress(OSError):
+        lock_path.unlink()
+
+
+def _noisy_clip(directory: Path) -> Path:
+    """320x180, 4 s with noise: about 3.5 MB, so 100 KiB parts make a slow-enough upload."""
+    target = directory / "console-clip.mp4"
+    if target.exists():
+        return target
+    tmp = directory / f".tmp-{os.getpid()}-console-clip.mp4"
+    subprocess.run(
+        [
+            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+            "-t", "4", "-vf", "noise=alls=40:allf=t",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-crf", "20",
+            "-c:a", "aac", "-b:a", "64k", "-shortest", str(tmp),
+        ],
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    os.replace(tmp, target)
+    return target
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed (./dev test installs it)")
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (./dev test installs it)")
+def test_console_in_chromium(console_stack, tmp_path_factory, tmp_path):
+    """Log in, upload, reload mid-upload, resume, play (hls.js), snapshots, downloads."""
+    _locked_npm_install(JS_DIR, JS_DIR / "node_modules" / "playwright-core" / "package.json")
+    hls = STATIC_DIR / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+    _locked_npm_install(STATIC_DIR, hls)
+    clip = _noisy_clip(media.shared_dir(tmp_path_factory))
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "console.png"
+    env = {
+        **os.environ,
+        "CONSOLE_URL": console_stack.server.url,
+        "CONSOLE_KEY": CONSOLE_KEY,
+        "CLIP": str(clip),
+        "SCREENSHOT": str(tmp_path / "console.png"),
+        "USER_DATA_DIR": str(tmp_path / "chromium-profile"),
+        "CHROMIUM": CHROMIUM,
+        "PLAYWRIGHT_FROM": str(JS_DIR / "package.json"),
+        "EXPECT_HLS": "1",
+        "PART_KIB": "100",
+        "PART_DELAY_MS": "150",
+        "NODE_OPTIONS": "",
+    }
+    proc = subprocess.run(
+        [NODE, str(E2E_SCRIPT)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    steps = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"step"')]
+    assert [s["step"] for s in steps][-1] == "done", output[-4000:]
+    by_step = {s["step"]: s for s in steps}
+    assert by_step["reload_mid_upload"]["parts_before"] < by_step["reload_mid_upload"]["part_count"]
+    assert by_step["playing"]["source"] == "hls.js"
+    assert by_step["snapshots"]["count"] >= 1
+    shutil.copyfile(tmp_path / "console.png", screenshot)
+    assert screenshot.stat().st_size > 10_000
+    status = console_stack.api.call("GET", "/video/status", {"vid": by_step["done"]["vid"]})
+    # The console's uploads belong to the console app, not to the stack's own app.
+    assert status.status_code == 404

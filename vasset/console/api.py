@@ -1,0 +1,375 @@
+"""The console: a page at /console and the session-authenticated JSON routes behind it.
+
+The operator sets VASSET_CONSOLE_KEY (the login secret) and VASSET_CONSOLE_APP_KEY (the app the
+console acts for). The browser never holds an app secret: it logs in with the console key, gets
+an HttpOnly session cookie, and these routes make the app's calls server-side; uploads then go
+straight to /video/upload/* with the upload token that init returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+
+import msgspec
+from litestar import Request, Response, get, post
+from sqlalchemy import text
+
+from vasset import errors
+from vasset.auth.verify import App
+from vasset.console import session
+from vasset.context import Context
+from vasset.db import transaction
+from vasset.http.auth import ctx_of, query_string
+from vasset.http.params import parse_params
+from vasset.http.responses import json_response
+from vasset.playback.secret import url_secret
+from vasset.redis_client import redis_guard
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+PAGE_DIR = STATIC_DIR / "console"
+
+#: The only files the console serves: name -> (path, content type). No directory listing.
+ASSETS: dict[str, tuple[Path, str]] = {
+    "app.js": (PAGE_DIR / "app.js", "text/javascript; charset=utf-8"),
+    "style.css": (PAGE_DIR / "style.css", "text/css; charset=utf-8"),
+    # The browser SDK (clients/js/vasset.js, linked into the package).
+    "vasset.js": (PAGE_DIR / "vasset.js", "text/javascript; charset=utf-8"),
+    # Installed from npm by ./dev (vasset/static/package.json); the page falls back to MP4.
+    "hls.min.js": (
+        STATIC_DIR / "node_modules" / "hls.js" / "dist" / "hls.min.js",
+        "text/javascript; charset=utf-8",
+    ),
+}
+
+#: Default part size of console uploads (the server's minimum wins when larger).
+DEFAULT_PART_SIZE = 4 * 1024 * 1024
+#: Failed logins per client address within LOGIN_WINDOW before logins are refused.
+LOGIN_FAILURES = 10
+LOGIN_WINDOW = 300
+
+_CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        # Play URLs may be presigned OSS or CDN URLs on other hosts.
+        "img-src 'self' data: blob: https: http:",
+        "media-src 'self' blob: https: http:",
+        "connect-src 'self' https: http:",
+        "worker-src 'self' blob:",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+    ]
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": _CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+DISABLED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>vasset console disabled</title></head>
+<body><h1>The vasset console is disabled</h1>
+<p>Set <code>VASSET_CONSOLE_KEY</code> (the login secret) and <code>VASSET_CONSOLE_APP_KEY</code>
+(the app the console acts for) and restart the API to enable it.</p></body></html>
+"""
+
+_asset_cache: dict[Path, tuple[int, int, bytes, str]] = {}
+
+
+def _read_asset(path: Path) -> tuple[bytes, str] | None:
+    """File bytes and an ETag, cached while the file's mtime and size stay the same."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    hit = _asset_cache.get(path)
+    if hit and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
+        return hit[2], hit[3]
+    data = path.read_bytes()
+    import hashlib
+
+    etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+    _asset_cache[path] = (st.st_mtime_ns, st.st_size, data, etag)
+    return data, etag
+
+
+def _enabled(ctx: Context) -> bool:
+    return bool(ctx.settings.console_key)
+
+
+def _require_enabled(ctx: Context) -> None:
+    if not _enabled(ctx):
+        raise errors.NotFound("the console is disabled (VASSET_CONSOLE_KEY is not set)")
+
+
+async def _secret(ctx: Context) -> bytes:
+    secret = ctx.extras.get("console_secret")
+    if secret is None:
+        secret = ctx.extras["console_secret"] = await url_secret(ctx.engine, "console_session")
+    return secret
+
+
+async def _logged_in(request: Request) -> bool:
+    ctx = ctx_of(request)
+    if not _enabled(ctx):
+        return False
+    value = request.cookies.get(session.COOKIE)
+    if not value:
+        return False
+    return session.valid(await _secret(ctx), ctx.settings.console_key, value, time.time())
+
+
+async def _console_app(ctx: Context) -> App:
+    key = ctx.settings.console_app_key
+    app = await ctx.auth.app_by_key(key) if key else None
+    if app is None or not app.enabled:
+        raise errors.InvalidState(
+            "the console is not configured: VASSET_CONSOLE_APP_KEY names no enabled app"
+        )
+    return app
+
+
+async def _authorized(request: Request) -> App:
+    """The console's app for a request with a valid session cookie (else 401 / 404)."""
+    ctx = ctx_of(request)
+    _require_enabled(ctx)
+    if not await _logged_in(request):
+        raise errors.InvalidConsoleKey()
+    return await _console_app(ctx)
+
+
+def _require_json(request: Request) -> None:
+    """State-changing calls must be JSON: no cross-site form can send that without CORS."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.split(";")[0].strip().lower() == "application/json":
+        raise errors.InvalidParameter("send a JSON body (Content-Type: application/json)")
+
+
+async def _json_body(request: Request, model: type):
+    _require_json(request)
+    try:
+        return msgspec.json.decode(await request.body(), type=model)
+    except msgspec.ValidationError as exc:
+        raise errors.InvalidParameter(f"invalid body: {exc}") from None
+    except msgspec.DecodeError:
+        raise errors.InvalidParameter("the body is not valid JSON") from None
+
+
+def _client_address(request: Request) -> str:
+    client = request.scope.get("client")
+    return client[0] if client else "unknown"
+
+
+# Page and assets
+
+
+@get("/console", include_in_schema=False)
+async def console_page(request: Request) -> Response:
+    """The console page, or a 404 page that says how to enable it."""
+    ctx = ctx_of(request)
+    if not _enabled(ctx):
+        return Response(
+            DISABLED_PAGE,
+            status_code=404,
+            media_type="text/html; charset=utf-8",
+            headers=PAGE_HEADERS,
+        )
+    found = _read_asset(PAGE_DIR / "index.html")
+    if found is None:
+        raise errors.NotFound("the console page is not installed")
+    return Response(found[0], media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+@get("/console/static/{name:str}", include_in_schema=False)
+async def console_asset(request: Request, name: str) -> Response:
+    """One of the page's scripts or styles (a fixed list)."""
+    _require_enabled(ctx_of(request))
+    entry = ASSETS.get(name)
+    found = _read_asset(entry[0]) if entry else None
+    if entry is None or found is None:
+        raise errors.NotFound(f"no console asset {name!r}")
+    data, etag = found
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if request.headers.get("if-none-match") == etag:
+        return Response(b"", status_code=304, headers=headers)
+    return Response(data, media_type=entry[1], headers=headers)
+
+
+# Login
+
+
+class LoginBody(msgspec.Struct):
+    """Body of POST /console/login."""
+
+    key: str
+
+
+@post("/console/login", status_code=200)
+async def console_login(request: Request) -> Response:
+    """Exchange the console key for an HttpOnly, SameSite=Strict session cookie."""
+    ctx = ctx_of(request)
+    _require_enabled(ctx)
+    body = await _json_body(request, LoginBody)
+    counter = f"{ctx.settings.redis_prefix}console:login:{_client_address(request)}"
+    async with redis_guard():
+        failures = int(await ctx.redis.get(counter) or 0)
+    if failures >= LOGIN_FAILURES:
+        raise errors.Throttled("too many failed logins; wait a few minutes", retry_after=60)
+    if not session.key_matches(body.key, ctx.settings.console_key):
+        async with redis_guard():
+            await ctx.redis.incr(counter)
+            await ctx.redis.expire(counter, LOGIN_WINDOW)
+        raise errors.InvalidConsoleKey("wrong console key")
+    value = session.issue(await _secret(ctx), ctx.settings.console_key, int(time.time()))
+    app = await ctx.auth.app_by_key(ctx.settings.console_app_key)
+    response = json_response({"logged_in": True, "app": app.name if app else None})
+    response.set_cookie(
+        session.COOKIE,
+        value,
+        max_age=session.TTL,
+        path="/console",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https" or ctx.settings.public_url.startswith("https:"),
+    )
+    return response
+
+
+@post("/console/logout", status_code=200)
+async def console_logout(request: Request) -> Response:
+    """Drop the session cookie."""
+    _require_enabled(ctx_of(request))
+    response = json_response({"logged_in": False})
+    response.delete_cookie(session.COOKIE, path="/console")
+    return response
+
+
+@get("/console/api/session")
+async def console_session(request: Request) -> Response:
+    """Whether this browser is logged in, and for which app."""
+    ctx = ctx_of(request)
+    _require_enabled(ctx)
+    if not await _logged_in(request):
+        return json_response({"enabled": True, "logged_in": False})
+    app = await _console_app(ctx)
+    return json_response(
+        {
+            "enabled": True,
+            "logged_in": True,
+            "app": app.name,
+            "limits": ctx.uploads.limits(),
+            "default_part_size": DEFAULT_PART_SIZE,
+        }
+    )
+
+
+# Uploads and videos
+
+
+class UploadBody(msgspec.Struct):
+    """Body of POST /console/api/uploads."""
+
+    name: str
+    size: int
+    part_size: int | None = None
+    hash: str | None = None
+    priority: int = 0
+
+
+@post("/console/api/uploads", status_code=200)
+async def console_create_upload(request: Request) -> Response:
+    """Server-side init for the console's app (auto-transcode); answers with an upload token."""
+    app = await _authorized(request)
+    ctx = ctx_of(request)
+    body = await _json_body(request, UploadBody)
+    psize = body.part_size or max(DEFAULT_PART_SIZE, ctx.uploads.smallest_part_size(body.size))
+    fn = base64.b64encode(body.name.encode()).decode()
+    answer = await ctx.uploads.init(app, fn, body.size, psize, body.hash, True, body.priority)
+    return json_response(answer)
+
+
+class ListParams(msgspec.Struct):
+    """Query of GET /console/api/videos."""
+
+    limit: int = 20
+
+
+@get("/console/api/videos")
+async def console_videos(request: Request) -> Response:
+    """The console app's most recent videos."""
+    app = await _authorized(request)
+    p = parse_params(query_string(request), ListParams)
+    limit = max(1, min(p.limit, 100))
+    async with transaction(ctx_of(request).engine) as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT id, source_name, status, progress, file_size, duration, create_time"
+                " FROM video WHERE app_id = :a AND parent_id IS NULL AND deleted_at IS NULL"
+                " ORDER BY id DESC LIMIT :n"
+            ),
+            {"a": app.id, "n": limit},
+        )
+        videos = [
+            {
+                "vid": r[0],
+                "source_name": r[1],
+                "status": r[2],
+                "progress": int(r[3] or 0),
+                "file_size": r[4],
+                "duration": r[5],
+                "create_time": r[6],
+            }
+            for r in rows
+        ]
+    return json_response({"videos": videos})
+
+
+@get("/console/api/videos/{vid:int}")
+async def console_video(request: Request, vid: int) -> Response:
+    """Status, progress and media info of one video."""
+    app = await _authorized(request)
+    videos = ctx_of(request).videos
+    status = await videos.status(app.id, vid)
+    return json_response({**status, "media": await videos.mediainfo(app.id, vid)})
+
+
+@get("/console/api/videos/{vid:int}/play")
+async def console_play(request: Request, vid: int) -> Response:
+    """The playurl answer: signed, expiring URLs (MP4 per definition and the HLS master)."""
+    from vasset.playback.api import playback
+
+    app = await _authorized(request)
+    return json_response(await playback(request).playurl(app.id, vid, None, None, None))
+
+
+@get("/console/api/videos/{vid:int}/snapshots")
+async def console_snapshots(request: Request, vid: int) -> Response:
+    """The snapshot answer: signed snapshot URLs and the cover index."""
+    from vasset.playback.api import playback
+
+    app = await _authorized(request)
+    return json_response(await playback(request).snapshots(app.id, vid, None))
+
+
+ROUTES = [
+    console_page,
+    console_asset,
+    console_login,
+    console_logout,
+    console_session,
+    console_create_upload,
+    console_videos,
+    console_video,
+    console_play,
+    console_snapshots,
+]
