@@ -85,6 +85,18 @@ class OssProcess:
         self.proc.wait(10)
 
 
+def put_object_mbps(endpoint: str, src: Path, size: int) -> float:
+    """One oss2 put_object of the file straight to OSS (no CRC64 on either side), in MB/s."""
+    import oss2
+
+    bucket = oss2.Bucket(oss2.Auth("bench-ak", "bench-sk"), endpoint, "bench", enable_crc=False)
+    with open(src, "rb") as fh:
+        t0 = time.perf_counter()
+        bucket.put_object("baseline.bin", fh)
+        elapsed = time.perf_counter() - t0
+    return size / elapsed / 1e6
+
+
 def received_bytes(base_url: str) -> int:
     """The API's vasset_upload_bytes_received_total counter."""
     import httpx
@@ -195,6 +207,8 @@ def main() -> None:
             os.fsync(fout.fileno())
         disk_mbps = size / (time.perf_counter() - t0) / 1e6
         disk_path.unlink()
+        # Baseline 3 (OSS): one PutObject of the same bytes, before and after the upload.
+        put_runs = [put_object_mbps(oss.endpoint, src, size)] if oss is not None else []
 
         def q(method: str, path: str, params: dict) -> str:
             return (
@@ -241,18 +255,10 @@ def main() -> None:
         print(f"API peak RSS:        {peak / 1e6:.0f} MB  (target < 150 MB)")
         print(f"last part request:   {last_latency:.3f} s  (target < 0.2 s, no re-read)")
         if oss is not None:
-            import oss2
-
-            # the same bytes in one PutObject straight to OSS (no CRC64 on either side)
-            bucket = oss2.Bucket(
-                oss2.Auth("bench-ak", "bench-sk"), oss.endpoint, "bench", enable_crc=False
-            )
-            with open(src, "rb") as fh:
-                t0 = time.perf_counter()
-                bucket.put_object("baseline.bin", fh)
-                put_s = time.perf_counter() - t0
-            put_mbps = size / put_s / 1e6
-            print(f"oss2 put_object:     {put_mbps:.0f} MB/s")
+            put_runs.append(put_object_mbps(oss.endpoint, src, size))
+            put_mbps = max(put_runs)
+            runs = ", ".join(f"{r:.0f}" for r in put_runs)
+            print(f"oss2 put_object:     {put_mbps:.0f} MB/s (best of {runs}: before, after)")
             print(f"ratio proxied/put_object: {upload_mbps / put_mbps:.2f}  (target >= 0.7)")
             bench_direct(server, q, src, size, part)
     finally:
