@@ -113,6 +113,25 @@ def test_login_sets_a_strict_httponly_cookie(console_stack):
     assert r.status_code == 200 and "vasset_console=" in r.headers["set-cookie"]
 
 
+def test_failed_logins_are_throttled(console_stack):
+    import redis
+
+    base = console_stack.server.url
+    counter = f"{console_stack.env['VASSET_REDIS_PREFIX']}console:login:127.0.0.1"
+    client = redis.Redis.from_url(console_stack.env["VASSET_REDIS_URL"])
+    try:
+        for _ in range(10):
+            r = httpx.post(base + "/console/login", json={"key": "guess"})
+            assert r.status_code == 401
+        r = httpx.post(base + "/console/login", json={"key": CONSOLE_KEY})
+        assert r.status_code == 429 and r.json()["code"] == "Throttled"
+        assert "retry-after" in r.headers
+    finally:
+        client.delete(counter)
+        client.close()
+    assert httpx.post(base + "/console/login", json={"key": CONSOLE_KEY}).status_code == 200
+
+
 def test_posts_must_be_json(console_stack):
     base = console_stack.server.url
     r = httpx.post(base + "/console/login", data={"key": CONSOLE_KEY})

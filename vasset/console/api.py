@@ -230,6 +230,9 @@ async def console_login(request: Request) -> Response:
             await ctx.redis.incr(counter)
             await ctx.redis.expire(counter, LOGIN_WINDOW)
         raise errors.InvalidConsoleKey("wrong console key")
+    if failures:
+        async with redis_guard():
+            await ctx.redis.delete(counter)
     value = session.issue(await _secret(ctx), ctx.settings.console_key, int(time.time()))
     app = await ctx.auth.app_by_key(ctx.settings.console_app_key)
     response = json_response({"logged_in": True, "app": app.name if app else None})
