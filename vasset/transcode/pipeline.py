@@ -179,7 +179,13 @@ async def _make_snapshots(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg)
     out = run.workdir / "snapshots"
     out.mkdir(exist_ok=True)
     cmd = commands.build_snapshots(
-        source, out, times, width=width, height=height, demuxer=info.demuxer
+        source,
+        out,
+        times,
+        width=width,
+        height=height,
+        demuxer=info.demuxer,
+        video_stream=info.video_stream,
     )
     await _run_ffmpeg(run, cmd.argv, info.duration_ms, on_ffmpeg)
     rows = []
@@ -209,6 +215,8 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
         has_audio=info.has_audio,
         frame_rate=info.frame_rate,
         demuxer=info.demuxer,
+        video_stream=info.video_stream,
+        audio_stream=info.audio_stream,
         threads=s.ffmpeg_threads,
         hls=s.hls,
     )
