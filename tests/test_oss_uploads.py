@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import random
 import secrets
@@ -22,12 +23,13 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import create_app
 from tests.oss_server import OssServer
 from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
 from tests.support.db import sql
 from tests.support.server import ROOT, ServerProcess
+from vasset.apps.service import create_app_keys
+from vasset.db import create_engine, ensure_database, upgrade
 
 PSIZE = 256 * 1024
 PREFIX = "pfx"
@@ -76,17 +78,11 @@ def oss_env(test_env, oss) -> Iterator[dict[str, str]]:
         "VASSET_OSS_DIRECT_URL_TTL": str(URL_TTL),
         "VASSET_OSS_POST_MAX_SIZE": str(2 << 20),
     }
-    subprocess.run(
-        [sys.executable, "-m", "vasset", "db", "upgrade"],
-        env={**os.environ, **env},
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
+    url = env["VASSET_DATABASE_URL"]
+    # in-process (no interpreter start): create and migrate the database, make two apps
+    env["_APPS"] = json.dumps(asyncio.run(_prepare_database(url, ["oss-main", "oss-other"])))
     yield env
-    from vasset.db import create_engine
-
-    base, name = env["VASSET_DATABASE_URL"].rsplit("/", 1)
+    base, name = url.rsplit("/", 1)
 
     async def drop() -> None:
         engine = create_engine(base + "/", pool_size=1)
@@ -95,6 +91,16 @@ def oss_env(test_env, oss) -> Iterator[dict[str, str]]:
         await engine.dispose()
 
     asyncio.run(drop())
+
+
+async def _prepare_database(url: str, app_names: list[str]) -> list[dict]:
+    await ensure_database(url)
+    engine = create_engine(url, pool_size=1)
+    try:
+        await upgrade(engine)
+        return [await create_app_keys(engine, name) for name in app_names]
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -109,13 +115,13 @@ def oss_service(oss_env, tmp_path_factory) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def oss_creds(oss_env) -> dict:
     """Credentials of an app of the OSS-backed service."""
-    return create_app(oss_env, "oss-main")
+    return json.loads(oss_env["_APPS"])[0]
 
 
 @pytest.fixture(scope="module")
 def oss_other_creds(oss_env) -> dict:
     """A second app of the OSS-backed service, for isolation."""
-    return create_app(oss_env, "oss-other")
+    return json.loads(oss_env["_APPS"])[1]
 
 
 @pytest.fixture
