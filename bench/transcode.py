@@ -1,0 +1,407 @@
+"""Transcode bench: the ladder through vasset vs plain FFmpeg, scheduling latency, snapshots.
+
+    python bench/transcode.py [--clips DIR] [--jobs 20] [--hls 0|1|both] [--skip ladder,...]
+
+Figures, each with its baseline measured in the same run:
+- ladder: the four-rendition MP4 ladder (360p..1080p) of a 20 s 1080p clip through vasset
+  (API enqueue -> worker -> playable; and the worker's FFmpeg wall time from its
+  ffmpeg_started/ffmpeg_finished log events) as a ratio of four sequential plain `ffmpeg` runs,
+  one rendition each, built by commands.build_transcode with the same x264 settings.
+  Target: ratio <= 0.75 (HLS off; with --hls both the HLS-on run is reported too).
+- scheduling: an idle worker, one job at a time: enqueue (job create_time) -> job claimed
+  (job_started) and -> first FFmpeg started (ffmpeg_started), p50/p95/max. Target p95 < 0.5 s.
+- snapshots: 10 JPEGs from a 5-minute 720p clip, commands.build_snapshots run through the
+  sandbox directly, and the same step inside a worker's job. Target < 3 s.
+
+The worker runs with production defaults (poll interval, heartbeat, lease) except the log level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import RssSampler, ServerProcess, app_of, bench_env, drop_database
+from tests import media
+from tests.support.api import Api
+from tests.support.db import sql
+from tests.support.workers import WorkerProcess, open_slot_epoch
+from vasset.settings import Settings
+from vasset.transcode import commands, ladder
+from vasset.transcode.probe import probe
+from vasset.transcode.sandbox import run_ffmpeg
+
+LADDER = "360p,480p,720p,1080p"
+
+
+def ts(event: dict) -> float:
+    """Unix time of a structlog event (ISO UTC timestamp)."""
+    return datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def load() -> str:
+    """Load average and core count, to judge how quiet the machine was."""
+    one, five, _ = os.getloadavg()
+    return f"load {one:.2f}/{five:.2f} on {os.cpu_count()} cores"
+
+
+# ---- baseline: four sequential plain FFmpeg runs
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's reaped children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def reaped_cpu(pid: int) -> float:
+    """CPU seconds of a process's reaped children (cutime + cstime in /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def baseline_ladder(source: Path, out: Path) -> tuple[float, list[float], float]:
+    """Wall seconds (total, per run) and CPU seconds of one plain ffmpeg run per rendition."""
+    info = probe(source)
+    plans = ladder.plan_ladder(
+        info.width, info.height, info.rotation, LADDER, sample_aspect=info.sample_aspect
+    )
+    assert [p.name for p in plans] == LADDER.split(","), plans
+    times = []
+    cpu = children_cpu()
+    for plan in plans:
+        target = out / plan.name
+        cmd = commands.build_transcode(
+            source,
+            [plan],
+            target,
+            has_audio=info.has_audio,
+            frame_rate=info.frame_rate,
+            demuxer=info.demuxer,
+            hls=False,
+        )
+        cmd.make_directories()
+        started = time.perf_counter()
+        subprocess.run(cmd.argv, check=True, stdin=subprocess.DEVNULL, capture_output=True)
+        times.append(time.perf_counter() - started)
+    cpu = children_cpu() - cpu
+    shutil.rmtree(out, ignore_errors=True)
+    return sum(times), times, cpu
+
+
+# ---- vasset stack
+
+
+class Stack:
+    """Bench database, API and one worker (restartable with other settings)."""
+
+    def __init__(self, tmp: Path, **extra: str) -> None:
+        self.tmp = tmp
+        self.env = bench_env(tmp, **extra)
+        app = app_of(self.env)
+        env = {k: v for k, v in self.env.items() if not k.startswith("_")}
+        self.env = env
+        self.server = ServerProcess(env, log_path=tmp / "server.log").start()
+        self.api = Api(self.server.url, app["app_key"], app["app_secret"], timeout=300)
+        self.worker: WorkerProcess | None = None
+        self.workers = 0
+
+    def start_worker(self, **extra: str) -> WorkerProcess:
+        self.stop_worker()
+        self.workers += 1
+        env = {**self.env, "VASSET_LOG_LEVEL": "debug", **extra}
+        self.worker = WorkerProcess(env, self.tmp / f"worker{self.workers}.log").start()
+        return self.worker
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.stop(timeout=30)
+            self.worker = None
+
+    def upload(self, path: Path) -> int:
+        data = path.read_bytes()
+        psize = max(100 * 1024, min(len(data), 64 << 20))
+        done = self.api.upload(path.name, data, psize, auto=0)
+        assert done["status"] == "uploaded", done
+        return done["vid"]
+
+    def enqueue(self, vid: int, path: str = "/video/transcode") -> int:
+        r = self.api.call("POST", path, {"vid": vid})
+        assert r.status_code == 200, r.text
+        return sql(self.env, "SELECT MAX(id) FROM transcode_job WHERE video_id = :v", v=vid)[0][0]
+
+    def wait_playable(self, vid: int, timeout: float = 900) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self.api.call("GET", "/video/status", {"vid": vid}).json()
+            if answer["status"] == "playable":
+                return time.time()
+            if answer["status"] == "transcode_failed":
+                raise RuntimeError(f"video {vid} failed: {answer['error']}")
+            time.sleep(0.01)
+        raise RuntimeError(f"video {vid} not playable after {timeout}s")
+
+    def job(self, job_id: int) -> dict:
+        row = sql(
+            self.env,
+            "SELECT create_time, started_at, finished_at, state FROM transcode_job WHERE id = :i",
+            i=job_id,
+        )[0]
+        return dict(zip(("create_time", "started_at", "finished_at", "state"), row, strict=True))
+
+    def job_events(self, job_id: int) -> list[dict]:
+        """The worker's events from job_started to job_succeeded of one job (one job at a time)."""
+        assert self.worker is not None
+        events, inside = [], False
+        for event in self.worker.events():
+            if event.get("event") == "job_started" and event.get("job") == job_id:
+                inside = True
+            if inside:
+                events.append(event)
+                if event.get("event") in ("job_succeeded", "job_failed") and event.get("job") == (
+                    job_id
+                ):
+                    break
+        return events
+
+    def close(self) -> None:
+        self.stop_worker()
+        self.server.stop()
+        drop_database(self.env)
+
+
+def ffmpeg_runs(events: list[dict]) -> list[tuple[float, float, float]]:
+    """(started, finished, elapsed) of each sandboxed FFmpeg run among a job's events."""
+    started = {e["pid"]: ts(e) for e in events if e.get("event") == "ffmpeg_started"}
+    return [
+        (started.get(e["pid"], ts(e) - e["elapsed"]), ts(e), e["elapsed"])
+        for e in events
+        if e.get("event") == "ffmpeg_finished"
+    ]
+
+
+# ---- the figures
+
+
+def bench_ladder(stack: Stack, clip: Path, hls: bool, vid: int | None) -> dict:
+    worker = stack.start_worker(VASSET_HLS="1" if hls else "0", VASSET_LADDER=LADDER)
+    if vid is None:
+        vid = stack.upload(clip)
+        job_id = stack.enqueue(vid)
+    else:
+        job_id = stack.enqueue(vid, "/video/retranscode")
+    cpu = reaped_cpu(worker.pid)
+    sampler = RssSampler(worker.pid)
+    sampler.start()
+    playable = stack.wait_playable(vid)
+    peak = sampler.stop()
+    cpu = reaped_cpu(worker.pid) - cpu
+    job = stack.job(job_id)
+    runs = ffmpeg_runs(stack.job_events(job_id))
+    assert len(runs) == 2, runs  # snapshots, then the ladder
+    return {
+        "vid": vid,
+        "enqueue_to_playable": playable - job["create_time"],
+        "claim_wait": job["started_at"] - job["create_time"],
+        "snapshots_ffmpeg": runs[0][2],
+        "ladder_ffmpeg": runs[1][2],
+        "ffmpeg_total": runs[0][2] + runs[1][2],
+        "after_ffmpeg": job["finished_at"] - runs[1][1],
+        "peak_rss_mib": peak / 2**20,
+        "ffmpeg_cpu": cpu,
+    }
+
+
+def bench_scheduling(stack: Stack, clip: Path, jobs: int) -> dict:
+    stack.start_worker()
+    vids = [stack.upload(clip) for _ in range(jobs + 1)]
+    claim, probed, first_ffmpeg = [], [], []
+    for n, vid in enumerate(vids):
+        time.sleep(random.uniform(0.2, 1.2))  # land anywhere in the idle worker's poll cycle
+        job_id = stack.enqueue(vid)
+        stack.wait_playable(vid)
+        if n == 0:
+            continue  # warm-up (connections, imports)
+        job = stack.job(job_id)
+        events = stack.job_events(job_id)
+        started = next(ts(e) for e in events if e.get("event") == "ffmpeg_started")
+        probe_done = next(ts(e) for e in events if e.get("event") == "media_probed")
+        claim.append(job["started_at"] - job["create_time"])
+        probed.append(probe_done - job["create_time"])
+        first_ffmpeg.append(started - job["create_time"])
+    return {"claim": claim, "probed": probed, "first_ffmpeg": first_ffmpeg}
+
+
+def bench_snapshots_direct(clip: Path, out: Path, rounds: int = 3) -> list[float]:
+    info = probe(clip)
+    times_ms = commands.snapshot_times(info.duration_ms, 10)
+    width, height = ladder.snapshot_size(
+        info.width, info.height, info.rotation, sample_aspect=info.sample_aspect
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = commands.build_snapshots(
+        clip, out, times_ms, width=width, height=height, demuxer=info.demuxer
+    )
+    results = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        result = asyncio.run(
+            run_ffmpeg(cmd.argv, timeout=120, stall_timeout=60, duration_ms=info.duration_ms)
+        )
+        results.append(time.perf_counter() - started)
+        result.raise_for_outcome()
+        assert all(Path(p).is_file() for p in cmd.paths)
+    shutil.rmtree(out, ignore_errors=True)
+    return results
+
+
+def bench_snapshots_in_worker(stack: Stack, clip: Path) -> float:
+    """Elapsed of the snapshot FFmpeg inside a real job (the ladder is cancelled afterwards)."""
+    worker = stack.start_worker()
+    vid = stack.upload(clip)
+    job_id = stack.enqueue(vid)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        runs = ffmpeg_runs(stack.job_events(job_id))
+        if runs:
+            break
+        time.sleep(0.1)
+    else:
+        raise RuntimeError("no snapshot run seen\n" + worker.tail())
+    stack.api.call("POST", "/video/delete", {"vid": vid})  # cancels the ladder
+    count = sql(stack.env, "SELECT image_count FROM video WHERE id = :v", v=vid)[0][0]
+    assert count == 10, count
+    return runs[0][2]
+
+
+def main() -> None:
+    """Run the bench and print its figures."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clips", default=str(Path(tempfile.gettempdir()) / "vasset-bench-media"))
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--hls", choices=["0", "1", "both"], default="both")
+    parser.add_argument("--skip", default="", help="comma list of: ladder,scheduling,snapshots")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    print("command:", "python " + " ".join(sys.argv), flush=True)
+    version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout
+    print("ffmpeg:", version.splitlines()[0])
+    print(f"start: {load()}", flush=True)
+
+    clips = Path(args.clips)
+    clips.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="vasset-tbench-"))
+    figures: dict[str, object] = {}
+    stack = None
+    try:
+        built = time.perf_counter()
+        big = media.bench_1080p(clips) if "ladder" not in skip else None
+        long720 = media.bench_720p(clips) if "snapshots" not in skip else None
+        small = media.landscape(clips)
+        print(f"clips ready in {time.perf_counter() - built:.1f}s under {clips}", flush=True)
+
+        stack = Stack(tmp)
+        # A brand-new Redis prefix makes the first slot wait one slot lease (the semaphore cannot
+        # tell it from a Redis that lost its sets); measure that once, then open it.
+        redis_url = stack.env.get("VASSET_REDIS_URL", Settings().redis_url)
+        open_slot_epoch(redis_url, stack.env["VASSET_REDIS_PREFIX"])
+
+        if "ladder" not in skip:
+            assert big is not None
+            print("\n== ladder: 20 s 1080p -> 360p,480p,720p,1080p (MP4)", flush=True)
+            base_total, base_each, base_cpu = baseline_ladder(big, tmp / "baseline")
+            print(
+                f"plain ffmpeg, 4 sequential runs: {base_total:.2f}s "
+                f"({', '.join(f'{t:.2f}' for t in base_each)}), CPU {base_cpu:.1f}s"
+                f"  [{load()}]",
+                flush=True,
+            )
+            vid = None
+            modes = {"0": [False], "1": [True], "both": [False, True]}[args.hls]
+            for hls in modes:
+                r = bench_ladder(stack, big, hls, vid)
+                vid = r["vid"]
+                label = "HLS on " if hls else "HLS off"
+                print(
+                    f"vasset ({label}): enqueue->playable {r['enqueue_to_playable']:.2f}s"
+                    f" = ratio {r['enqueue_to_playable'] / base_total:.3f}"
+                    f" | ffmpeg {r['ffmpeg_total']:.2f}s (snapshots {r['snapshots_ffmpeg']:.2f}"
+                    f" + ladder {r['ladder_ffmpeg']:.2f}) = ratio"
+                    f" {r['ladder_ffmpeg'] / base_total:.3f} for the ladder run"
+                    f" | claim {r['claim_wait'] * 1000:.0f} ms, after ffmpeg"
+                    f" {r['after_ffmpeg']:.2f}s | peak RSS worker+ffmpeg"
+                    f" {r['peak_rss_mib']:.0f} MiB | CPU of its FFmpeg/ffprobe children"
+                    f" {r['ffmpeg_cpu']:.1f}s = ratio {r['ffmpeg_cpu'] / base_cpu:.3f}"
+                    f"  [{load()}]",
+                    flush=True,
+                )
+                figures[f"ladder_hls{int(hls)}"] = {
+                    **r,
+                    "baseline": base_total,
+                    "baseline_cpu": base_cpu,
+                }
+            hls_off = figures.get("ladder_hls0")
+            if isinstance(hls_off, dict):
+                ratio = hls_off["enqueue_to_playable"] / base_total
+                verdict = "met" if ratio <= 0.75 else "MISSED"
+                print(f"target ratio <= 0.75 (HLS off, enqueue->playable): {ratio:.3f} {verdict}")
+
+        if "scheduling" not in skip:
+            print(f"\n== scheduling: idle worker, {args.jobs} jobs one at a time", flush=True)
+            s = bench_scheduling(stack, small, args.jobs)
+            for name, values in (
+                ("enqueue->claimed (job_started)", s["claim"]),
+                ("enqueue->source probed (ffprobe+decode check+MediaInfo)", s["probed"]),
+                ("enqueue->first sandboxed ffmpeg (ffmpeg_started)", s["first_ffmpeg"]),
+            ):
+                print(
+                    f"{name}: p50 {statistics.median(values) * 1000:.0f} ms,"
+                    f" p95 {pct(values, 95) * 1000:.0f} ms, max {max(values) * 1000:.0f} ms"
+                    f" (n={len(values)})"
+                )
+            p95 = pct(s["first_ffmpeg"], 95)
+            verdict = "met" if p95 < 0.5 else "MISSED"
+            print(f"target p95 < 0.5 s (enqueue->ffmpeg): {p95:.3f}s {verdict}")
+            figures["scheduling"] = s
+
+        if "snapshots" not in skip:
+            assert long720 is not None
+            print("\n== snapshots: 10 from a 5-minute 720p clip", flush=True)
+            direct = bench_snapshots_direct(long720, tmp / "snaps")
+            print(f"build_snapshots + sandbox: {', '.join(f'{t:.2f}s' for t in direct)}")
+            inside = bench_snapshots_in_worker(stack, long720)
+            print(f"inside a worker's job (ffmpeg_finished elapsed): {inside:.2f}s")
+            best = min(direct)
+            print(f"target < 3 s: best {best:.2f}s {'met' if best < 3 else 'MISSED'}")
+            figures["snapshots"] = {"direct": direct, "in_worker": inside}
+        print(f"\nend: {load()}")
+        print("json:", json.dumps(figures, default=float))
+    finally:
+        if stack is not None:
+            stack.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
