@@ -30,6 +30,10 @@ class _Restart(Exception):
     """The upload is gone on the server (expired): start a new one."""
 
 
+class _Stopped(Exception):
+    """A part given up because another part failed (never the error to report)."""
+
+
 class _Completed(Exception):
     """Some answer said the upload is complete."""
 
@@ -224,10 +228,17 @@ class Uploader:
         ]
         try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for f in done:
-                exc = f.exception()
-                if exc is not None:
-                    raise exc
+            if any(f.exception() is not None for f in done):
+                self._stop.set()
+                for f in futures:
+                    f.cancel()
+                wait(futures)
+                failures = [
+                    exc for f in futures if not f.cancelled() and (exc := f.exception()) is not None
+                ]
+                # Report the failure that stopped the others, not a part it cut short.
+                failures.sort(key=lambda exc: isinstance(exc, _Stopped))
+                raise failures[0]
         except BaseException:
             # Stop queued parts and cut the bodies in flight (also on Ctrl-C in the main thread).
             self._stop.set()
@@ -242,7 +253,14 @@ class Uploader:
                 raise _Completed(answer.vid, answer.md5)
 
     def _send_part(self, upid: str, part_size: int, pseq: int) -> PartResult | None:
-        """One part with retries; None when stopped early."""
+        """One part with retries; None when stopped early. A failure stops the other parts."""
+        try:
+            return self._try_part(upid, part_size, pseq)
+        except BaseException:
+            self._stop.set()  # before this thread takes the next queued part
+            raise
+
+    def _try_part(self, upid: str, part_size: int, pseq: int) -> PartResult | None:
         offset = (pseq - 1) * part_size
         length = min(part_size, self._size - offset)
         attempt = 0
@@ -345,7 +363,7 @@ class Uploader:
             f.seek(offset)
             while sent < length:
                 if self._stop.is_set():
-                    raise errors.VassetError("upload stopped")
+                    raise _Stopped()
                 chunk = f.read(min(CHUNK, length - sent))
                 if not chunk:
                     raise errors.FileChanged(f"{self.path} became shorter during the upload")
