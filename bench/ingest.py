@@ -112,6 +112,24 @@ def proxied_upload(server, q, src: Path, size: int, part: int, md5_hex: str | No
     return time.perf_counter() - t0, last_latency, body, init["part_count"]
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            with open(f"/proc/{p}/task/{p}/children") as fh:
+                pids.extend(int(c) for c in fh.read().split())
+        except OSError:
+            continue
+    return total
+
+
 def put_object_mbps(endpoint: str, src: Path, size: int) -> float:
     """One oss2 put_object of the file straight to OSS (no CRC64 on either side), in MB/s."""
     import oss2
@@ -265,12 +283,22 @@ def main() -> None:
             # Pairs taken back to back (put_object, then a proxied upload of the same bytes),
             # so a neighbour's load hits both sides of a ratio alike.
             pairs = [(put_mbps, upload_mbps)]
+            api_cpu = oss_cpu = 0.0
             for _ in range(args.rounds - 1):
                 put_mbps = put_object_mbps(oss.endpoint, src, size)
+                api0, oss0 = tree_cpu(server.proc.pid), tree_cpu(oss.proc.pid)
                 secs = proxied_upload(server, q, src, size, part, None)[0]
+                api_cpu += tree_cpu(server.proc.pid) - api0
+                oss_cpu += tree_cpu(oss.proc.pid) - oss0
                 pairs.append((put_mbps, size / secs / 1e6))
             for i, (put, prox) in enumerate(pairs, 1):
                 print(f"round {i}: oss2 put_object {put:.0f} MB/s, proxied {prox:.0f} MB/s")
+            if args.rounds > 1:
+                gib = (args.rounds - 1) * size / (1 << 30)
+                print(
+                    f"CPU per GiB proxied: API {api_cpu / gib:.2f} s, OSS server "
+                    f"{oss_cpu / gib:.2f} s  (load-independent; both share this host's cores)"
+                )
             ratios = sorted(prox / put for put, prox in pairs)
             print(
                 f"ratio proxied/put_object: {statistics.median(ratios):.2f} median of "
