@@ -187,6 +187,27 @@ def test_three_workers_never_run_more_ffmpeg_than_the_global_cap(stack, api, cli
     # ... and every worker took part, so the cap was shared, not one worker's own limit.
     workers = {e["_worker"] for e in fleet.events("job_started")}
     assert len(workers) >= 2, workers
+    assert all(j["attempts"] == 1 for j in job_rows(stack.env, vids).values())
+
+
+def test_one_worker_runs_several_jobs_at_once(stack, api, clips):
+    """Jobs of one process run side by side (their probes too) without disturbing each other."""
+    vids = add_videos(api, media.landscape(clips), 4)
+    for vid in vids:
+        transcode(api, vid)
+    fleet = stack.fleet(
+        "side-by-side", VASSET_FFMPEG_GLOBAL_LIMIT="4", VASSET_FFMPEG_NODE_LIMIT="4"
+    )
+    with fleet:
+        (worker,) = fleet.start(1)
+        jobs = wait_jobs(stack.env, vids, states=("succeeded", "failed"))
+        assert worker.alive(), worker.tail()
+    failed = {v: j["error"] for v, j in jobs.items() if j["state"] != "succeeded"}
+    assert not failed
+    retried = {v: j["attempts"] for v, j in jobs.items() if j["attempts"] != 1}
+    assert not retried, [e for e in worker.events("job_failed")]
+    started = sorted(j["started_at"] for j in jobs.values())
+    assert started[-1] - started[0] < 1.0, "the jobs did not run at the same time"
 
 
 # ---- 5. SIGKILL mid-transcode

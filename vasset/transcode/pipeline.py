@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,17 @@ from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
 
 log = structlog.get_logger(__name__)
+
+
+# pymediainfo resets libmediainfo's options globally after a parse that passed options, which
+# breaks a parse running at the same moment in another thread (wrong XML, or a segfault that
+# takes the worker down): a worker probes one file at a time.
+_PROBE_LOCK = threading.Lock()
+
+
+def _probe_alone(source: Path) -> MediaInfo:
+    with _PROBE_LOCK:
+        return probe(source)
 
 
 class LeaseLost(Exception):
@@ -63,7 +75,7 @@ async def execute(run: JobRun, on_ffmpeg: Callable) -> None:
         await _drop_dead_outputs(run)
         source = await _source_file(run)
         run.check()
-        info = await asyncio.to_thread(probe, source)
+        info = await asyncio.to_thread(_probe_alone, source)
         await _record_media_info(run, info)
         run.set_progress(3)
         await _make_snapshots(run, source, info, on_ffmpeg)
