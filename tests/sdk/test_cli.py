@@ -26,7 +26,8 @@ def cli_command() -> list[str]:
 
 
 def creds_args(url: str, creds: dict) -> list[str]:
-    return ["--url", url, "--app-key", creds["app_key"], "--app-secret", creds["app_secret"]]
+    # name=value: a secret may start with "-", which argparse would take for an option
+    return [f"--url={url}", f"--app-key={creds['app_key']}", f"--app-secret={creds['app_secret']}"]
 
 
 def run_main(capsys, *argv: str) -> tuple[int, str, str]:
@@ -89,7 +90,7 @@ def test_cli_flags_override_env_and_missing_credentials(server, app_creds, capsy
     monkeypatch.setenv("VASSET_APP_SECRET", "wrong")
     rc, _, err = run_main(capsys, "limits")
     assert rc == 1 and "SignatureDoesNotMatch" in err
-    rc, out, _ = run_main(capsys, "limits", "--app-secret", app_creds["app_secret"])
+    rc, out, _ = run_main(capsys, "limits", f"--app-secret={app_creds['app_secret']}")
     assert rc == 0 and json.loads(out)["min_part_size"] == 100 * KIB
     monkeypatch.delenv("VASSET_APP_SECRET")
     with pytest.raises(SystemExit, match="app-secret"):
@@ -120,7 +121,8 @@ def test_cli_upload_killed_then_resumed(server, app_creds, proxy, tmp_path, stat
                     break
                 time.sleep(0.05)
         finally:
-            os.killpg(proc.pid, signal.SIGKILL)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
         assert proc.returncode == -signal.SIGKILL and upid
         time.sleep(0.3)  # let the server finish with the connections that died

@@ -86,7 +86,11 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     g = parser.add_argument_group("connection")
     g.add_argument("--url", default=default, help="API base URL (env VASSET_URL)")
     g.add_argument("--app-key", default=default, help="app key (env VASSET_APP_KEY)")
-    g.add_argument("--app-secret", default=default, help="app secret (env VASSET_APP_SECRET)")
+    g.add_argument(
+        "--app-secret",
+        default=default,
+        help="app secret (env VASSET_APP_SECRET); write --app-secret=VALUE",
+    )
     g.add_argument(
         "--http-timeout",
         type=float,
