@@ -284,6 +284,7 @@ def test_console_in_chromium(console_stack, tmp_path_factory, tmp_path):
     assert by_step["reload_mid_upload"]["parts_before"] < by_step["reload_mid_upload"]["part_count"]
     assert by_step["playing"]["source"] == "hls.js"
     assert by_step["snapshots"]["count"] >= 1
+    assert "mp4_fallback" in by_step
     shutil.copyfile(tmp_path / "console.png", screenshot)
     assert screenshot.stat().st_size > 10_000
     status = console_stack.api.call("GET", "/video/status", {"vid": by_step["done"]["vid"]})

@@ -27,6 +27,36 @@ let partDelay = Number(env.PART_DELAY_MS || 150);
 const step = (name, extra = {}) => console.log(JSON.stringify({ step: name, t: Math.round(performance.now()), ...extra }));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Wait until the player plays (optionally from a given source); on timeout, say what it did. */
+async function waitPlaying(page, source = null) {
+  try {
+    await page.waitForFunction(
+      (want) => {
+        const v = document.getElementById('player');
+        return v && (!want || v.dataset.source === want) && !v.paused && v.currentTime > 0 && v.readyState >= 2;
+      },
+      source,
+      { timeout: 30_000 },
+    );
+  } catch (err) {
+    const state = await page.evaluate(() => {
+      const v = document.getElementById('player');
+      return {
+        source: v?.dataset.source,
+        src: v?.currentSrc,
+        paused: v?.paused,
+        currentTime: v?.currentTime,
+        readyState: v?.readyState,
+        error: v?.error && { code: v.error.code, message: v.error.message },
+        status: document.getElementById('video')?.dataset.status,
+        videoError: document.getElementById('video-error')?.textContent,
+        hls: typeof window.Hls,
+      };
+    });
+    throw new Error(`the video did not play: ${JSON.stringify(state)} (${err.message})`);
+  }
+}
+
 const context = await chromium.launchPersistentContext(env.USER_DATA_DIR, {
   executablePath: env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
@@ -143,14 +173,7 @@ try {
   // 4. transcoded and playing
   await page.locator('#video[data-status="playable"]').waitFor({ timeout: 90_000 });
   step('playable');
-  await page.waitForFunction(
-    () => {
-      const v = document.getElementById('player');
-      return v && !v.paused && v.currentTime > 0 && v.readyState >= 2;
-    },
-    null,
-    { timeout: 30_000 },
-  );
+  await waitPlaying(page);
   const source = await page.getAttribute('#player', 'data-source');
   if (env.EXPECT_HLS === '1') assert.equal(source, 'hls.js', 'hls.js did not play the HLS master');
   step('playing', { source });
@@ -180,6 +203,22 @@ try {
     document.getElementById('player').pause();
   });
   await page.screenshot({ path: env.SCREENSHOT, fullPage: true });
+
+  // 7. without hls.js (and without native HLS, which recent Chromium has) the page plays MP4
+  const plain = await context.newPage();
+  await plain.addInitScript(() => {
+    const canPlayType = HTMLMediaElement.prototype.canPlayType;
+    HTMLMediaElement.prototype.canPlayType = function (type) {
+      return /mpegurl/i.test(type) ? '' : canPlayType.call(this, type);
+    };
+  });
+  plain.on('pageerror', (err) => problems.push(`page error (no hls.js): ${err.message}`));
+  await plain.route((url) => url.pathname.endsWith('/hls.min.js'), (route) => route.fulfill({ status: 404, body: '' }));
+  await plain.goto(`${BASE}/console#vid=${vid}`);
+  await waitPlaying(plain, 'mp4');
+  await plain.close();
+  step('mp4_fallback');
+
   assert.deepEqual(offsite, [], 'the page reached beyond 127.0.0.1');
   assert.deepEqual(problems, []);
   step('done', { vid, screenshot: env.SCREENSHOT });
