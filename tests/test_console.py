@@ -179,6 +179,7 @@ def test_assets_are_a_fixed_list(console_stack):
     base = console_stack.server.url
     page = httpx.get(base + "/console")
     assert page.status_code == 200
+    assert httpx.get(base + "/console/").text == page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert console_stack.console_app["app_secret"] not in page.text
     sdk = httpx.get(base + "/console/static/vasset.js")

@@ -9,6 +9,7 @@ straight to /video/upload/* with the upload token that init returned.
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from pathlib import Path
 
@@ -92,8 +93,6 @@ def _read_asset(path: Path) -> tuple[bytes, str] | None:
     if hit and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
         return hit[2], hit[3]
     data = path.read_bytes()
-    import hashlib
-
     etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
     _asset_cache[path] = (st.st_mtime_ns, st.st_size, data, etag)
     return data, etag
@@ -147,7 +146,7 @@ async def _authorized(request: Request) -> App:
 def _require_json(request: Request) -> None:
     """State-changing calls must be JSON: no cross-site form can send that without CORS."""
     ctype = request.headers.get("content-type", "")
-    if not ctype.split(";")[0].strip().lower() == "application/json":
+    if ctype.split(";")[0].strip().lower() != "application/json":
         raise errors.InvalidParameter("send a JSON body (Content-Type: application/json)")
 
 
