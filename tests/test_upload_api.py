@@ -481,3 +481,29 @@ def test_unknown_route_and_method_are_json_errors(api):
     assert r.status_code == 404 and r.json()["code"] == "NotFound" and r.headers["x-request-id"]
     r = httpx.delete(api.base_url + "/video/status")
     assert r.status_code == 405 and r.json()["code"] == "MethodNotAllowed"
+
+
+def test_token_routes_allow_cross_origin_browsers(api):
+    data = blob(150 * KIB)
+    init = start(api, data)
+    url = api.base_url + "/video/upload/upload"
+    pre = httpx.options(
+        url,
+        headers={
+            "Origin": "https://app.example.test",
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert pre.status_code in (200, 204)
+    assert pre.headers["access-control-allow-origin"] in ("*", "https://app.example.test")
+    assert "PUT" in pre.headers["access-control-allow-methods"]
+    r = httpx.put(
+        url,
+        params={"upid": init["upload_id"], "pseq": 1, "token": init["upload_token"]},
+        content=data[:PSIZE],
+        headers={"Origin": "https://app.example.test"},
+    )
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] in ("*", "https://app.example.test")
+    assert "x-request-id" in r.headers["access-control-expose-headers"].lower()
