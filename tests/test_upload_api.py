@@ -217,7 +217,13 @@ def test_idempotent_resend_and_any_order_and_resume(api):
     assert done["status"] == "uploaded" and done["md5"] == hashlib.md5(data).hexdigest()
     err(api.put_part(upid, 4, parts[4]), 409, "UploadCompleted")
     after = api.call("GET", "/video/upload/resume", {"upid": upid}).json()
-    assert after == {"upload_id": upid, "status": "uploaded", "vid": init["vid"]}
+    assert after == {
+        "upload_id": upid,
+        "status": "uploaded",
+        "vid": init["vid"],
+        "md5": hashlib.md5(data).hexdigest(),
+        "size": len(data),
+    }
 
 
 def test_same_part_twice_at_once(api):
@@ -474,6 +480,8 @@ def test_delete_during_upload_aborts_it(api):
     assert api.call("POST", "/video/delete", {"vid": init["vid"]}).status_code == 200
     r = api.put_part(init["upload_id"], 2, data[PSIZE : 2 * PSIZE])
     assert r.status_code == 409 and r.json()["code"] == "UploadAborted"
+    resume = api.call("GET", "/video/upload/resume", {"upid": init["upload_id"]}).json()
+    assert resume["status"] == "upload_failed" and resume["error"] == "VideoDeleted"
 
 
 def test_unknown_route_and_method_are_json_errors(api):

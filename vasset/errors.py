@@ -162,6 +162,9 @@ class UploadInProgress(Conflict):
     code = "UploadInProgress"
     default_message = "the upload is completing; retry shortly"
 
+    def headers(self) -> dict[str, str]:
+        return {**self.extra_headers, "Retry-After": "2"}
+
 
 # 413 / 416 / 422 / 429 / 503
 class EntityTooLarge(VassetError):

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 async def create_app_keys(engine: AsyncEngine, name: str) -> dict:
     """Create an app with a fresh key pair; the secret is shown only here."""
     app_key = "ak_" + secrets.token_hex(10)
-    app_secret = secrets.token_urlsafe(32)
+    # Hex, so a secret never starts with "-" (command lines would read it as an option).
+    app_secret = secrets.token_hex(32)
     async with engine.begin() as conn:
         result = await conn.execute(
             text(

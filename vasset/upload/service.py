@@ -392,7 +392,13 @@ class UploadService:
     async def resume(self, row: UploadRow) -> dict:
         """Which parts are missing, reconciled with what storage actually holds."""
         if row.status == "uploaded":
-            return {"upload_id": row.upload_id, "status": "uploaded", "vid": row.video_id}
+            return {
+                "upload_id": row.upload_id,
+                "status": "uploaded",
+                "vid": row.video_id,
+                "md5": row.client_md5,
+                "size": row.file_size,
+            }
         if row.status in ("failed", "aborted"):
             return {
                 "upload_id": row.upload_id,

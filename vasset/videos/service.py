@@ -127,7 +127,10 @@ class VideoService:
             ).first()
             if upload is not None:
                 await uploads.set_status(
-                    conn, (await uploads.get_upload(conn, upload[0])).id, "aborted"
+                    conn,
+                    (await uploads.get_upload(conn, upload[0])).id,
+                    "aborted",
+                    error="VideoDeleted",
                 )
             if self.cancel_jobs is not None:
                 await self.cancel_jobs(conn, vid)
