@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -51,20 +50,9 @@ def bench_env(tmp: Path, **extra: str) -> dict[str, str]:
 
 def drop_database(env: dict[str, str]) -> None:
     """Remove the bench database."""
-    from sqlalchemy import text
+    from tests.support.db import drop_database as drop
 
-    from vasset.db import create_engine
-
-    url = env["VASSET_DATABASE_URL"]
-    base, name = url.rsplit("/", 1)
-
-    async def drop() -> None:
-        engine = create_engine(base + "/", pool_size=1)
-        async with engine.begin() as conn:
-            await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        await engine.dispose()
-
-    asyncio.run(drop())
+    drop(env["VASSET_DATABASE_URL"])
 
 
 def app_of(env: dict[str, str]) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import subprocess
@@ -10,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from tests.support.api import Api
+from tests.support.db import drop_database
 from tests.support.server import ROOT, ServerProcess
 
 pytest_plugins = ["tests.oss_server.pytest_plugin"]
@@ -46,15 +45,7 @@ def test_env(tmp_path_factory) -> dict[str, str]:
         capture_output=True,
     )
     yield env
-    from vasset.db import create_engine
-
-    async def drop() -> None:
-        engine = create_engine(MYSQL_BASE + "/", pool_size=1)
-        async with engine.begin() as conn:
-            await conn.execute(text(f"DROP DATABASE IF EXISTS `vasset_test_{tag}`"))
-        await engine.dispose()
-
-    asyncio.run(drop())
+    drop_database(env["VASSET_DATABASE_URL"])
 
 
 @pytest.fixture(scope="session")

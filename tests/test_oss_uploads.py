@@ -21,12 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from tests.oss_server import OssServer
 from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
-from tests.support.db import sql
+from tests.support.db import drop_database, sql
 from tests.support.server import ROOT, ServerProcess
 from vasset.apps.service import create_app_keys
 from vasset.db import create_engine, ensure_database, upgrade
@@ -82,15 +81,7 @@ def oss_env(test_env, oss) -> Iterator[dict[str, str]]:
     # in-process (no interpreter start): create and migrate the database, make two apps
     env["_APPS"] = json.dumps(asyncio.run(_prepare_database(url, ["oss-main", "oss-other"])))
     yield env
-    base, name = url.rsplit("/", 1)
-
-    async def drop() -> None:
-        engine = create_engine(base + "/", pool_size=1)
-        async with engine.begin() as conn:
-            await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        await engine.dispose()
-
-    asyncio.run(drop())
+    drop_database(url)
 
 
 async def _prepare_database(url: str, app_names: list[str]) -> list[dict]:

@@ -22,3 +22,20 @@ def sql(env: dict[str, str], query: str, **params) -> list[tuple]:
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def drop_database(database_url: str) -> None:
+    """Drop the database a VASSET_DATABASE_URL names (test and bench clean-up)."""
+    from vasset.db import create_engine
+
+    base, name = database_url.rsplit("/", 1)
+
+    async def drop() -> None:
+        engine = create_engine(base + "/", pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(drop())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -11,9 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import text
-
 from tests.support.api import Api
+from tests.support.db import drop_database
 from tests.support.server import ROOT, ServerProcess
 
 MYSQL_BASE = os.environ.get("VASSET_TEST_MYSQL", "mysql+asyncmy://root@127.0.0.1:3306")
@@ -118,12 +116,4 @@ class Stack:
                 proc.kill()
         if self.server:
             self.server.stop()
-        from vasset.db import create_engine
-
-        async def drop() -> None:
-            engine = create_engine(MYSQL_BASE + "/", pool_size=1)
-            async with engine.begin() as conn:
-                await conn.execute(text(f"DROP DATABASE IF EXISTS `vasset_stack_{self.tag}`"))
-            await engine.dispose()
-
-        asyncio.run(drop())
+        drop_database(self.env["VASSET_DATABASE_URL"])
