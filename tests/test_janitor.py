@@ -91,3 +91,25 @@ def test_one_janitor_at_a_time(test_env, tmp_path):
             await close_context(ctx)
 
     asyncio.run(run())
+
+
+def test_unregistered_posted_objects_expire(test_env, tmp_path):
+    settings = settings_for(test_env, tmp_path, VASSET_UPLOAD_TTL="3600")
+    root = Path(test_env["VASSET_STORAGE_URL"][len("file://") :]) / "objects"
+    old_key = root / "direct" / "1" / os.urandom(4).hex() / "source"
+    new_key = root / "direct" / "1" / os.urandom(4).hex() / "source"
+    for path in (old_key, new_key):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"posted")
+    past = time.time() - 7200
+    os.utime(old_key, (past, past))
+
+    async def run():
+        ctx = build_context(settings)
+        try:
+            return await sweep(ctx)
+        finally:
+            await close_context(ctx)
+
+    assert asyncio.run(run())["posted_removed"] >= 1
+    assert not old_key.exists() and new_key.exists()

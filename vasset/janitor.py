@@ -26,6 +26,7 @@ async def sweep(ctx: Context) -> dict:
         "aborted_multipart": await _abort_stray_multipart(ctx),
         "temp_removed": _remove_old_temp(ctx.settings),
         "objects_removed": await _remove_unreferenced(ctx),
+        "posted_removed": await _remove_unregistered_posts(ctx),
     }
     log.info("janitor_pass", **report)
     return report
@@ -101,6 +102,23 @@ async def _remove_unreferenced(ctx: Context) -> int:
             )
         log.info("object_removed", key=key)
     return len(keys)
+
+
+async def _remove_unregistered_posts(ctx: Context) -> int:
+    """Delete browser PostObject uploads never registered within the upload TTL.
+
+    Registering copies the object to a sources/ key and deletes the posted one, so anything
+    still under direct/ after the TTL was abandoned.
+    """
+    cutoff = time.time() - ctx.settings.upload_ttl
+    removed = 0
+    for key in await ctx.store.list_keys("direct/"):
+        info = await ctx.store.head(key)
+        if info is not None and info.mtime and info.mtime < cutoff:
+            await ctx.store.delete(key)
+            log.info("posted_object_removed", key=key)
+            removed += 1
+    return removed
 
 
 async def run_guarded(ctx: Context) -> dict | None:
