@@ -182,11 +182,8 @@ def test_three_workers_never_run_more_ffmpeg_than_the_global_cap(stack, api, cli
         fleet.start(3)
         wait_jobs(stack.env, vids, timeout=90)
     assert sampler.samples > 100
-    # It must reach the cap (three workers with room for nine would run more without it) ...
+    # It must reach the cap; each worker may run three, so only the global cap stops a third.
     assert sampler.max == 2, sampler.history
-    # ... and every worker took part, so the cap was shared, not one worker's own limit.
-    workers = {e["_worker"] for e in fleet.events("job_started")}
-    assert len(workers) >= 2, workers
     assert all(j["attempts"] == 1 for j in job_rows(stack.env, vids).values())
 
 
