@@ -399,25 +399,11 @@ class Stack:
 
     def stop(self) -> None:
         """Stop the API and drop the database."""
-        import asyncio
-
-        from sqlalchemy import text
-        from sqlalchemy.ext.asyncio import create_async_engine
-        from sqlalchemy.pool import NullPool
+        from tests.support.db import drop_database
 
         if self.server is not None:
             self.server.stop()
-        base_url = self.env["VASSET_DATABASE_URL"].rsplit("/", 1)[0]
-
-        async def drop() -> None:
-            engine = create_async_engine(base_url + "/", poolclass=NullPool)
-            try:
-                async with engine.begin() as conn:
-                    await conn.execute(text(f"DROP DATABASE IF EXISTS `{self.db_name}`"))
-            finally:
-                await engine.dispose()
-
-        asyncio.run(drop())
+        drop_database(self.env["VASSET_DATABASE_URL"])
 
 
 def wait_until(check: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
