@@ -404,6 +404,15 @@ class Stack:
         if self.server is not None:
             self.server.stop()
         drop_database(self.env["VASSET_DATABASE_URL"])
+        import redis
+
+        client = redis.Redis.from_url(self.env["VASSET_REDIS_URL"])
+        try:
+            keys = list(client.scan_iter(match=self.env["VASSET_REDIS_PREFIX"] + "*", count=500))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
 
 
 def wait_until(check: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
