@@ -31,35 +31,22 @@ async def health(request: Request) -> Response:
 
 def route_handlers() -> list:
     """Every route, gathered from the domain folders."""
+    from vasset.console.api import ROUTES as console_routes
+    from vasset.playback.api import ROUTES as playback_routes
+    from vasset.transcode.api import ROUTES as transcode_routes
     from vasset.upload.api import ROUTES as upload_routes
+    from vasset.upload.direct_api import ROUTES as direct_routes
     from vasset.videos.api import ROUTES as video_routes
 
-    handlers = [health, *upload_routes, *video_routes]
-    try:
-        from vasset.transcode.api import ROUTES as transcode_routes
-
-        handlers += transcode_routes
-    except ImportError:
-        pass
-    try:
-        from vasset.upload.direct_api import ROUTES as direct_routes
-
-        handlers += direct_routes
-    except ImportError:
-        pass
-    try:
-        from vasset.playback.api import ROUTES as playback_routes
-
-        handlers += playback_routes
-    except ImportError:
-        pass
-    try:
-        from vasset.console.api import ROUTES as console_routes
-
-        handlers += console_routes
-    except ImportError:
-        pass
-    return handlers
+    return [
+        health,
+        *upload_routes,
+        *direct_routes,
+        *video_routes,
+        *transcode_routes,
+        *playback_routes,
+        *console_routes,
+    ]
 
 
 def create_app(settings: Settings | None = None, ctx: Context | None = None) -> Litestar:
