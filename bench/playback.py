@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, ServerProcess, app_of, bench_env, drop_database  # noqa: E402
-from tests.support.api import signed_query  # noqa: E402
-from tests.support.db import sql  # noqa: E402
+from bench.common import ROOT, ServerProcess, app_of, bench_env, drop_database
+from tests.support.api import signed_query
+from tests.support.db import sql
 
 
 async def _client(port: int, lines: list[bytes], deadline: float, counts: list[int]) -> None:
@@ -50,13 +50,17 @@ async def _client(port: int, lines: list[bytes], deadline: float, counts: list[i
 def load(port: int, make_line, connections: int, seconds: float) -> float:
     """Requests per second over `seconds` with `connections` keep-alive connections."""
     per_conn = 200_000
-    lines = [[make_line() for _ in range(min(per_conn, int(seconds * 3000 / connections) + 50))]
-             for _ in range(connections)]
+    lines = [
+        [make_line() for _ in range(min(per_conn, int(seconds * 3000 / connections) + 50))]
+        for _ in range(connections)
+    ]
     counts = [0]
 
     async def main() -> None:
         deadline = time.perf_counter() + seconds
-        await asyncio.gather(*(_client(port, lines[c], deadline, counts) for c in range(connections)))
+        await asyncio.gather(
+            *(_client(port, lines[c], deadline, counts) for c in range(connections))
+        )
 
     t0 = time.perf_counter()
     asyncio.run(main())
@@ -90,9 +94,21 @@ def main() -> None:
     server = ServerProcess(env).start()
     bare_port = ServerProcess({}).port
     bare = subprocess.Popen(
-        [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--port",
-         str(bare_port), "--no-ws", "bench.bare_app:make"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--factory",
+            "--port",
+            str(bare_port),
+            "--no-ws",
+            "bench.bare_app:make",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         # a playable video: one source row and one MP4 rendition row pointing at a 1 GiB file
@@ -105,14 +121,24 @@ def main() -> None:
                 fh.write(block)
         size = obj.stat().st_size
         now = int(time.time())
-        sql(env, "INSERT INTO video (id, app_id, source_name, create_time, update_time, status,"
-                 " duration, media_info) VALUES (1, :a, 'b.mp4', :t, :t, 'playable', 1000, '{}')",
-            a=app["id"], t=now)
-        sql(env, "INSERT INTO video (app_id, parent_id, source_name, create_time, update_time,"
-                 " status, definition, format, storage_uri, file_size, video_width, video_height,"
-                 " media_info) VALUES (:a, 1, 'b.mp4', :t, :t, 'playable', '1080p', 'mp4', :k,"
-                 " :s, 1920, 1080, '{\"bitrate\": 5000000}')",
-            a=app["id"], t=now, k=key, s=size)
+        sql(
+            env,
+            "INSERT INTO video (id, app_id, source_name, create_time, update_time, status,"
+            " duration, media_info) VALUES (1, :a, 'b.mp4', :t, :t, 'playable', 1000, '{}')",
+            a=app["id"],
+            t=now,
+        )
+        sql(
+            env,
+            "INSERT INTO video (app_id, parent_id, source_name, create_time, update_time,"
+            " status, definition, format, storage_uri, file_size, video_width, video_height,"
+            " media_info) VALUES (:a, 1, 'b.mp4', :t, :t, 'playable', '1080p', 'mp4', :k,"
+            " :s, 1920, 1080, '{\"bitrate\": 5000000}')",
+            a=app["id"],
+            t=now,
+            k=key,
+            s=size,
+        )
         import httpx
 
         for _ in range(50):

@@ -16,7 +16,9 @@ from vasset.settings import load_settings
 
 def settings_for(test_env, tmp_path: Path, **extra):
     env = {**test_env, "VASSET_TEMP_DIR": str(tmp_path / "scratch"), **extra}
-    env["VASSET_REDIS_PREFIX"] = test_env["VASSET_REDIS_PREFIX"] + "jan:" + os.urandom(3).hex() + ":"
+    env["VASSET_REDIS_PREFIX"] = (
+        test_env["VASSET_REDIS_PREFIX"] + "jan:" + os.urandom(3).hex() + ":"
+    )
     return load_settings(env)
 
 

@@ -119,7 +119,9 @@ def test_hls_master_url_alone_reaches_every_segment(stack):
         playlist = httpx.get(v_url)
         assert playlist.status_code == 200 and "#EXT-X-ENDLIST" in playlist.text
         uris = [line for line in playlist.text.splitlines() if line and not line.startswith("#")]
-        uris += [p.split('URI="')[1].split('"')[0] for p in playlist.text.splitlines() if 'URI="' in p]
+        uris += [
+            p.split('URI="')[1].split('"')[0] for p in playlist.text.splitlines() if 'URI="' in p
+        ]
         for uri in uris:
             seg = httpx.get(urljoin(v_url, uri))
             assert seg.status_code == 200 and len(seg.content) > 0, uri

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import enum
 import inspect
 import os
@@ -154,14 +156,36 @@ def timeout_for(duration_ms: int | None, factor: float, minimum: float) -> float
     return max(minimum, seconds)
 
 
+def _parent_death_signal() -> Callable[[], None]:
+    """prctl(PR_SET_PDEATHSIG, SIGKILL), bound before fork; a no-op where prctl is missing.
+
+    FFmpeg runs in its own session (so killpg reaches all of it); without this, a worker killed
+    with SIGKILL would leave its FFmpeg running unsupervised and outside the slot cap.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return lambda: None
+    parent = os.getpid()
+    getppid, exit_now = os.getppid, os._exit
+
+    def arm() -> None:
+        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if getppid() != parent:  # the worker died between fork and prctl
+            exit_now(1)
+
+    return arm
+
+
 def _limits(memory_limit: int | None, cpu_limit: float | None) -> Callable[[], None] | None:
-    """A preexec_fn that only calls setrlimit (safe between fork and exec, no locks taken)."""
-    if not memory_limit and not cpu_limit:
-        return None
+    """A preexec_fn: die with the worker, then setrlimit (no locks taken before exec)."""
+    arm = _parent_death_signal()
     cpu = int(cpu_limit) + 1 if cpu_limit else None
     setrlimit = resource.setrlimit  # bound now: no imports or attribute lookups in the child
 
     def apply() -> None:
+        arm()
         setrlimit(resource.RLIMIT_CORE, (0, 0))
         if memory_limit:
             setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))

@@ -25,6 +25,7 @@ def output_prefix_of(key: str) -> str | None:
     parts = key.split("/")
     return "/".join(parts[:3]) + "/" if len(parts) > 3 and parts[0] == "media" else None
 
+
 #: Called inside the delete transaction so running jobs of the video get cancelled.
 CancelHook = Callable[[AsyncConnection, int], Awaitable[None]]
 
