@@ -35,7 +35,7 @@ def build_context(settings: Settings) -> Context:
     """Create connections and services (nothing is contacted until first use)."""
     from vasset.transcode import hooks
 
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, settings.db_pool_size, settings.db_pool_overflow)
     redis = create_redis(settings.redis_url)
     store = open_store(settings)
     ctx = Context(

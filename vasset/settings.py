@@ -15,6 +15,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every tunable of vasset; each field maps to VASSET_<FIELD upper-case>."""
 
     database_url: str = "mysql+asyncmy://root@127.0.0.1:3306/vasset"
+    # Connections kept per process; beyond it up to db_pool_overflow more are opened and closed
+    # per use, which costs a handshake each: size the pool for the expected concurrency.
+    db_pool_size: int = 32
+    db_pool_overflow: int = 32
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
     redis_prefix: str = "vasset:"
@@ -44,6 +48,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Playback URLs.
     url_expires_default: int = 3600
     url_expires_max: int = 7 * 24 * 3600
+    # Seconds a playurl answer's database rows may be reused by the same API process.
+    playurl_cache_ttl: float = 1.0
     max_concurrent_streams: int = 50
     cdn_domain: str = ""
     cdn_auth_key: str = ""

@@ -21,6 +21,7 @@ class PlaybackService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._secret: bytes | None = None
+        self._cache: dict[tuple[int, int], tuple[float, tuple]] = {}
 
     async def secret(self) -> bytes:
         """The URL secret, loaded once per process."""
@@ -59,21 +60,7 @@ class PlaybackService:
         if fmt is not None and fmt not in ("mp4", "hls"):
             raise errors.InvalidParameter("format must be mp4 or hls", parameter="format")
         expires_at = self.expiry(expires)
-        # One short transaction: the video, its renditions and its cover snapshot.
-        async with transaction(self.ctx.engine) as conn:
-            video = await videos.get_video(conn, vid, app_id)
-            if video is None or video.parent_id is not None:
-                raise errors.VideoNotFound()
-            renditions = [r for r in await videos.children(conn, vid) if r.status == "playable"]
-            cover_row = (
-                await conn.execute(
-                    text(
-                        "SELECT storage_uri FROM video_snapshot WHERE video_id = :v"
-                        " ORDER BY image_index = :i DESC, image_index LIMIT 1"
-                    ),
-                    {"v": vid, "i": video.image_index},
-                )
-            ).first()
+        video, renditions, cover_row = await self._playable(app_id, vid)
         if not renditions:
             raise errors.VideoNotPlayable(status=video.status)
         details = json.loads(video.media_info or "{}")
@@ -126,6 +113,44 @@ class PlaybackService:
             "cover_url": cover,
             "play_urls": play_urls,
         }
+
+    async def _playable(self, app_id: int, vid: int) -> tuple:
+        """(video, playable renditions, cover row), cached for playurl_cache_ttl seconds.
+
+        Players ask for play URLs far more often than renditions change; a short per-process
+        cache keeps MySQL out of most playurl calls. A change shows after at most the TTL.
+        """
+        ttl = self.ctx.settings.playurl_cache_ttl
+        now = time.monotonic()
+        hit = self._cache.get((app_id, vid)) if ttl > 0 else None
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        # One short transaction: the video, its renditions and its cover snapshot.
+        async with transaction(self.ctx.engine) as conn:
+            video = await videos.get_video(conn, vid, app_id)
+            if video is None or video.parent_id is not None:
+                raise errors.VideoNotFound()
+            renditions = [r for r in await videos.children(conn, vid) if r.status == "playable"]
+            cover_row = (
+                await conn.execute(
+                    text(
+                        "SELECT storage_uri FROM video_snapshot WHERE video_id = :v"
+                        " ORDER BY image_index = :i DESC, image_index LIMIT 1"
+                    ),
+                    {"v": vid, "i": video.image_index},
+                )
+            ).first()
+        value = (video, renditions, cover_row)
+        if ttl > 0 and renditions:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[(app_id, vid)] = (now + ttl, value)
+        return value
+
+    def forget(self, vid: int) -> None:
+        """Drop cached answers of a video (this process deleted or changed it)."""
+        for key in [k for k in self._cache if k[1] == vid]:
+            del self._cache[key]
 
     async def _snapshot_rows(self, vid: int) -> list[tuple]:
         async with transaction(self.ctx.engine) as conn:

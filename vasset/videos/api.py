@@ -43,7 +43,12 @@ async def video_mediainfo(request: Request) -> Response:
 async def video_delete(request: Request) -> Response:
     """Delete a video; shared bytes survive."""
     app = await signed_app(request)
-    return json_response(await ctx_of(request).videos.delete(app.id, _vid(request)))
+    vid = _vid(request)
+    answer = await ctx_of(request).videos.delete(app.id, vid)
+    playback = ctx_of(request).extras.get("playback")
+    if playback is not None:
+        playback.forget(vid)
+    return json_response(answer)
 
 
 ROUTES = [video_status, video_mediainfo, video_delete]
