@@ -170,7 +170,7 @@ async def play_file(request: Request, expires_at: int, signature: str, key: str)
         return Response(content=b"", status_code=status, headers=headers, media_type=content_type)
     limiter = _limiter(request)
     limiter.enter()
-    source = ctx.store.read(key, start, end, chunk_size=1 << 20)
+    source = ctx.store.read(key, start, end, chunk_size=4 << 20)
     return Stream(
         PrefetchedStream(source, limiter),
         status_code=status,
