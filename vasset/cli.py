@@ -79,6 +79,22 @@ async def _demo_app(settings: Settings) -> tuple[dict, bool]:
         await engine.dispose()
 
 
+def _demo_console(settings: Settings, demo: dict, creds: Path) -> str:
+    """Enable the console for the demo app unless the operator configured one."""
+    if settings.console_key:
+        return settings.console_key
+    import secrets
+
+    saved = json.loads(creds.read_text()) if creds.exists() else {}
+    key = saved.get("console_key") or secrets.token_urlsafe(18)
+    if creds.exists() and saved.get("console_key") != key:
+        saved["console_key"] = key
+        creds.write_text(json.dumps(saved, indent=2))
+    os.environ["VASSET_CONSOLE_KEY"] = key
+    os.environ.setdefault("VASSET_CONSOLE_APP_KEY", demo["app_key"])
+    return key
+
+
 def _run(settings: Settings, host: str, port: int) -> int:
     """Create the database, migrate, make a demo app, then run a worker and the API."""
     applied = asyncio.run(_upgrade(settings))
@@ -93,11 +109,16 @@ def _run(settings: Settings, host: str, port: int) -> int:
         print(f"  app_key={demo['app_key']}\n  app_secret={demo['app_secret']}", flush=True)
     else:
         print(f"demo app: app_key={demo['app_key']} (secret in var/demo-app.json)", flush=True)
+    console_key = _demo_console(settings, demo, creds)
     env = dict(
         os.environ, VASSET_PUBLIC_URL=os.environ.get("VASSET_PUBLIC_URL", f"http://{host}:{port}")
     )
     worker = subprocess.Popen([sys.executable, "-m", "vasset", "worker"], env=env)
-    print(f"API on http://{host}:{port} (console: /console), worker pid {worker.pid}", flush=True)
+    print(f"API on http://{host}:{port}, worker pid {worker.pid}", flush=True)
+    if console_key:
+        print(
+            f"console: http://{host}:{port}/console  (login key in var/demo-app.json)", flush=True
+        )
     try:
         _serve(settings, host, port, 1)
     finally:
