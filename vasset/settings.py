@@ -35,9 +35,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_part_size: int = 5 * GiB
     max_part_count: int = 10_000
     upload_ttl: int = 24 * 3600
-    # fsync every part before acknowledging it (survives power loss); 0: parts survive process
-    # crashes only, and the file is fsynced once at completion.
-    fsync_parts: bool = True
     # Seconds a completion may run before another request may take it over.
     completion_lease: int = 600
 

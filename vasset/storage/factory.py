@@ -14,7 +14,7 @@ def open_store(settings: Settings) -> BlobStore:
     if url.startswith("file://"):
         from vasset.storage.local import LocalBlobStore
 
-        return LocalBlobStore(url[len("file://") :] or ".", fsync_parts=settings.fsync_parts)
+        return LocalBlobStore(url[len("file://") :] or ".")
     if url.startswith("oss://"):
         from vasset.storage.oss import OssBlobStore
 

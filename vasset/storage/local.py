@@ -67,7 +67,6 @@ class LocalPartWriter(PartWriter):
 
     def __init__(self, store: LocalBlobStore, mp_dir: Path, number: int, offset: int) -> None:
         self._store = store
-        self._fsync = store.fsync_parts
         self._dirty = 0
         self._mp_dir = mp_dir
         self._number = number
@@ -102,20 +101,19 @@ class LocalPartWriter(PartWriter):
             done = os.pwrite(self._fd, view, pos)
             pos += done
             view = view[done:]
-        if self._fsync:
-            # Start writeback now so the fsync at commit waits only for the tail.
-            self._dirty += len(chunk)
-            if self._dirty >= 8 << 20:
-                _start_writeback(self._fd, pos - self._dirty, self._dirty)
-                self._dirty = 0
+        # Start writeback now so the fsync at commit waits only for the tail.
+        self._dirty += len(chunk)
+        if self._dirty >= 8 << 20:
+            _start_writeback(self._fd, pos - self._dirty, self._dirty)
+            self._dirty = 0
 
     def _commit(self, md5_hex: str | None) -> PartInfo:
         try:
             if self.existing is not None:
                 return self.existing
             assert self._fd is not None
-            if self._fsync:
-                os.fsync(self._fd)
+            # Durable before acknowledged: a part survives power loss, not only a crash.
+            os.fsync(self._fd)
             info = PartInfo(number=self._number, size=self._written, etag=md5_hex or "")
             marker = self._mp_dir / "parts" / f"{self._number}.json"
             tmp = marker.with_suffix(f".tmp{secrets.token_hex(4)}")
@@ -150,9 +148,8 @@ class LocalBlobStore(BlobStore):
     min_part_size = 1
     presigns = False
 
-    def __init__(self, root: str | Path, threads: int = 8, fsync_parts: bool = True) -> None:
+    def __init__(self, root: str | Path, threads: int = 8) -> None:
         self.root = Path(root).resolve()
-        self.fsync_parts = fsync_parts
         self.objects = self.root / "objects"
         self.multipart = self.root / "multipart"
         self.tmp = self.root / "tmp"
