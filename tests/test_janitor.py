@@ -22,6 +22,19 @@ def settings_for(test_env, tmp_path: Path, **extra):
     return load_settings(env)
 
 
+def sweep_once(settings) -> dict:
+    """One janitor pass with its own connections."""
+
+    async def run() -> dict:
+        ctx = build_context(settings)
+        try:
+            return await sweep(ctx)
+        finally:
+            await close_context(ctx)
+
+    return asyncio.run(run())
+
+
 def test_old_temp_files_go_young_ones_stay(test_env, tmp_path):
     settings = settings_for(test_env, tmp_path, VASSET_TEMP_MAX_AGE="3600")
     scratch = Path(settings.temp_dir)
@@ -31,14 +44,7 @@ def test_old_temp_files_go_young_ones_stay(test_env, tmp_path):
     old = time.time() - 7200
     os.utime(scratch / "job-1-1", (old, old))
 
-    async def run():
-        ctx = build_context(settings)
-        try:
-            return await sweep(ctx)
-        finally:
-            await close_context(ctx)
-
-    report = asyncio.run(run())
+    report = sweep_once(settings)
     assert report["temp_removed"] == 1
     assert not (scratch / "job-1-1").exists() and (scratch / "fresh.tmp").exists()
 
@@ -61,21 +67,14 @@ def test_bytes_of_deleted_videos_go_once_unreferenced(test_env, tmp_path, app_cr
             d=deleted,
         )
 
-    async def run():
-        ctx = build_context(settings)
-        try:
-            return await sweep(ctx)
-        finally:
-            await close_context(ctx)
-
-    asyncio.run(run())
+    sweep_once(settings)
     assert (root / key).exists(), "a live video still references the bytes"
     sql(test_env, "UPDATE video SET deleted_at = :t WHERE storage_uri = :k", t=now, k=key)
-    report = asyncio.run(run())
+    report = sweep_once(settings)
     assert report["objects_removed"] >= 1 and not (root / key).exists()
     left = sql(test_env, "SELECT COUNT(*) FROM video WHERE storage_uri = :k", k=key)[0][0]
     assert left == 0
-    assert asyncio.run(run())["objects_removed"] == 0  # idempotent
+    assert sweep_once(settings)["objects_removed"] == 0  # idempotent
 
 
 def test_one_janitor_at_a_time(test_env, tmp_path):
@@ -92,7 +91,7 @@ def test_one_janitor_at_a_time(test_env, tmp_path):
         finally:
             await close_context(ctx)
 
-    asyncio.run(run())
+    sweep_once(settings)
 
 
 def test_unregistered_posted_objects_expire(test_env, tmp_path):
@@ -106,12 +105,5 @@ def test_unregistered_posted_objects_expire(test_env, tmp_path):
     past = time.time() - 7200
     os.utime(old_key, (past, past))
 
-    async def run():
-        ctx = build_context(settings)
-        try:
-            return await sweep(ctx)
-        finally:
-            await close_context(ctx)
-
-    assert asyncio.run(run())["posted_removed"] >= 1
+    assert sweep_once(settings)["posted_removed"] >= 1
     assert not old_key.exists() and new_key.exists()

@@ -327,15 +327,7 @@ class DirectUploads:
         now = int(time.time())
         try:
             async with transaction(self.uploads.engine) as conn:
-                vid = await videos.insert_video(
-                    conn,
-                    app_id=app.id,
-                    source_name=name,
-                    file_size=size,
-                    status=VideoStatus.UPLOADING.value,
-                    task_priority=priority,
-                    image_count=self.settings.image_count,
-                )
+                vid = await self.uploads.new_video(conn, app.id, name, size, priority)
                 source = keys.source_key(app.id, vid, keys.new_nonce())
                 await videos.update_video(conn, vid, storage_uri=source)
                 await repo.insert_upload(

@@ -134,15 +134,7 @@ class UploadService:
         token, token_hash = new_upload_token()
         upload_id = keys.new_nonce() + keys.new_nonce()
         async with transaction(self.engine) as conn:
-            vid = await videos.insert_video(
-                conn,
-                app_id=app.id,
-                source_name=name,
-                file_size=fsize,
-                status=VideoStatus.UPLOADING.value,
-                task_priority=priority,
-                image_count=self.settings.image_count,
-            )
+            vid = await self.new_video(conn, app.id, name, fsize, priority)
         key = keys.source_key(app.id, vid, keys.new_nonce())
         multipart_id = await self.store.create_multipart(key)
         expires_at = now + self.settings.upload_ttl
@@ -178,6 +170,20 @@ class UploadService:
             "expires_at": expires_at,
             "upload_token": token,
         }
+
+    async def new_video(
+        self, conn: AsyncConnection, app_id: int, name: str, size: int, priority: int
+    ) -> int:
+        """Insert the video row of a new upload (status uploading); returns its vid."""
+        return await videos.insert_video(
+            conn,
+            app_id=app_id,
+            source_name=name,
+            file_size=size,
+            status=VideoStatus.UPLOADING.value,
+            task_priority=priority,
+            image_count=self.settings.image_count,
+        )
 
     async def _instant(
         self, app: App, name: str, fsize: int, md5: str, auto: bool, priority: int
