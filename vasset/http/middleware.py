@@ -8,20 +8,21 @@ import time
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-log = structlog.get_logger("vasset.access")
-
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """Assign a request id, bind it to structlog, and send it back as X-Request-Id."""
+    # A concrete bound logger (not the lazy module proxy): below its level, .info is a no-op.
+    log = structlog.get_logger("vasset.access").bind()
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
         request_id = secrets.token_hex(12)
+        header = (b"x-request-id", request_id.encode())
         scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        # bind/reset with tokens: clear_contextvars() copies the whole context every request.
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 0
 
@@ -29,9 +30,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
@@ -44,6 +43,6 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                 status=status,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
-            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.reset_contextvars(**tokens)
 
     return middleware

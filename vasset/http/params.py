@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import TypeVar
 
 import msgspec
@@ -24,12 +25,18 @@ def query_dict(query_string: str) -> dict[str, str]:
     return out
 
 
+@cache
+def _field_names(model: type) -> frozenset[str]:
+    """A Struct's field names (msgspec resolves annotations on every fields() call)."""
+    return frozenset(f.name for f in msgspec.structs.fields(model))
+
+
 def parse_params(query_string: str | bytes, model: type[T]) -> T:
     """Convert the query into model, mapping failures to MissingParameter / InvalidParameter."""
     if isinstance(query_string, bytes):
         query_string = query_string.decode("latin-1")
     raw = query_dict(query_string)
-    fields = {f.name for f in msgspec.structs.fields(model)}
+    fields = _field_names(model)
     data = {k: v for k, v in raw.items() if k in fields and v != ""}
     try:
         return msgspec.convert(data, model, strict=False)
