@@ -56,10 +56,11 @@ def test_playurl_filters(stack):
 
 
 def test_url_expires_and_tampering_is_refused(stack):
-    pu = stack.api.call("GET", "/video/playurl", {"vid": stack.vid, "expires": 1}).json()
+    # expires_at is whole seconds, so a 3 s lifetime is at least 2 s of validity.
+    pu = stack.api.call("GET", "/video/playurl", {"vid": stack.vid, "expires": 3}).json()
     url = next(u["url"] for u in pu["play_urls"] if u["format"] == "mp4")
     assert httpx.get(url).status_code == 200
-    time.sleep(2.1)
+    time.sleep(max(0.0, pu["play_urls"][0]["expires_at"] - time.time()) + 1.1)
     r = httpx.get(url)
     assert r.status_code == 401 and r.json()["code"] == "InvalidUrlSignature"
     fresh = stack.api.call("GET", "/video/playurl", {"vid": stack.vid}).json()
