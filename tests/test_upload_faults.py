@@ -105,3 +105,27 @@ def test_redis_down_is_503_and_restart_recovers(own_server, private_redis, app_c
             break
         time.sleep(0.2)
     assert r.json()["status"] == "uploaded" and r.json()["md5"] == hashlib.md5(data).hexdigest()
+
+
+def test_per_app_rate_limit_answers_429(test_env, app_creds, tmp_path):
+    env = {**test_env, "VASSET_RATE_LIMIT": "5"}
+    server = ServerProcess(env, log_path=tmp_path / "rate.log").start()
+    try:
+        api = Api(server.url, app_creds["app_key"], app_creds["app_secret"])
+        codes = []
+        for _ in range(3):
+            start = time.time()
+            codes = [api.call("GET", "/video/upload/limits").status_code for _ in range(12)]
+            if time.time() - start < 0.9:  # all twelve fell in one or two one-second windows
+                break
+        assert 429 in codes and 200 in codes, codes
+        r = next(
+            r
+            for r in (api.call("GET", "/video/upload/limits") for _ in range(12))
+            if r.status_code == 429
+        )
+        assert r.json()["code"] == "Throttled" and r.headers["retry-after"] == "1"
+        time.sleep(1.1)
+        assert api.call("GET", "/video/upload/limits").status_code == 200
+    finally:
+        server.stop()

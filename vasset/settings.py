@@ -41,6 +41,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Signing.
     signature_window: int = 300
     nonce_ttl: int = 900
+    # Signed calls per second per app_key across all API instances (0: unlimited).
+    rate_limit: int = 0
 
     # Playback URLs.
     url_expires_default: int = 3600

@@ -99,11 +99,26 @@ class Authenticator:
         if not signatures_match(expected, params["signature"]):
             raise errors.SignatureDoesNotMatch()
         # The nonce is spent only by a correctly signed call, so garbage cannot burn nonces.
-        key = f"{self._settings.redis_prefix}nonce:{app.app_key}:{params['random']}"
+        s = self._settings
+        key = f"{s.redis_prefix}nonce:{app.app_key}:{params['random']}"
         async with redis_guard():
-            fresh = await self._redis.set(key, b"1", nx=True, ex=self._settings.nonce_ttl)
+            if s.rate_limit <= 0:
+                fresh = await self._redis.set(key, b"1", nx=True, ex=s.nonce_ttl)
+                calls = 0
+            else:
+                # Nonce and per-app rate in one round trip: a one-second window counter.
+                window = f"{s.redis_prefix}rate:{app.app_key}:{now}"
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.set(key, b"1", nx=True, ex=s.nonce_ttl)
+                pipe.incr(window)
+                pipe.expire(window, 2)
+                fresh, calls, _ = await pipe.execute()
         if not fresh:
             raise errors.SignatureNonceUsed()
+        if s.rate_limit > 0 and calls > s.rate_limit:
+            raise errors.Throttled(
+                f"more than {s.rate_limit} signed calls per second for this app_key", retry_after=1
+            )
         return app
 
 
