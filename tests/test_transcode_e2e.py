@@ -13,7 +13,9 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
+import httpx
 import pytest
 
 from tests import media
@@ -586,3 +588,40 @@ def test_lifecycle_on_oss(oss_stack, oss_server, clips):
     assert outputs and all(k.startswith("vasset/" + published) for k in outputs)
     assert any(k.endswith("hls/master.m3u8") for k in outputs)
     assert_temp_clean(oss_stack)
+
+    # playback on OSS: MP4s and snapshots are presigned OSS URLs; HLS playlists come through
+    # the API, which rewrites every segment into a presigned OSS URL
+
+    pu = api.call("GET", "/video/playurl", {"vid": vid}).json()
+    mp4_urls = [u for u in pu["play_urls"] if u["format"] == "mp4"]
+    assert mp4_urls and all(u["url"].startswith(oss_server.endpoint) for u in mp4_urls)
+    for u in mp4_urls:
+        got = httpx.get(u["url"])
+        assert got.status_code == 200 and len(got.content) == u["size"]
+    assert pu["cover_url"].startswith(oss_server.endpoint)
+    assert httpx.get(pu["cover_url"]).content[:2] == b"\xff\xd8"
+    master_url = next(u["url"] for u in pu["play_urls"] if u["format"] == "hls")
+    assert master_url.startswith(oss_stack.server.url + "/play/")
+    master = httpx.get(master_url)
+    assert master.status_code == 200
+    variants = [x for x in master.text.splitlines() if x and not x.startswith("#")]
+    assert len(variants) == 2
+    segments = 0
+    for variant in variants:
+        playlist = httpx.get(urljoin(master_url, variant))
+        assert playlist.status_code == 200, playlist.text
+        uris = [x for x in playlist.text.splitlines() if x and not x.startswith("#")]
+        uris += [
+            x.split('URI="')[1].split('"')[0] for x in playlist.text.splitlines() if 'URI="' in x
+        ]
+        for uri in uris:
+            assert uri.startswith(oss_server.endpoint), uri  # presigned, straight to OSS
+            assert httpx.get(uri).status_code == 200
+            segments += 1
+    assert segments >= 4
+    # an hour and a bit later the presigned URLs are refused by OSS itself
+    oss_server.clock_offset = 3700
+    try:
+        assert httpx.get(mp4_urls[0]["url"]).status_code == 403
+    finally:
+        oss_server.clock_offset = 0
