@@ -129,3 +129,18 @@ def test_per_app_rate_limit_answers_429(test_env, app_creds, tmp_path):
         assert api.call("GET", "/video/upload/limits").status_code == 200
     finally:
         server.stop()
+
+
+def test_mysql_unreachable_is_503_not_500(test_env, app_creds, tmp_path):
+    from tests.support.server import free_port
+
+    env = {**test_env, "VASSET_DATABASE_URL": f"mysql+asyncmy://root@127.0.0.1:{free_port()}/x"}
+    server = ServerProcess(env, log_path=tmp_path / "nodb.log").start()
+    try:
+        api = Api(server.url, app_creds["app_key"], app_creds["app_secret"])
+        r = api.call("GET", "/video/status", {"vid": 1})
+        assert r.status_code == 503 and r.json()["code"] == "ServiceUnavailable"
+        assert int(r.headers["retry-after"]) >= 1
+        assert "Traceback" not in r.text
+    finally:
+        server.stop()
