@@ -124,11 +124,6 @@ class ObjectNotFound(NotFound):
     default_message = "no such object"
 
 
-class JobNotFound(NotFound):
-    code = "JobNotFound"
-    default_message = "no such job"
-
-
 # 409: state conflicts
 class Conflict(VassetError):
     status = 409

@@ -59,17 +59,6 @@ class Authenticator:
         self._cache[app_key] = (now + 5.0, app)
         return app
 
-    async def app_by_id(self, app_id: int) -> App | None:
-        """Look an app up by id (upload-token calls know the upload, not the key)."""
-        async with transaction(self._engine) as conn:
-            row = (
-                await conn.execute(
-                    text("SELECT id, name, app_key, app_secret, enabled FROM app WHERE id = :i"),
-                    {"i": app_id},
-                )
-            ).first()
-        return App(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
-
     async def verify_signed(self, method: str, path: str, query_string: str) -> App:
         """Authenticate a signed call or raise the matching 4xx error."""
         pairs = parse_query(query_string)

@@ -8,7 +8,7 @@ Layout (relative to the store's root or OSS prefix):
         hls/master.m3u8                                   HLS master playlist
         hls/{definition}/index.m3u8, seg_*.m4s, init.mp4  HLS variants and segments
         snapshots/{index}.jpg                             snapshots
-    direct/{app_id}/{nonce}/source                      single-shot browser uploads (PostObject)
+    direct/{app_id}/{nonce}/...                         single-shot browser uploads (PostObject)
 
 A transcode attempt writes only under its own media/ prefix, scoped by its fencing token;
 its outputs become visible when the database rows pointing at them are committed while the
@@ -39,11 +39,6 @@ def source_key(app_id: int, video_id: int, nonce: str) -> str:
     return f"sources/{int(app_id)}/{int(video_id)}/{_check(nonce)}/source"
 
 
-def direct_key(app_id: int, nonce: str) -> str:
-    """Key a single-shot browser upload (PostObject) lands on."""
-    return f"direct/{int(app_id)}/{_check(nonce)}/source"
-
-
 def direct_prefix(app_id: int) -> str:
     """Prefix a PostObject policy allows for an app."""
     return f"direct/{int(app_id)}/"
@@ -52,3 +47,9 @@ def direct_prefix(app_id: int) -> str:
 def output_prefix(video_id: int, lease_token: int, nonce: str) -> str:
     """Prefix of one transcode attempt's outputs (token-scoped, never reused)."""
     return f"media/{int(video_id)}/{int(lease_token)}-{_check(nonce)}/"
+
+
+def output_prefix_of(key: str) -> str | None:
+    """The media/{vid}/{attempt}/ prefix a rendition or snapshot key lives under."""
+    parts = key.split("/")
+    return "/".join(parts[:3]) + "/" if len(parts) > 3 and parts[0] == "media" else None

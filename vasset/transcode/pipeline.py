@@ -93,7 +93,7 @@ async def _drop_dead_outputs(run: JobRun) -> None:
     over: it can never be published.
     """
     vid = run.job.video_id
-    stale = {_prefix_of(k) for k in await run.ctx.store.list_keys(f"media/{vid}/")}
+    stale = {keys.output_prefix_of(k) for k in await run.ctx.store.list_keys(f"media/{vid}/")}
     stale -= {None, run.prefix}
     if not stale:
         return
@@ -107,7 +107,7 @@ async def _drop_dead_outputs(run: JobRun) -> None:
             ),
             {"v": vid},
         )
-        stale -= {_prefix_of(r[0]) for r in rows if r[0]}
+        stale -= {keys.output_prefix_of(r[0]) for r in rows if r[0]}
     for prefix in sorted(p for p in stale if p):
         await run.ctx.store.delete_prefix(prefix)
         log.info("dead_outputs_removed", vid=vid, prefix=prefix)
@@ -312,7 +312,7 @@ async def _publish(
                 await videos.transition(conn, source.id, VideoStatus.PLAYABLE.value)
     run.published = True  # type: ignore[attr-defined]
     # Old outputs are unreachable now; remove their bytes.
-    for prefix in {_prefix_of(r.storage_uri) for r in old if r.storage_uri}:
+    for prefix in {keys.output_prefix_of(r.storage_uri) for r in old if r.storage_uri}:
         if prefix and prefix != run.prefix:
             await run.ctx.store.delete_prefix(prefix)
     log.info(
@@ -323,11 +323,6 @@ async def _publish(
         replaced=len(old),
         ladder=s.ladder,
     )
-
-
-def _prefix_of(key: str) -> str | None:
-    parts = key.split("/")
-    return "/".join(parts[:3]) + "/" if len(parts) > 3 and parts[0] == "media" else None
 
 
 async def _retire(conn, vid: int) -> None:

@@ -64,8 +64,6 @@ return 1
 class SlotSemaphore:
     """Global and per-node FFmpeg slots; every method is one atomic Lua call."""
 
-    RECOVERING = -1
-
     def __init__(
         self,
         redis: Redis,

@@ -8,7 +8,7 @@ import msgspec
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vasset.videos.state import check_transition, sources_allowed
+from vasset.videos.state import sources_allowed
 
 VIDEO_COLUMNS = (
     "id, app_id, parent_id, unique_id, source_name, create_time, update_time, file_size,"
@@ -92,11 +92,6 @@ async def transition(conn: AsyncConnection, vid: int, target: str, **values) -> 
     ).bindparams(bindparam("allowed", expanding=True))
     result = await conn.execute(stmt, {**values, "target": target, "vid": vid, "allowed": allowed})
     return result.rowcount == 1
-
-
-def require_transition(current: str, target: str) -> None:
-    """Raise InvalidState when current -> target is not a lifecycle move."""
-    check_transition(current, target)
 
 
 async def find_instant_source(

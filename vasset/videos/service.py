@@ -13,17 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from vasset import errors
 from vasset.db import transaction
 from vasset.storage.base import BlobStore
+from vasset.storage.keys import output_prefix_of
 from vasset.upload import repository as uploads
 from vasset.videos import repository as repo
 from vasset.videos.repository import VideoRow
 
 log = structlog.get_logger(__name__)
-
-
-def output_prefix_of(key: str) -> str | None:
-    """The media/{vid}/{attempt}/ prefix a rendition or snapshot key lives under."""
-    parts = key.split("/")
-    return "/".join(parts[:3]) + "/" if len(parts) > 3 and parts[0] == "media" else None
 
 
 #: Called inside the delete transaction so running jobs of the video get cancelled.

@@ -35,9 +35,6 @@ TRANSITIONS: dict[VideoStatus, frozenset[VideoStatus]] = {
     S.PLAYABLE: frozenset({S.TRANSCODE_QUEUED}),
 }
 
-#: States a video stays in only while something is working on it.
-TRANSITIONAL = frozenset({S.UPLOADING, S.TRANSCODE_QUEUED, S.TRANSCODING})
-
 
 def can_transition(current: str, target: str) -> bool:
     """Whether the lifecycle allows current -> target (staying put is always allowed)."""
