@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vasset import errors
+from vasset.auth.nonces import NonceBatcher
 from vasset.auth.signing import parse_query, sign, signatures_match
 from vasset.db import transaction
 from vasset.redis_client import redis_guard
@@ -37,6 +38,7 @@ class Authenticator:
         self._redis = redis
         self._settings = settings
         self._cache: dict[str, tuple[float, App | None]] = {}
+        self._nonces = NonceBatcher(redis, settings.nonce_ttl)
 
     async def app_by_key(self, app_key: str) -> App | None:
         """Look an app up, cached for a few seconds so signing costs no query per call."""
@@ -90,18 +92,10 @@ class Authenticator:
         # The nonce is spent only by a correctly signed call, so garbage cannot burn nonces.
         s = self._settings
         key = f"{s.redis_prefix}nonce:{app.app_key}:{params['random']}"
+        # The per-app rate is a one-second window counter, written with the nonce.
+        window = f"{s.redis_prefix}rate:{app.app_key}:{now}" if s.rate_limit > 0 else None
         async with redis_guard():
-            if s.rate_limit <= 0:
-                fresh = await self._redis.set(key, b"1", nx=True, ex=s.nonce_ttl)
-                calls = 0
-            else:
-                # Nonce and per-app rate in one round trip: a one-second window counter.
-                window = f"{s.redis_prefix}rate:{app.app_key}:{now}"
-                pipe = self._redis.pipeline(transaction=False)
-                pipe.set(key, b"1", nx=True, ex=s.nonce_ttl)
-                pipe.incr(window)
-                pipe.expire(window, 2)
-                fresh, calls, _ = await pipe.execute()
+            fresh, calls = await self._nonces.spend(key, window)
         if not fresh:
             raise errors.SignatureNonceUsed()
         if s.rate_limit > 0 and calls > s.rate_limit:

@@ -1,0 +1,65 @@
+"""Spending nonces (and counting per-app rates) in Redis, batched across concurrent requests.
+
+Each signed call needs one Redis write. Under load, the requests that arrive within one
+event-loop turn share one pipeline, so Redis costs one round trip per batch instead of one
+per request; a lone request waits only for the next loop turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+
+class NonceBatcher:
+    """SET nonce NX EX (plus INCR/EXPIRE of a rate window) for many requests at once."""
+
+    def __init__(self, redis: Redis, nonce_ttl: int) -> None:
+        self._redis = redis
+        self._ttl = nonce_ttl
+        self._pending: list[tuple[str, str | None, asyncio.Future]] = []
+        self._scheduled = False
+        self._flushes: set[asyncio.Task] = set()  # strong references until each finishes
+
+    async def spend(self, nonce_key: str, rate_key: str | None = None) -> tuple[bool, int]:
+        """(nonce was fresh, calls in the rate window so far); Redis errors propagate."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((nonce_key, rate_key, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._start_flush)
+        return await future
+
+    def _start_flush(self) -> None:
+        self._scheduled = False
+        batch, self._pending = self._pending, []
+        task = asyncio.ensure_future(self._flush(batch))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, batch: list[tuple[str, str | None, asyncio.Future]]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for nonce_key, rate_key, _ in batch:
+            pipe.set(nonce_key, b"1", nx=True, ex=self._ttl)
+            if rate_key is not None:
+                pipe.incr(rate_key)
+                pipe.expire(rate_key, 2)
+        try:
+            results = await pipe.execute()
+        except BaseException as exc:
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        i = 0
+        for _, rate_key, future in batch:
+            fresh = bool(results[i])
+            i += 1
+            calls = 0
+            if rate_key is not None:
+                calls = int(results[i])
+                i += 2
+            if not future.done():
+                future.set_result((fresh, calls))
