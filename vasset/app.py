@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Request, Response, get
-from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 
@@ -65,17 +64,7 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
             if own:
                 await close_context(app.state.ctx)
 
-    # Browsers on other origins upload with tokens and play signed URLs; nothing here relies on
-    # cookies except /console, whose cookie is SameSite=Strict and never sent cross-site.
-    cors = CORSConfig(
-        allow_origins=["*"],
-        allow_methods=["GET", "HEAD", "PUT", "POST", "OPTIONS"],
-        allow_headers=["Content-Type", "Content-Range", "Range", "If-None-Match"],
-        expose_headers=["X-Request-Id", "Content-Range", "ETag", "Retry-After", "Content-Length"],
-        max_age=3600,
-    )
     return Litestar(
-        cors_config=cors,
         route_handlers=route_handlers(),
         lifespan=[lifespan],
         exception_handlers={

@@ -1,4 +1,10 @@
-"""ASGI middleware: a request id on every log line and in X-Request-Id."""
+"""ASGI middleware around the whole app: request ids, access log lines and CORS.
+
+One wrapper instead of three: every layer costs a coroutine and a send wrapper per request.
+CORS: browsers on other origins upload with tokens and play signed URLs; nothing relies on
+cookies except /console, whose cookie is SameSite=Strict and never sent cross-site, so any
+origin may call (``*``, no credentials).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,35 @@ import time
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+CORS_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (
+        b"access-control-expose-headers",
+        b"X-Request-Id, Content-Range, ETag, Retry-After, Content-Length",
+    ),
+]
+PREFLIGHT_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, HEAD, PUT, POST, OPTIONS"),
+    (b"access-control-allow-headers", b"Content-Type, Content-Range, Range, If-None-Match"),
+    (b"access-control-max-age", b"3600"),
+    (b"content-length", b"0"),
+]
+
+
+def _cross_origin(scope: Scope) -> tuple[bool, bool]:
+    """(request has an Origin header, it is a CORS preflight)."""
+    origin = preflight = False
+    for name, _ in scope["headers"]:
+        if name == b"origin":
+            origin = True
+        elif name == b"access-control-request-method":
+            preflight = True
+    return origin, origin and preflight and scope["method"] == "OPTIONS"
+
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
-    """Assign a request id, bind it to structlog, and send it back as X-Request-Id."""
+    """Assign a request id, bind it to structlog, send it back as X-Request-Id, answer CORS."""
     # A concrete bound logger (not the lazy module proxy): below its level, .info is a no-op.
     log = structlog.get_logger("vasset.access").bind()
 
@@ -20,6 +52,18 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             return
         request_id = secrets.token_hex(12)
         header = (b"x-request-id", request_id.encode())
+        origin, preflight = _cross_origin(scope)
+        if preflight:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 204,
+                    "headers": [*PREFLIGHT_HEADERS, header],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        extra = [header, *CORS_HEADERS] if origin else [header]
         scope.setdefault("state", {})["request_id"] = request_id
         # bind/reset with tokens: clear_contextvars() copies the whole context every request.
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -30,7 +74,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         try:

@@ -146,7 +146,6 @@ async def play_file(request: Request, expires_at: int, signature: str, key: str)
     content_type = guess_content_type(key)
     base_headers = {
         "Cache-Control": f"private, max-age={max(0, expires_at - int(time.time()))}",
-        "Access-Control-Allow-Origin": "*",
     }
     if key.endswith(".m3u8") and ctx.store.presigns:
         data = b"".join([chunk async for chunk in ctx.store.read(key)])
