@@ -23,7 +23,7 @@ from vasset.console import session
 from vasset.context import Context
 from vasset.db import transaction
 from vasset.http.auth import ctx_of, query_string
-from vasset.http.params import parse_params
+from vasset.http.params import Count, Priority, parse_params
 from vasset.http.responses import json_response
 from vasset.playback.secret import url_secret
 from vasset.redis_client import redis_guard
@@ -282,10 +282,10 @@ class UploadBody(msgspec.Struct):
     """Body of POST /console/api/uploads."""
 
     name: str
-    size: int
-    part_size: int | None = None
+    size: Count
+    part_size: Count | None = None
     hash: str | None = None
-    priority: int = 0
+    priority: Priority = 0
 
 
 @post("/console/api/uploads", status_code=200)

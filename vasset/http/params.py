@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
 
@@ -12,6 +12,12 @@ from vasset.auth.signing import parse_query
 from vasset.errors import InvalidParameter, MissingParameter
 
 T = TypeVar("T")
+
+#: task_priority is a signed 32-bit INT column: anything outside it is InvalidParameter, not a 500.
+Priority = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+#: Ids, sizes and counts are BIGINT-sized at most; larger numbers are refused at the edge.
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 _MISSING = re.compile(r"missing required field `(\w+)`")
 _AT = re.compile(r"at `\$\.(\w+)`")

@@ -6,7 +6,7 @@ import msgspec
 from litestar import Request, Response, get
 
 from vasset.http.auth import ctx_of, query_string, signed_app
-from vasset.http.params import parse_params
+from vasset.http.params import Count, Id, parse_params
 from vasset.http.responses import json_response
 from vasset.playback.files import play_file
 from vasset.playback.service import PlaybackService
@@ -15,17 +15,17 @@ from vasset.playback.service import PlaybackService
 class PlayParams(msgspec.Struct):
     """Query of GET /video/playurl."""
 
-    vid: int
+    vid: Id
     definition: str | None = None
     format: str | None = None
-    expires: int | None = None
+    expires: Count | None = None
 
 
 class SnapshotParams(msgspec.Struct):
     """Query of GET /video/snapshot."""
 
-    vid: int
-    expires: int | None = None
+    vid: Id
+    expires: Count | None = None
 
 
 def playback(request: Request) -> PlaybackService:

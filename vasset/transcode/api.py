@@ -8,7 +8,7 @@ from litestar import Request, Response, post
 from vasset import errors
 from vasset.db import transaction
 from vasset.http.auth import ctx_of, query_string, signed_app
-from vasset.http.params import parse_params
+from vasset.http.params import Id, Priority, parse_params
 from vasset.http.responses import json_response
 from vasset.transcode import importer, ladder, queue
 from vasset.transcode.worker import notify
@@ -28,18 +28,18 @@ TRANSCODABLE = {
 class TranscodeParams(msgspec.Struct):
     """Query of POST /video/transcode."""
 
-    vid: int | None = None
+    vid: Id | None = None
     src: str | None = None
     dst: str | None = None
-    priority: int | None = None
+    priority: Priority | None = None
     definitions: str | None = None
 
 
 class RetranscodeParams(msgspec.Struct):
     """Query of POST /video/retranscode."""
 
-    vid: int
-    priority: int | None = None
+    vid: Id
+    priority: Priority | None = None
     definitions: str | None = None
 
 

@@ -8,7 +8,7 @@ from litestar import Request, Response, get, post, put
 from vasset import errors
 from vasset.http.auth import ctx_of, query_string, signed_app
 from vasset.http.body import ClientGone, body_chunks
-from vasset.http.params import parse_params, query_dict
+from vasset.http.params import Count, Priority, parse_params, query_dict
 from vasset.http.responses import json_response
 
 
@@ -16,11 +16,11 @@ class InitParams(msgspec.Struct):
     """Query of POST /video/upload/init."""
 
     fn: str
-    fsize: int
-    psize: int
+    fsize: Count
+    psize: Count
     hash: str | None = None
     auto: int = msgspec.field(default=0)
-    priority: int = 0
+    priority: Priority = 0
     direct: int = 0
 
 
@@ -28,7 +28,7 @@ class UploadParams(msgspec.Struct):
     """Query of PUT /video/upload/upload."""
 
     upid: str
-    pseq: int | None = None
+    pseq: Count | None = None
     hash: str | None = None
     token: str | None = None
 

@@ -9,7 +9,7 @@ from litestar import Request, Response, get, post
 
 from vasset import errors
 from vasset.http.auth import ctx_of, query_string, signed_app
-from vasset.http.params import parse_params
+from vasset.http.params import Priority, parse_params
 from vasset.http.responses import json_response
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class RegisterParams(msgspec.Struct):
     fn: str | None = None
     hash: str | None = None
     auto: int = 0
-    priority: int = 0
+    priority: Priority = 0
 
 
 def _direct(request: Request) -> DirectUploads:

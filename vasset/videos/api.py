@@ -6,14 +6,14 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from vasset.http.auth import ctx_of, query_string, signed_app
-from vasset.http.params import parse_params
+from vasset.http.params import Id, parse_params
 from vasset.http.responses import json_response
 
 
 class VidParams(msgspec.Struct):
     """A query that names one video."""
 
-    vid: int = msgspec.field()
+    vid: Id = msgspec.field()
 
 
 def _vid(request: Request) -> int:
