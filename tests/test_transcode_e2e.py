@@ -237,6 +237,29 @@ def test_upload_with_auto_walks_the_lifecycle_to_playable(stack, api, clips):
     (job,) = jobs_of(stack.env, vid)
     assert job["state"] == "succeeded" and job["attempts"] == 1 and job["kind"] == "transcode"
     assert_temp_clean(stack)
+    assert_rendition_ids_are_not_vids(stack, api, vid, rows)
+
+
+def assert_rendition_ids_are_not_vids(stack: Stack, api: Api, vid: int, rows: list[dict]) -> None:
+    """A rendition row's id is never a vid: every call answers 404 and nothing is touched."""
+    for row in rows:
+        rid = row["id"]
+        for method, path in (
+            ("GET", "/video/status"),
+            ("GET", "/video/mediainfo"),
+            ("GET", "/video/playurl"),
+            ("GET", "/video/snapshot"),
+            ("POST", "/video/transcode"),
+            ("POST", "/video/retranscode"),
+            ("POST", "/video/delete"),
+        ):
+            resp = api.call(method, path, {"vid": rid})
+            assert resp.status_code == 404, (path, resp.text)
+            assert resp.json()["code"] == "VideoNotFound", (path, resp.text)
+    # The refused delete removed nothing: the parent stays playable with all its files.
+    assert status(api, vid)["playable"] is True
+    assert [r["id"] for r in children(stack.env, vid)] == [r["id"] for r in rows]
+    assert all((stack.storage / r["key"]).is_file() for r in rows)
 
 
 SHAPES = {

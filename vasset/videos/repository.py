@@ -52,11 +52,12 @@ def _video(row) -> VideoRow:
 async def get_video(
     conn: AsyncConnection, vid: int, app_id: int | None = None, for_update: bool = False
 ) -> VideoRow | None:
-    """A live video by id (and owner when app_id is given), or None."""
+    """A live video by id, or None; with app_id, only a top-level video (a vid) of that app."""
     sql = f"SELECT {VIDEO_COLUMNS} FROM video WHERE id = :id AND deleted_at IS NULL"
     params: dict = {"id": vid}
     if app_id is not None:
-        sql += " AND app_id = :app"
+        # Rendition rows are never handed out as vids: a caller naming one gets VideoNotFound.
+        sql += " AND app_id = :app AND parent_id IS NULL"
         params["app"] = app_id
     if for_update:
         sql += " FOR UPDATE"
