@@ -65,6 +65,14 @@ def test_cli_commands(env_creds, capsys, tmp_path, state_dir):
     assert rc == 0 and json.loads(out)["md5"] == md5
     rc, out, _ = run_main(capsys, "limits")
     assert rc == 0 and json.loads(out)["max_part_count"] == 10_000
+    rc, out, _ = run_main(capsys, "list", "--status", "uploaded", "--limit", "1")
+    assert rc == 0 and json.loads(out)["videos"][0]["vid"] == vid  # newest first
+    rc, out, _ = run_main(capsys, "list", "--all", "--limit", "2")
+    listed = json.loads(out)
+    assert rc == 0 and listed["next_cursor"] is None and vid in {v["vid"] for v in listed["videos"]}
+    assert [v["vid"] for v in listed["videos"]] == sorted(
+        (v["vid"] for v in listed["videos"]), reverse=True
+    )
 
     rc, out, err = run_main(capsys, "playurl", str(vid), "--format", "mp4")
     assert rc == 1 and out == ""

@@ -1,4 +1,4 @@
-"""HTTP routes of /video/status, /video/mediainfo and /video/delete."""
+"""HTTP routes of /video/status, /video/mediainfo, /video/delete and /video/list."""
 
 from __future__ import annotations
 
@@ -6,14 +6,23 @@ import msgspec
 from litestar import Request, Response, get, post
 
 from vasset.http.auth import ctx_of, query_string, signed_app
-from vasset.http.params import Id, parse_params
+from vasset.http.params import Count, Id, parse_params
 from vasset.http.responses import json_response
+from vasset.videos.listing import list_videos
 
 
 class VidParams(msgspec.Struct):
     """A query that names one video."""
 
     vid: Id = msgspec.field()
+
+
+class ListParams(msgspec.Struct):
+    """Query of GET /video/list."""
+
+    status: str | None = None
+    limit: Count = 20
+    cursor: str | None = None
 
 
 def _vid(request: Request) -> int:
@@ -51,4 +60,13 @@ async def video_delete(request: Request) -> Response:
     return json_response(answer)
 
 
-ROUTES = [video_status, video_mediainfo, video_delete]
+@get("/video/list")
+async def video_list(request: Request) -> Response:
+    """The caller's top-level videos, newest first, a page at a time."""
+    app = await signed_app(request)
+    p = parse_params(query_string(request), ListParams)
+    page = await list_videos(ctx_of(request).engine, app.id, p.status, p.limit, p.cursor)
+    return json_response(page)
+
+
+ROUTES = [video_status, video_mediainfo, video_delete, video_list]

@@ -27,7 +27,9 @@ from vasset_client.models import (
     Snapshots,
     TranscodeResult,
     UploadResult,
+    VideoPage,
     VideoStatus,
+    VideoSummary,
 )
 from vasset_client.signing import canonical_query, sign, string_to_sign
 from vasset_client.uploader import Uploader, upload_file
@@ -59,7 +61,9 @@ __all__ = [
     "Uploader",
     "VassetError",
     "VideoNotFound",
+    "VideoPage",
     "VideoStatus",
+    "VideoSummary",
     "canonical_query",
     "errors",
     "sign",

@@ -150,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
 
+    p = cmd("list", "this app's videos, newest first (one page; --all follows the cursors)")
+    p.add_argument("--status", choices=list(STATUSES), help="only videos in this status")
+    p.add_argument("--limit", type=int, help="videos per page, 1-100 (default 20)")
+    p.add_argument("--cursor", help="next_cursor of the previous page")
+    p.add_argument("--all", action="store_true", help="every page, as one list")
+
     p = cmd("playurl", "signed play URLs of a video")
     p.add_argument("vid", type=int)
     p.add_argument("--definition")
@@ -241,6 +247,12 @@ def run(args: argparse.Namespace) -> Any:
             return client.status(args.vid).to_dict()
         if c == "wait":
             return client.wait(args.vid, until=args.until, timeout=args.timeout).to_dict()
+        if c == "list":
+            if args.all:
+                videos = client.iter_videos(status=args.status, page_size=args.limit or 100)
+                return {"videos": [v.to_dict() for v in videos], "next_cursor": None}
+            page = client.list_videos(status=args.status, limit=args.limit, cursor=args.cursor)
+            return page.to_dict()
         if c == "playurl":
             return client.playurl(
                 args.vid, definition=args.definition, format=args.format, expires=args.expires

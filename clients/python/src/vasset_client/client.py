@@ -7,7 +7,7 @@ import hashlib
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -25,7 +25,9 @@ from vasset_client.models import (
     ResumeState,
     Snapshots,
     TranscodeResult,
+    VideoPage,
     VideoStatus,
+    VideoSummary,
 )
 from vasset_client.signing import encode_query, sign_params
 
@@ -327,6 +329,25 @@ class Client:
     def status(self, vid: int) -> VideoStatus:
         """GET /video/status."""
         return VideoStatus.from_dict(self.request("GET", "/video/status", {"vid": vid}))
+
+    def list_videos(
+        self, status: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> VideoPage:
+        """GET /video/list: one page of this app's videos, newest first."""
+        params = {"status": status, "limit": limit, "cursor": cursor}
+        return VideoPage.from_dict(self.request("GET", "/video/list", params))
+
+    def iter_videos(
+        self, status: str | None = None, page_size: int = 100
+    ) -> Iterator[VideoSummary]:
+        """Every video of this app, newest first, following the cursors."""
+        cursor = None
+        while True:
+            page = self.list_videos(status=status, limit=page_size, cursor=cursor)
+            yield from page.videos
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def mediainfo(self, vid: int) -> MediaInfo:
         """GET /video/mediainfo."""

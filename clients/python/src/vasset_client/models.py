@@ -336,3 +336,33 @@ class UploadResult(Model):
     def to_dict(self) -> dict[str, Any]:
         """The result as a JSON-friendly dict."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "raw"}
+
+
+@dataclass
+class VideoSummary(Model):
+    """One video in the list answer."""
+
+    vid: int = 0
+    source_name: str = ""
+    status: str = ""
+    playable: bool = False
+    duration: int | None = None
+    file_size: int = 0
+    create_time: int = 0
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class VideoPage(Model):
+    """GET /video/list: one page, newest first; next_cursor is None on the last page."""
+
+    videos: list[VideoSummary] = field(default_factory=list)
+    next_cursor: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VideoPage:
+        """Build from an API answer, videos typed."""
+        page = super().from_dict(data)
+        page.videos = [VideoSummary.from_dict(v) for v in data.get("videos") or []]
+        return page
