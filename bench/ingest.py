@@ -146,7 +146,8 @@ def received_bytes(base_url: str) -> int:
     """The API's vasset_upload_bytes_received_total counter."""
     import httpx
 
-    for line in httpx.get(base_url + "/internal/metrics").text.splitlines():
+    headers = {"Authorization": "Bearer bench-metrics"}  # VASSET_METRICS_TOKEN below
+    for line in httpx.get(base_url + "/internal/metrics", headers=headers).text.splitlines():
         if line.startswith("vasset_upload_bytes_received_total "):
             return int(line.split()[1])
     raise SystemExit("no vasset_upload_bytes_received_total in /internal/metrics")
@@ -224,6 +225,7 @@ def main() -> None:
             "VASSET_OSS_BUCKET": "bench",
             "VASSET_OSS_ACCESS_KEY_ID": "bench-ak",
             "VASSET_OSS_ACCESS_KEY_SECRET": "bench-sk",
+            "VASSET_METRICS_TOKEN": "bench-metrics",
         }
     env = bench_env(tmp, **extra)
     app = app_of(env)

@@ -35,6 +35,8 @@ PREFIX = "pfx"
 #: Presigned URLs and PostObject policies live this long in these tests (well inside the
 #: 15 minutes of clock skew OSS tolerates, so the clock can be shifted past them).
 URL_TTL = 300
+#: Bearer token of GET /internal/metrics on the OSS-backed service.
+METRICS_TOKEN = "metrics-" + secrets.token_hex(8)
 
 
 # ---- fixtures (imported by tests/test_direct_upload.py too)
@@ -76,6 +78,7 @@ def oss_env(test_env, oss) -> Iterator[dict[str, str]]:
         "VASSET_OSS_ACCESS_KEY_SECRET": OSS_ACCESS_KEY_SECRET,
         "VASSET_OSS_DIRECT_URL_TTL": str(URL_TTL),
         "VASSET_OSS_POST_MAX_SIZE": str(2 << 20),
+        "VASSET_METRICS_TOKEN": METRICS_TOKEN,
     }
     url = env["VASSET_DATABASE_URL"]
     # in-process (no interpreter start): create and migrate the database, make two apps
@@ -170,7 +173,8 @@ def recorded_parts(env: dict, upid: str) -> list[int]:
 
 def metric(base_url: str, name: str) -> int:
     """One counter of GET /internal/metrics (Prometheus text format)."""
-    r = httpx.get(base_url + "/internal/metrics")
+    headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    r = httpx.get(base_url + "/internal/metrics", headers=headers)
     assert r.status_code == 200, r.text
     for line in r.text.splitlines():
         if line.startswith(name + " "):

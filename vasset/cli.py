@@ -57,12 +57,15 @@ async def _apps_create(settings: Settings, name: str) -> dict:
 async def _apps_set(settings: Settings, app_key: str, enabled: bool) -> bool:
     from vasset.apps.service import set_enabled
     from vasset.db import create_engine
+    from vasset.redis_client import create_redis
 
     engine = create_engine(settings.database_url, pool_size=1)
+    redis = create_redis(settings.redis_url, pool_size=1)
     try:
-        return await set_enabled(engine, app_key, enabled)
+        return await set_enabled(engine, app_key, enabled, redis, settings.redis_prefix)
     finally:
         await engine.dispose()
+        await redis.aclose()
 
 
 async def _demo_app(settings: Settings) -> tuple[dict, bool]:

@@ -36,7 +36,7 @@ def build_context(settings: Settings) -> Context:
     from vasset.transcode import hooks
 
     engine = create_engine(settings.database_url, settings.db_pool_size, settings.db_pool_overflow)
-    redis = create_redis(settings.redis_url)
+    redis = create_redis(settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout)
     store = open_store(settings)
     ctx = Context(
         settings=settings,

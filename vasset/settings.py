@@ -22,6 +22,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
     redis_prefix: str = "vasset:"
+    # Redis connections per process; a request waits up to redis_pool_timeout seconds for a free
+    # one (then 503) instead of failing at once when a burst needs more.
+    redis_pool_size: int = 64
+    redis_pool_timeout: float = 5.0
     storage_url: str = "file://./var/storage"
     # Scratch space for workers (downloads, FFmpeg outputs before publishing).
     temp_dir: str = "./var/tmp"
@@ -43,6 +47,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nonce_ttl: int = 900
     # Signed calls per second per app_key across all API instances (0: unlimited).
     rate_limit: int = 0
+    # Seconds an API process may reuse an app row. Enabling or disabling an app is announced
+    # through Redis and takes effect at once; this bounds the delay if Redis missed it.
+    app_cache_ttl: float = 5.0
 
     # Playback URLs.
     url_expires_default: int = 3600
@@ -93,6 +100,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Console page (empty: console disabled).
     console_key: str = ""
     console_app_key: str = ""
+
+    # Bearer token of GET /internal/metrics (empty: the route answers 404).
+    metrics_token: str = ""
 
     log_level: str = "info"
     log_json: bool = True

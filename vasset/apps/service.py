@@ -5,8 +5,14 @@ from __future__ import annotations
 import secrets
 import time
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vasset.auth.verify import announce_app_change
+from vasset.redis_client import REDIS_DOWN
+
+log = structlog.get_logger(__name__)
 
 
 async def create_app_keys(engine: AsyncEngine, name: str) -> dict:
@@ -37,11 +43,19 @@ async def find_app_by_name(engine: AsyncEngine, name: str) -> dict | None:
     return dict(zip(("id", "name", "app_key", "app_secret"), row, strict=True)) if row else None
 
 
-async def set_enabled(engine: AsyncEngine, app_key: str, enabled: bool) -> bool:
-    """Enable or disable an app key; True if it exists."""
+async def set_enabled(
+    engine: AsyncEngine, app_key: str, enabled: bool, redis=None, redis_prefix: str = "vasset:"
+) -> bool:
+    """Enable or disable an app key, and tell every API process at once; True if it exists."""
     async with engine.begin() as conn:
         result = await conn.execute(
             text("UPDATE app SET enabled = :e WHERE app_key = :k"),
             {"e": int(enabled), "k": app_key},
         )
+    if redis is not None:
+        # After the commit, so a process that sees the new generation reads the new row.
+        try:
+            await announce_app_change(redis, redis_prefix)
+        except REDIS_DOWN as exc:
+            log.warning("app_change_not_announced", app_key=app_key, error=str(exc))
     return result.rowcount == 1

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 import time
+from typing import NamedTuple
 
 import msgspec
 from sqlalchemy import text
@@ -15,9 +16,14 @@ from vasset import errors
 from vasset.auth.nonces import NonceBatcher
 from vasset.auth.signing import parse_query, sign, signatures_match
 from vasset.db import transaction
-from vasset.redis_client import redis_guard
+from vasset.redis_client import REDIS_DOWN, redis_guard
 
-NONCE_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+#: API.md's nonce alphabet; fullmatch, so no trailing newline slips through as with ``$``.
+NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+#: Unix seconds in ASCII digits only: int() alone would accept " 1", "+1", "1_0" and "١".
+TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
+_UNKNOWN = object()  # the app generation when Redis cannot say: matches no cache entry
+_ANY = object()  # no generation asked for: any unexpired cache entry will do
 
 
 class App(msgspec.Struct, frozen=True):
@@ -30,36 +36,84 @@ class App(msgspec.Struct, frozen=True):
     enabled: bool
 
 
+class _Cached(NamedTuple):
+    expires: float
+    generation: object  # the announced app generation the row is known to be current for
+    app: App | None
+
+
 class Authenticator:
-    """Verifies API.md signatures; one per process, shared by all requests."""
+    """Verifies API.md signatures; one per process, shared by all requests.
+
+    Apps are cached per process. Every change of an app (vasset apps disable/enable) sets a new
+    random generation in Redis; each signed call reads it in the pipeline that spends its nonce,
+    and a cached row read under another generation is read again before the call is accepted.
+    """
 
     def __init__(self, engine: AsyncEngine, redis, settings) -> None:
         self._engine = engine
         self._redis = redis
         self._settings = settings
-        self._cache: dict[str, tuple[float, App | None]] = {}
-        self._nonces = NonceBatcher(redis, settings.nonce_ttl)
+        self._by_key: dict[str, _Cached] = {}
+        self._by_id: dict[int, _Cached] = {}
+        self._nonces = NonceBatcher(
+            redis, settings.nonce_ttl, generation_key(settings.redis_prefix)
+        )
 
-    async def app_by_key(self, app_key: str) -> App | None:
-        """Look an app up, cached for a few seconds so signing costs no query per call."""
-        now = time.monotonic()
-        hit = self._cache.get(app_key)
-        if hit and hit[0] > now:
-            return hit[1]
+    async def app_by_key(self, app_key: str, generation: object = _ANY) -> App | None:
+        """Look an app up, cached so signing costs no query per call.
+
+        With a generation, a cached row read under another generation is read again.
+        """
+        hit = self._by_key.get(app_key)
+        fresh = hit is not None and hit.expires > time.monotonic()
+        if fresh and (generation is _ANY or hit.generation == generation):
+            return hit.app
+        # Tag with a generation seen before the read: the row is at least that current.
+        tag = self._nonces.seen if generation is _ANY else generation
+        row = await self._select("app_key = :k", {"k": app_key})
+        app = App(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+        self._by_key = self._remember(self._by_key, app_key, tag, app)
+        return app
+
+    async def current_app(self, app_key: str) -> App | None:
+        """The app as of the announced generation (one batched Redis read, rarely a query)."""
+        return await self.app_by_key(app_key, await self._generation())
+
+    async def check_app_enabled(self, app_id: int) -> None:
+        """Raise InvalidAppKey unless the app that owns an upload is enabled right now."""
+        generation = await self._generation()
+        hit = self._by_id.get(app_id)
+        if hit and hit.expires > time.monotonic() and hit.generation == generation:
+            app = hit.app
+        else:
+            row = await self._select("id = :i", {"i": app_id})
+            app = App(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+            self._by_id = self._remember(self._by_id, app_id, generation, app)
+        if app is None or not app.enabled:
+            raise errors.InvalidAppKey("the app of this upload is disabled")
+
+    async def _generation(self) -> object:
+        try:
+            return await self._nonces.watched()
+        except REDIS_DOWN:
+            # MySQL stays the truth: without Redis every check reads the row again.
+            return _UNKNOWN
+
+    async def _select(self, where: str, params: dict):
         async with transaction(self._engine) as conn:
-            row = (
+            return (
                 await conn.execute(
-                    text(
-                        "SELECT id, name, app_key, app_secret, enabled FROM app WHERE app_key = :k"
-                    ),
-                    {"k": app_key},
+                    text(f"SELECT id, name, app_key, app_secret, enabled FROM app WHERE {where}"),
+                    params,
                 )
             ).first()
-        app = App(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[app_key] = (now + 5.0, app)
-        return app
+
+    def _remember(self, cache: dict, key, generation: object, app: App | None) -> dict:
+        if len(cache) > 10_000:
+            cache = {}
+        cache[key] = _Cached(time.monotonic() + self._settings.app_cache_ttl, generation, app)
+        return cache
 
     async def verify_signed(self, method: str, path: str, query_string: str) -> App:
         """Authenticate a signed call or raise the matching 4xx error."""
@@ -70,11 +124,10 @@ class Authenticator:
         for name in ("app_key", "timestamp", "random", "signature"):
             if not params.get(name):
                 raise errors.MissingParameter(f"missing required parameter: {name}")
-        try:
-            timestamp = int(params["timestamp"])
-        except ValueError:
-            raise errors.InvalidParameter("timestamp must be Unix seconds") from None
-        if not NONCE_RE.match(params["random"]):
+        if not TIMESTAMP_RE.fullmatch(params["timestamp"]):
+            raise errors.InvalidParameter("timestamp must be Unix seconds")
+        timestamp = int(params["timestamp"])
+        if not NONCE_RE.fullmatch(params["random"]):
             raise errors.InvalidParameter("random must be 16-64 characters of [A-Za-z0-9_-]")
         now = int(time.time())
         if abs(now - timestamp) > self._settings.signature_window:
@@ -83,9 +136,13 @@ class Authenticator:
                 f"time {now}",
                 server_time=now,
             )
-        app = await self.app_by_key(params["app_key"])
+        app_key = params["app_key"]
+        app = await self.app_by_key(app_key)
         if app is None or not app.enabled:
-            raise errors.InvalidAppKey()
+            # A refusal is re-checked against the announced generation: it may be re-enabled.
+            app = await self.current_app(app_key)
+            if app is None or not app.enabled:
+                raise errors.InvalidAppKey()
         expected = sign(app.app_secret, method, path, pairs)
         if not signatures_match(expected, params["signature"]):
             raise errors.SignatureDoesNotMatch()
@@ -95,14 +152,31 @@ class Authenticator:
         # The per-app rate is a one-second window counter, written with the nonce.
         window = f"{s.redis_prefix}rate:{app.app_key}:{now}" if s.rate_limit > 0 else None
         async with redis_guard():
-            fresh, calls = await self._nonces.spend(key, window)
+            fresh, calls, generation = await self._nonces.spend_and_watch(key, window)
         if not fresh:
             raise errors.SignatureNonceUsed()
+        current = await self.app_by_key(app_key, generation)
+        if current is None or not current.enabled:
+            raise errors.InvalidAppKey()
+        if current.app_secret != app.app_secret:
+            raise errors.SignatureDoesNotMatch()
         if s.rate_limit > 0 and calls > s.rate_limit:
             raise errors.Throttled(
                 f"more than {s.rate_limit} signed calls per second for this app_key", retry_after=1
             )
-        return app
+        return current
+
+
+def generation_key(redis_prefix: str) -> str:
+    """The Redis key whose value changes whenever any app changes."""
+    return f"{redis_prefix}apps:generation"
+
+
+async def announce_app_change(redis, redis_prefix: str) -> None:
+    """Tell every API process to read its cached apps again (a new random generation)."""
+    import secrets
+
+    await redis.set(generation_key(redis_prefix), secrets.token_hex(8))
 
 
 def new_upload_token() -> tuple[str, str]:

@@ -49,6 +49,23 @@ DEFAULT_PART_SIZE = 4 * 1024 * 1024
 #: Failed logins per client address within LOGIN_WINDOW before logins are refused.
 LOGIN_FAILURES = 10
 LOGIN_WINDOW = 300
+#: KEYS[1] failures of one address; ARGV limit, window, key matched (1/0). Returns
+#: {1, seconds left} when locked out (nothing counted), else {0, failures}; a match resets.
+_LOGIN_SCRIPT = """
+local failures = tonumber(redis.call('GET', KEYS[1]) or '0')
+if failures >= tonumber(ARGV[1]) then
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]); ttl = tonumber(ARGV[2]) end
+  return {1, ttl}
+end
+if ARGV[3] == '1' then
+  if failures > 0 then redis.call('DEL', KEYS[1]) end
+  return {0, 0}
+end
+failures = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {0, failures}
+"""
 
 _CSP = "; ".join(
     [
@@ -126,7 +143,7 @@ async def _logged_in(request: Request) -> bool:
 
 async def _console_app(ctx: Context) -> App:
     key = ctx.settings.console_app_key
-    app = await ctx.auth.app_by_key(key) if key else None
+    app = await ctx.auth.current_app(key) if key else None
     if app is None or not app.enabled:
         raise errors.InvalidState(
             "the console is not configured: VASSET_CONSOLE_APP_KEY names no enabled app"
@@ -220,18 +237,18 @@ async def console_login(request: Request) -> Response:
     _require_enabled(ctx)
     body = await _json_body(request, LoginBody)
     counter = f"{ctx.settings.redis_prefix}console:login:{_client_address(request)}"
+    matches = session.key_matches(body.key, ctx.settings.console_key)
+    # Check and count in one script: concurrent guesses cannot all pass the check first.
     async with redis_guard():
-        failures = int(await ctx.redis.get(counter) or 0)
-    if failures >= LOGIN_FAILURES:
-        raise errors.Throttled("too many failed logins; wait a few minutes", retry_after=60)
-    if not session.key_matches(body.key, ctx.settings.console_key):
-        async with redis_guard():
-            await ctx.redis.incr(counter)
-            await ctx.redis.expire(counter, LOGIN_WINDOW)
+        locked, retry_after = await ctx.redis.eval(
+            _LOGIN_SCRIPT, 1, counter, LOGIN_FAILURES, LOGIN_WINDOW, int(matches)
+        )
+    if locked:
+        raise errors.Throttled(
+            "too many failed logins; wait a few minutes", retry_after=max(1, int(retry_after))
+        )
+    if not matches:
         raise errors.InvalidConsoleKey("wrong console key")
-    if failures:
-        async with redis_guard():
-            await ctx.redis.delete(counter)
     value = session.issue(await _secret(ctx), ctx.settings.console_key, int(time.time()))
     app = await ctx.auth.app_by_key(ctx.settings.console_app_key)
     response = json_response({"logged_in": True, "app": app.name if app else None})

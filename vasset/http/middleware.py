@@ -33,6 +33,8 @@ PREFLIGHT_HEADERS = [
 def _cross_origin(scope: Scope) -> tuple[bool, bool]:
     """(request has an Origin header, it is a CORS preflight)."""
     origin = preflight = False
+    if scope["path"].startswith("/internal/"):
+        return origin, preflight  # operator routes: never readable by browsers on other sites
     for name, _ in scope["headers"]:
         if name == b"origin":
             origin = True

@@ -117,6 +117,8 @@ async def _upload_part(request: Request) -> Response:
     app, token = await _caller(request, p.token)
     ctx = ctx_of(request)
     row = await ctx.uploads.load(p.upid, app, token)
+    if app is None:  # a token call: the upload's app must still be enabled
+        await ctx.auth.check_app_enabled(row.app_id)
     length = _content_length(request)
     try:
         if p.pseq is not None:
@@ -139,6 +141,8 @@ async def resume_upload(request: Request) -> Response:
     app, token = await _caller(request, p.token)
     ctx = ctx_of(request)
     row = await ctx.uploads.load(p.upid, app, token)
+    if app is None:  # a token call: the upload's app must still be enabled
+        await ctx.auth.check_app_enabled(row.app_id)
     return json_response(await ctx.uploads.resume(row))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -93,10 +95,23 @@ async def register_posted(request: Request) -> Response:
     return json_response(await direct.register(app, p.key, p.fn, p.hash, bool(p.auto), p.priority))
 
 
+def _metrics_allowed(request: Request, token: str) -> bool:
+    """Whether the request carries `Authorization: Bearer <token>` (constant time)."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return False
+    # Digests, so the comparison takes the same time whatever the lengths.
+    expected = hashlib.sha256(token.encode()).digest()
+    return hmac.compare_digest(expected, hashlib.sha256(given.strip().encode()).digest())
+
+
 @get("/internal/metrics")
 async def metrics(request: Request) -> Response:
-    """This process's counters in Prometheus text format (no bytes, no names: unsigned)."""
+    """This process's counters in Prometheus text format, for holders of VASSET_METRICS_TOKEN."""
     ctx = ctx_of(request)
+    # Off unless configured, and indistinguishable from an unknown path without the token.
+    if not _metrics_allowed(request, ctx.settings.metrics_token):
+        raise errors.NotFound("Not Found")
     counters = {"vasset_upload_bytes_received_total": ctx.uploads.bytes_received}
     direct = ctx.extras.get("direct_uploads")
     if direct is not None:
