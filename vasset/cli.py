@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
+import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +18,40 @@ from vasset.logs import configure_logging
 from vasset.settings import Settings, load_settings
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+class CommandFailed(Exception):
+    """A command cannot go on; its message is the one line the operator sees."""
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on host:port.
+
+    granian binds with SO_REUSEPORT, so a second server on a taken port would silently share it.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise CommandFailed(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return False
+
+
+def _serve(
+    settings: Settings, host: str, port: int, workers: int, share_port: bool = False
+) -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
+    if not share_port and port_in_use(host, port):
+        raise CommandFailed(
+            f"{host}:{port} is already in use (another vasset?); "
+            "stop it, pick another --port, or pass --share-port to share it"
+        )
     os.environ.setdefault("VASSET_PUBLIC_URL", f"http://{host}:{port}")
+    print(f"vasset API listening on http://{host}:{port} ({workers} worker(s))", flush=True)
     Granian(
         "vasset.app:app_from_env",
         address=host,
@@ -29,6 +61,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         workers=workers,
         log_enabled=False,
         backlog=2048,
+        # After SIGTERM, in-flight requests get this long before their worker is killed.
+        workers_kill_timeout=max(1, math.ceil(settings.shutdown_grace)),
     ).serve()
 
 
@@ -100,6 +134,8 @@ def _demo_console(settings: Settings, demo: dict, creds: Path) -> str:
 
 def _run(settings: Settings, host: str, port: int) -> int:
     """Create the database, migrate, make a demo app, then run a worker and the API."""
+    if port_in_use(host, port):
+        raise CommandFailed(f"{host}:{port} is already in use (another vasset?)")
     applied = asyncio.run(_upgrade(settings))
     print(f"schema ready ({len(applied)} migrations applied now)", flush=True)
     demo, created = asyncio.run(_demo_app(settings))
@@ -113,11 +149,16 @@ def _run(settings: Settings, host: str, port: int) -> int:
     else:
         print(f"demo app: app_key={demo['app_key']} (secret in var/demo-app.json)", flush=True)
     console_key = _demo_console(settings, demo, creds)
+    # The whole of `run` stops within about ten seconds: the worker's drain is bounded by the
+    # API's grace (its unfinished jobs go back to the queue for the next start).
+    grace = min(settings.worker_shutdown_grace, settings.shutdown_grace)
     env = dict(
-        os.environ, VASSET_PUBLIC_URL=os.environ.get("VASSET_PUBLIC_URL", f"http://{host}:{port}")
+        os.environ,
+        VASSET_PUBLIC_URL=os.environ.get("VASSET_PUBLIC_URL", f"http://{host}:{port}"),
+        VASSET_WORKER_SHUTDOWN_GRACE=str(grace),
     )
     worker = subprocess.Popen([sys.executable, "-m", "vasset", "worker"], env=env)
-    print(f"API on http://{host}:{port}, worker pid {worker.pid}", flush=True)
+    print(f"worker pid {worker.pid}", flush=True)
     if console_key:
         print(
             f"console: http://{host}:{port}/console  (login key in var/demo-app.json)", flush=True
@@ -127,7 +168,7 @@ def _run(settings: Settings, host: str, port: int) -> int:
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
-            worker.wait(timeout=settings.worker_shutdown_grace + 5)
+            worker.wait(timeout=grace + 3)
         except subprocess.TimeoutExpired:
             worker.kill()
     return 0
@@ -147,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--share-port",
+        action="store_true",
+        help="start even if the port is taken (SO_REUSEPORT: share it with another vasset)",
+    )
     run = sub.add_parser(
         "run", help="create the database, migrate, make a demo app, run API+worker"
     )
@@ -166,8 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("app_key")
     jobs = sub.add_parser("jobs", help="inspect and requeue transcode jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
-    ls = jobs_sub.add_parser("list", help="list stuck or failed jobs")
-    ls.add_argument("--state", default="stuck", help="stuck, failed, queued, running or all")
+    ls = jobs_sub.add_parser(
+        "list", help="list jobs an operator should look at (failed, stuck, running, queued)"
+    )
+    ls.add_argument(
+        "--state",
+        default="open",
+        choices=["open", "stuck", "failed", "queued", "running", "all"],
+        help="open (default): failed, stuck, running and queued jobs; stuck: queued for over an"
+        " hour or with an expired lease; all: also succeeded and cancelled ones",
+    )
     ls.add_argument("--json", action="store_true")
     rq = jobs_sub.add_parser("requeue", help="requeue jobs by id, or every failed/stuck job")
     rq.add_argument("ids", nargs="*", type=int)
@@ -177,13 +231,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cause(exc: BaseException) -> str:
+    """One line naming what went wrong (a driver error's own message, not a traceback)."""
+    from sqlalchemy.exc import DBAPIError
+
+    found: BaseException | None = exc
+    while found is not None and not isinstance(found, DBAPIError):
+        found = found.__cause__  # a 503 ServiceUnavailable wraps the driver's error
+    if isinstance(found, DBAPIError):
+        orig = found.orig
+        return f"database error: {orig.args[-1] if orig is not None and orig.args else found}"
+    return str(exc) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `vasset` console script."""
+    """Entry point of the `vasset` console script: one line and exit 1 when a command fails."""
+    from redis.exceptions import RedisError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from vasset.db import MigrationsMissing
+    from vasset.errors import VassetError
+
     args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (
+        CommandFailed,
+        SQLAlchemyError,
+        RedisError,
+        MigrationsMissing,
+        VassetError,
+        OSError,
+    ) as exc:
+        print(f"vasset {args.command}: {_cause(exc)}", file=sys.stderr, flush=True)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
     if args.command == "serve":
-        _serve(settings, args.host, args.port, args.workers)
+        _serve(settings, args.host, args.port, args.workers, args.share_port)
         return 0
     if args.command == "run":
         return _run(settings, args.host, args.port)

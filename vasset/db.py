@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 from sqlalchemy import text
@@ -18,6 +21,13 @@ from vasset.errors import ServiceUnavailable
 log = structlog.get_logger(__name__)
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+# ER_LOCK_DEADLOCK and ER_LOCK_WAIT_TIMEOUT: InnoDB gave up on this transaction, not on the
+# data; the same transaction run again normally goes through.
+LOCK_CONFLICTS = frozenset({1213, 1205})
+TRANSACTION_ATTEMPTS = 5
+
+T = TypeVar("T")
 
 
 def create_engine(
@@ -39,18 +49,59 @@ def create_engine(
     )
 
 
+def is_lock_conflict(exc: BaseException) -> bool:
+    """Whether MySQL rolled the statement back for a deadlock or a lock wait timeout."""
+    args = getattr(getattr(exc, "orig", None), "args", None) or ()
+    return isinstance(exc, DBAPIError) and bool(args) and args[0] in LOCK_CONFLICTS
+
+
+def _unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The 503 a database failure becomes, or None for an error that is a bug."""
+    if isinstance(exc, DBAPIError) and is_lock_conflict(exc):
+        return ServiceUnavailable("the database is busy; retry later")
+    if isinstance(exc, OperationalError | ConnectionError | OSError):
+        return ServiceUnavailable("the database is unavailable; retry later")
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return ServiceUnavailable("the database is unavailable; retry later")
+    return None
+
+
 @asynccontextmanager
 async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """One short transaction; connection failures become 503 ServiceUnavailable."""
+    """One short transaction; connection failures and lock conflicts become 503."""
     try:
         async with engine.begin() as conn:
             yield conn
-    except (OperationalError, ConnectionError, OSError) as exc:
-        raise ServiceUnavailable("the database is unavailable; retry later") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise ServiceUnavailable("the database is unavailable; retry later") from exc
-        raise
+    except (DBAPIError, ConnectionError, OSError) as exc:
+        unavailable = _unavailable(exc)
+        if unavailable is None:
+            raise
+        raise unavailable from exc
+
+
+async def run_transaction(
+    engine: AsyncEngine,
+    work: Callable[[AsyncConnection], Awaitable[T]],
+    attempts: int = TRANSACTION_ATTEMPTS,
+) -> T:
+    """work(conn) in one transaction, run again (with jitter) after a deadlock or lock timeout.
+
+    work must have no effects outside the transaction: a conflict rolls all of it back.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        except (DBAPIError, ConnectionError, OSError) as exc:
+            if attempt < attempts and is_lock_conflict(exc):
+                log.info("transaction_retried", attempt=attempt, error=exc.orig.args[0])
+                await asyncio.sleep(random.uniform(0.005, 0.02) * 2**attempt)
+                continue
+            unavailable = _unavailable(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+    raise AssertionError("unreachable")
 
 
 async def ensure_database(database_url: str) -> None:
@@ -72,6 +123,10 @@ async def ensure_database(database_url: str) -> None:
         await server.dispose()
 
 
+class MigrationsMissing(RuntimeError):
+    """The migrations folder is empty or missing (a broken install)."""
+
+
 def migration_files(sql_dir: Path = SQL_DIR) -> list[tuple[int, str, str]]:
     """(number, name, sql) of every numbered migration, in order."""
     found = []
@@ -88,6 +143,10 @@ def split_statements(sql: str) -> list[str]:
 
 async def upgrade(engine: AsyncEngine, sql_dir: Path = SQL_DIR) -> list[str]:
     """Apply every migration not applied yet; returns the names applied. Idempotent."""
+    migrations = migration_files(sql_dir)
+    if not migrations:
+        # An install without its migrations must not report an empty, "successful" upgrade.
+        raise MigrationsMissing(f"no migrations found in {sql_dir}")
     applied_now: list[str] = []
     async with engine.begin() as conn:
         await conn.execute(
@@ -103,7 +162,7 @@ async def upgrade(engine: AsyncEngine, sql_dir: Path = SQL_DIR) -> list[str]:
             done = {
                 row[0] for row in await conn.execute(text("SELECT version FROM schema_migration"))
             }
-            for number, name, sql in migration_files(sql_dir):
+            for number, name, sql in migrations:
                 if number in done:
                     continue
                 for statement in split_statements(sql):
