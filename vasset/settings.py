@@ -30,6 +30,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Scratch space for workers (downloads, FFmpeg outputs before publishing).
     temp_dir: str = "./var/tmp"
 
+    # Seconds `vasset serve` gives in-flight requests after SIGTERM before closing connections.
+    shutdown_grace: float = 5.0
+
     # Public base URL of the API, used to build URLs the API serves itself (local-disk playback).
     public_url: str = "http://127.0.0.1:8000"
 

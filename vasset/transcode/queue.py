@@ -268,9 +268,11 @@ async def reap(
 
 
 async def list_jobs(conn: AsyncConnection, which: str, stuck_after: float) -> list[Job]:
-    """Jobs an operator looks at: stuck (queued long or lease expired), failed, or all."""
+    """Jobs an operator looks at: open, stuck (queued long or lease expired), failed, or all."""
     now = time.time()
     where = {
+        # What an operator should look at: failed, stuck, running and queued (not done ones).
+        "open": "state IN ('failed', 'running', 'queued')",
         "failed": "state = 'failed'",
         "queued": "state = 'queued'",
         "running": "state = 'running'",
