@@ -6,7 +6,7 @@ import msgspec
 from litestar import Request, Response, post
 
 from vasset import errors
-from vasset.db import transaction
+from vasset.db import run_transaction
 from vasset.http.auth import ctx_of, query_string, signed_app
 from vasset.http.params import Id, Priority, parse_params
 from vasset.http.responses import json_response
@@ -66,7 +66,8 @@ async def _enqueue_existing(
     app = await signed_app(request)
     ctx = ctx_of(request)
     defs = _definitions(definitions, ctx.settings.ladder)
-    async with transaction(ctx.engine) as conn:
+
+    async def enqueue(conn) -> None:
         video = await videos.get_video(conn, vid, app.id, for_update=True)
         if video is None or video.parent_id is not None:
             raise errors.VideoNotFound()
@@ -75,6 +76,9 @@ async def _enqueue_existing(
         prio = video.task_priority if priority is None else priority
         params = {"definitions": defs} if defs else {}
         await queue.enqueue(conn, app.id, vid, kind, prio, ctx.settings.job_max_attempts, params)
+
+    # Run again on a deadlock: a burst on one video must not answer 503 for a lock conflict.
+    await run_transaction(ctx.engine, enqueue)
     await notify(ctx)
     return json_response({"vid": vid, "status": VideoStatus.TRANSCODE_QUEUED.value})
 
@@ -94,7 +98,8 @@ async def transcode(request: Request) -> Response:
     defs = _definitions(p.definitions, s.ladder)
     name = p.src.rstrip("/").rsplit("/", 1)[-1][:200] or "import"
     priority = p.priority or 0
-    async with transaction(ctx.engine) as conn:
+
+    async def create(conn) -> int:
         vid = await videos.insert_video(
             conn,
             app_id=app.id,
@@ -107,6 +112,9 @@ async def transcode(request: Request) -> Response:
         if defs:
             params["definitions"] = defs
         await queue.enqueue(conn, app.id, vid, "import", priority, s.job_max_attempts, params)
+        return vid
+
+    vid = await run_transaction(ctx.engine, create)
     await notify(ctx)
     return json_response({"vid": vid, "status": VideoStatus.TRANSCODE_QUEUED.value})
 

@@ -49,6 +49,10 @@ def _job(row) -> Job:
     return Job(*row)
 
 
+# Queued jobs one claim looks at: those whose video is being enqueued or claimed are skipped.
+CLAIM_CANDIDATES = 20
+
+
 async def enqueue(
     conn: AsyncConnection,
     app_id: int,
@@ -59,6 +63,7 @@ async def enqueue(
     params: dict | None = None,
 ) -> int:
     """Queue a job for a video and move the video to transcode_queued; returns the job id."""
+    await lock_video(conn, vid)
     now = time.time()
     # One live job per video: a new request supersedes queued or running ones.
     await cancel_for_video(conn, vid, reason="superseded")
@@ -102,32 +107,59 @@ async def cancel_for_video(conn: AsyncConnection, vid: int, reason: str = "cance
     return result.rowcount
 
 
+async def lock_video(conn: AsyncConnection, vid: int, skip_locked: bool = False) -> bool:
+    """Lock a video's row; False if it is missing (or, with skip_locked, held by another).
+
+    Lock order: the video row, then its jobs. The API (enqueue, delete) locks the video and then
+    cancels its jobs; a transaction here that took a job first and then the video would
+    deadlock against it (MySQL 1213), so every one that touches both starts here.
+    """
+    sql = "SELECT id FROM video WHERE id = :v FOR UPDATE"
+    if skip_locked:
+        sql += " SKIP LOCKED"
+    return (await conn.execute(text(sql), {"v": vid})).first() is not None
+
+
 async def claim(conn: AsyncConnection, worker: str, lease: float) -> Job | None:
-    """Take the best runnable job (priority, then age) and lease it; one short transaction."""
+    """Take the best runnable job (priority, then age) and lease it; one short transaction.
+
+    Candidates come from a plain read; each is then locked video first, job second, both with
+    SKIP LOCKED, so a claim never waits on (or deadlocks with) an enqueue or another worker.
+    """
     now = time.time()
-    row = (
+    candidates = await conn.execute(
+        text(
+            "SELECT id, video_id FROM transcode_job WHERE state = 'queued' AND run_after <= :now"
+            " ORDER BY priority DESC, id ASC LIMIT :n"
+        ),
+        {"now": now, "n": CLAIM_CANDIDATES},
+    )
+    for job_id, vid in list(candidates):
+        if not await lock_video(conn, vid, skip_locked=True):
+            continue
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT id FROM transcode_job WHERE id = :id AND state = 'queued'"
+                    " AND run_after <= :now FOR UPDATE SKIP LOCKED"
+                ),
+                {"id": job_id, "now": now},
+            )
+        ).first()
+        if row is None:
+            continue  # claimed, cancelled or superseded since the plain read
         await conn.execute(
             text(
-                "SELECT id FROM transcode_job WHERE state = 'queued' AND run_after <= :now"
-                " ORDER BY priority DESC, id ASC LIMIT 1 FOR UPDATE SKIP LOCKED"
+                "UPDATE transcode_job SET state = 'running', attempts = attempts + 1,"
+                " lease_token = lease_token + 1, lease_until = :until, worker = :w,"
+                " started_at = :now, update_time = :now WHERE id = :id"
             ),
-            {"now": now},
+            {"until": now + lease, "w": worker, "now": now, "id": job_id},
         )
-    ).first()
-    if row is None:
-        return None
-    job_id = row[0]
-    await conn.execute(
-        text(
-            "UPDATE transcode_job SET state = 'running', attempts = attempts + 1,"
-            " lease_token = lease_token + 1, lease_until = :until, worker = :w,"
-            " started_at = :now, update_time = :now WHERE id = :id"
-        ),
-        {"until": now + lease, "w": worker, "now": now, "id": job_id},
-    )
-    job = await get_job(conn, job_id)
-    assert job is not None
-    return job
+        job = await get_job(conn, job_id)
+        assert job is not None
+        return job
+    return None
 
 
 async def get_job(conn: AsyncConnection, job_id: int) -> Job | None:
@@ -164,6 +196,7 @@ async def live_attempts(conn: AsyncConnection, job_ids: list[int]) -> set[tuple[
 
 async def heartbeat(conn: AsyncConnection, job: Job, lease: float, progress: int) -> bool:
     """Extend the lease and record progress; False when the token no longer holds."""
+    await lock_video(conn, job.video_id)
     now = time.time()
     result = await conn.execute(
         text(
@@ -205,11 +238,11 @@ async def retry_or_fail(
     conn: AsyncConnection, job: Job, error: str, backoff_base: float, permanent: bool = False
 ) -> str:
     """Return a job to the queue with backoff, or fail it after its last attempt."""
+    await lock_video(conn, job.video_id)
     if permanent or job.attempts >= job.max_attempts:
-        if await finish(conn, job, "failed", error):
-            await videos.transition(
-                conn, job.video_id, VideoStatus.TRANSCODE_FAILED.value, error=error[:1000]
-            )
+        if not await finish(conn, job, "failed", error):
+            return "superseded"
+        await _fail_video(conn, job, error[:1000])
         return "failed"
     now = time.time()
     result = await conn.execute(
@@ -226,13 +259,25 @@ async def retry_or_fail(
             "t": job.lease_token,
         },
     )
-    if result.rowcount == 1:
-        await videos.transition(conn, job.video_id, VideoStatus.TRANSCODE_QUEUED.value)
+    if result.rowcount != 1:
+        return "superseded"  # cancelled, or taken over after its lease expired
+    await videos.transition(conn, job.video_id, VideoStatus.TRANSCODE_QUEUED.value)
     return "retry"
+
+
+async def _fail_video(conn: AsyncConnection, job: Job, error: str) -> None:
+    """transcode_failed; an import whose source never arrived is upload_failed instead."""
+    vid = job.video_id
+    if await videos.transition(conn, vid, VideoStatus.TRANSCODE_FAILED.value, error=error):
+        return
+    if job.kind == "import":
+        # Still `uploading`: the state machine allows only upload_failed from there.
+        await videos.transition(conn, vid, VideoStatus.UPLOAD_FAILED.value, error=error)
 
 
 async def give_back(conn: AsyncConnection, job: Job) -> bool:
     """Return a job untouched (graceful shutdown): runnable at once, the attempt not counted."""
+    await lock_video(conn, job.video_id)
     now = time.time()
     result = await conn.execute(
         text(
@@ -251,15 +296,30 @@ async def reap(
     conn: AsyncConnection, backoff_base: float, limit: int = 100
 ) -> list[tuple[int, str]]:
     """Requeue (with backoff) or fail jobs whose lease expired; returns (job id, outcome)."""
-    rows = await conn.execute(
+    now = time.time()
+    expired = await conn.execute(
         text(
-            f"SELECT {JOB_COLUMNS} FROM transcode_job WHERE state = 'running'"
-            " AND lease_until < :now LIMIT :lim FOR UPDATE SKIP LOCKED"
+            "SELECT id, video_id FROM transcode_job WHERE state = 'running'"
+            " AND lease_until < :now LIMIT :lim"
         ),
-        {"now": time.time(), "lim": limit},
+        {"now": now, "lim": limit},
     )
     outcomes = []
-    for job in [_job(r) for r in rows]:
+    # Videos in id order, each before its job (see lock_video): no deadlock with the API.
+    for job_id, vid in sorted(expired, key=lambda r: (r[1], r[0])):
+        await lock_video(conn, vid)
+        row = (
+            await conn.execute(
+                text(
+                    f"SELECT {JOB_COLUMNS} FROM transcode_job WHERE id = :id"
+                    " AND state = 'running' AND lease_until < :now FOR UPDATE SKIP LOCKED"
+                ),
+                {"id": job_id, "now": now},
+            )
+        ).first()
+        if row is None:
+            continue  # renewed, finished or cancelled since the plain read
+        job = _job(row)
         outcome = await retry_or_fail(
             conn, job, f"TranscodeAbandoned: lease expired (attempt {job.attempts})", backoff_base
         )
@@ -292,6 +352,7 @@ async def requeue(conn: AsyncConnection, job_id: int) -> bool:
     job = await get_job(conn, job_id)
     if job is None:
         return False
+    await lock_video(conn, job.video_id)
     now = time.time()
     await conn.execute(
         text(

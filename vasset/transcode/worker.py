@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 
 import structlog
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from vasset import errors
 from vasset.context import Context, build_context, close_context
-from vasset.db import transaction
+from vasset.db import run_transaction, transaction
 from vasset.locks import LeaseLock
 from vasset.redis_client import REDIS_DOWN
 from vasset.settings import Settings
@@ -36,6 +38,20 @@ log = structlog.get_logger(__name__)
 
 # pipeline.JobRun's temp dir of one attempt: job-{job id}-{lease token}.
 _JOB_DIR = re.compile(r"job-(\d+)-(\d+)")
+
+# Failures of a dependency that comes back by itself (MySQL restarted, a deadlock, Redis full
+# or failing over): a loop logs them, backs off and carries on; they never end the worker.
+TRANSIENT = (errors.ServiceUnavailable, SQLAlchemyError, RedisError, *REDIS_DOWN)
+REDIS_FAILED = (RedisError, *REDIS_DOWN)
+MAX_BACKOFF = 5.0
+
+
+def loop_error(event: str, exc: BaseException, **fields) -> None:
+    """Log a failed round of a loop: a dependency hiccup as a warning, a bug with its traceback."""
+    if isinstance(exc, TRANSIENT):
+        log.warning(event, error=type(exc).__name__, detail=str(exc)[:200], **fields)
+    else:
+        log.error(event, error=type(exc).__name__, exc_info=exc, **fields)
 
 
 def node_limit(settings: Settings) -> int:
@@ -63,7 +79,7 @@ async def notify(ctx: Context) -> None:
     try:
         await ctx.redis.lpush(notify_key(ctx.settings), b"1")
         await ctx.redis.ltrim(notify_key(ctx.settings), 0, 99)
-    except REDIS_DOWN:
+    except REDIS_FAILED:
         pass
 
 
@@ -100,15 +116,35 @@ class Worker:
         )
         await self._sweep_temp()
         background = [asyncio.create_task(self._reaper()), asyncio.create_task(self._janitor())]
+        failures = 0
         try:
             while not self.stopping.is_set():
-                if len(self.running) >= self.capacity or not await self._try_start():
+                try:
+                    started = len(self.running) < self.capacity and await self._try_start()
+                except Exception as exc:
+                    failures += 1
+                    loop_error("claim_failed", exc, failures=failures)
+                    await self._pause(self._backoff(failures))
+                    continue
+                failures = 0
+                if not started:
                     await self._idle()
         finally:
             for task in background:
                 task.cancel()
             await self._drain()
             log.info("worker_stopped", worker=self.id)
+
+    def _backoff(self, failures: int) -> float:
+        """Seconds to wait after the claim loop failed this many times in a row."""
+        return min(MAX_BACKOFF, self.ctx.settings.worker_poll_interval * 2 ** min(failures, 8))
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once on shutdown."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
 
     async def _idle(self) -> None:
         """Wait for a notify, a free local slot, or the poll interval."""
@@ -117,9 +153,9 @@ class Worker:
             await asyncio.wait_for(self._wait_notify(), timeout=s.worker_poll_interval)
         except TimeoutError:
             pass
-        except REDIS_DOWN:
+        except REDIS_FAILED:
             # A refused connection fails at once: without this sleep the claim loop spins.
-            await asyncio.sleep(s.worker_poll_interval)
+            await self._pause(s.worker_poll_interval)
 
     async def _wait_notify(self) -> None:
         if self.stopping.is_set():
@@ -136,11 +172,15 @@ class Worker:
             return False
         if got != 1:
             return False
+
+        async def claim(conn) -> Job | None:
+            job = await queue.claim(conn, self.id, self.ctx.settings.job_lease)
+            if job is not None and job.kind != "import":
+                await videos.transition(conn, job.video_id, VideoStatus.TRANSCODING.value)
+            return job
+
         try:
-            async with transaction(self.ctx.engine) as conn:
-                job = await queue.claim(conn, self.id, self.ctx.settings.job_lease)
-                if job is not None and job.kind != "import":
-                    await videos.transition(conn, job.video_id, VideoStatus.TRANSCODING.value)
+            job = await run_transaction(self.ctx.engine, claim)
         except BaseException:
             await self._release_slot(holder)
             raise
@@ -155,7 +195,7 @@ class Worker:
     async def _release_slot(self, holder: str) -> None:
         try:
             await self.slots.release(holder)
-        except REDIS_DOWN:
+        except REDIS_FAILED:
             pass  # the slot's lease runs out by itself
 
     # one job
@@ -193,18 +233,22 @@ class Worker:
                 permanent=permanent,
                 attempt=job.attempts,
             )
+            base = self.ctx.settings.job_backoff_base
             try:
-                async with transaction(self.ctx.engine) as conn:
-                    outcome = await queue.retry_or_fail(
-                        conn, job, message, self.ctx.settings.job_backoff_base, permanent
-                    )
+                outcome = await run_transaction(
+                    self.ctx.engine,
+                    lambda conn: queue.retry_or_fail(conn, job, message, base, permanent),
+                )
                 log.info("job_outcome", job=job.id, outcome=outcome)
-            except errors.VassetError:
-                pass  # MySQL is down: the reaper settles the job once its lease expires
+            except Exception as exc:  # the reaper settles the job once its lease expires
+                loop_error("job_outcome_unrecorded", exc, job=job.id)
         finally:
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
-            await pipeline.discard_outputs(self.ctx, run, job)
+            try:
+                await pipeline.discard_outputs(self.ctx, run, job)
+            except Exception as exc:  # the janitor removes what is left
+                loop_error("outputs_not_discarded", exc, job=job.id)
             await self._release_slot(holder)
             self.running.pop(job.id, None)
             self.cancels.pop(job.id, None)
@@ -213,10 +257,9 @@ class Worker:
         """A job stopped because its lease went away; on shutdown, give it back."""
         if self.stopping.is_set():
             try:
-                async with transaction(self.ctx.engine) as conn:
-                    await queue.give_back(conn, job)
-            except errors.VassetError:
-                pass
+                await run_transaction(self.ctx.engine, lambda conn: queue.give_back(conn, job))
+            except Exception as exc:  # the reaper returns it once its lease expires
+                loop_error("job_not_given_back", exc, job=job.id)
 
     async def _heartbeat(
         self, job: Job, holder: str, cancel: asyncio.Event, run: pipeline.JobRun
@@ -226,10 +269,14 @@ class Worker:
         while not cancel.is_set():
             await asyncio.sleep(s.job_heartbeat)
             try:
-                async with transaction(self.ctx.engine) as conn:
-                    held = await queue.heartbeat(conn, job, s.job_lease, run.progress)
-            except errors.VassetError:
-                held = True  # MySQL unreachable: keep going; the fence is checked at publish
+                held = await run_transaction(
+                    self.ctx.engine,
+                    lambda conn: queue.heartbeat(conn, job, s.job_lease, run.progress),
+                )
+            except Exception as exc:
+                # MySQL unreachable: keep going; the fence is checked at publish.
+                loop_error("heartbeat_failed", exc, job=job.id)
+                held = True
             if not held:
                 log.warning("job_fence_lost", job=job.id, token=job.lease_token)
                 cancel.set()
@@ -239,7 +286,7 @@ class Worker:
                     log.warning("ffmpeg_slot_lost", job=job.id, holder=holder)
                     cancel.set()
                     return
-            except REDIS_DOWN:
+            except REDIS_FAILED:
                 pass  # nobody can take a slot while Redis is down; the cap holds
 
     async def _drain(self) -> None:
@@ -259,15 +306,17 @@ class Worker:
         """Return expired leases to the queue (one reaper at a time, under a Redis lock)."""
         s = self.ctx.settings
         lock = LeaseLock(self.ctx.redis, s.redis_prefix + "lock:scheduler", int(s.job_lease * 1000))
+
+        async def reap(conn) -> tuple[list[tuple[int, str]], int]:
+            return await queue.reap(conn, s.job_backoff_base), await queue.video_state_fix(conn)
+
         while True:
             await asyncio.sleep(min(5.0, s.job_lease / 3))
-            await self._sweep_temp()
             try:
+                await self._sweep_temp()
                 if not await lock.acquire() and not await lock.renew():
                     continue
-                async with transaction(self.ctx.engine) as conn:
-                    outcomes = await queue.reap(conn, s.job_backoff_base)
-                    fixed = await queue.video_state_fix(conn)
+                outcomes, fixed = await run_transaction(self.ctx.engine, reap)
                 for job_id, outcome in outcomes:
                     log.info("job_reaped", job=job_id, outcome=outcome)
                 if fixed:
@@ -275,8 +324,8 @@ class Worker:
                     await notify(self.ctx)
                 if outcomes:
                     await notify(self.ctx)
-            except (errors.VassetError, *REDIS_DOWN) as exc:
-                log.warning("reaper_skipped", error=type(exc).__name__)
+            except Exception as exc:
+                loop_error("reaper_skipped", exc)
 
     async def _sweep_temp(self) -> None:
         """Remove job-{id}-{token} temp dirs whose attempt is over, e.g. a killed worker's.
@@ -298,10 +347,12 @@ class Worker:
         try:
             async with transaction(self.ctx.engine) as conn:
                 live = await queue.live_attempts(conn, sorted({k[0] for k in found.values()}))
-        except errors.VassetError:
+        except Exception as exc:
+            loop_error("temp_sweep_skipped", exc)
             return
         for path, attempt in found.items():
-            if attempt not in live:
+            # A superseded job of ours keeps its dir until it notices the cancel and ends.
+            if attempt not in live and attempt[0] not in self.running:
                 await asyncio.to_thread(shutil.rmtree, path, True)
                 log.info("stale_temp_removed", path=str(path))
 
@@ -312,8 +363,8 @@ class Worker:
             await asyncio.sleep(self.ctx.settings.janitor_interval)
             try:
                 await run_guarded(self.ctx)
-            except (errors.VassetError, *REDIS_DOWN) as exc:
-                log.warning("janitor_skipped", error=type(exc).__name__)
+            except Exception as exc:
+                loop_error("janitor_skipped", exc)
 
 
 async def run_worker(settings: Settings) -> int:
