@@ -59,6 +59,11 @@ class IncompleteBody(BadRequest):
     default_message = "the body ended before Content-Length bytes arrived"
 
 
+class InvalidSource(BadRequest):
+    code = "InvalidSource"
+    default_message = "src of a transcode import is not allowed"
+
+
 # 401: authentication
 class Unauthorized(VassetError):
     status = 401

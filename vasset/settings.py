@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -114,6 +115,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def storage_is_oss(self) -> bool:
         """Whether objects live in OSS rather than on local disk."""
         return self.storage_url.startswith("oss://")
+
+    @property
+    def oss_bucket_name(self) -> str:
+        """The bucket objects live in: VASSET_OSS_BUCKET, else the storage URL's ('' off OSS)."""
+        if not self.storage_is_oss:
+            return ""
+        return self.oss_bucket or urlsplit(self.storage_url).netloc
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -21,7 +21,7 @@ def open_store(settings: Settings) -> BlobStore:
         parsed = urlparse(url)
         return OssBlobStore(
             endpoint=settings.oss_endpoint,
-            bucket=settings.oss_bucket or parsed.netloc,
+            bucket=settings.oss_bucket_name,
             access_key_id=settings.oss_access_key_id,
             access_key_secret=settings.oss_access_key_secret,
             security_token=settings.oss_security_token,

@@ -53,3 +53,25 @@ def output_prefix_of(key: str) -> str | None:
     """The media/{vid}/{attempt}/ prefix a rendition or snapshot key lives under."""
     parts = key.split("/")
     return "/".join(parts[:3]) + "/" if len(parts) > 3 and parts[0] == "media" else None
+
+
+#: Top-level prefixes of the layout above: vasset writes nowhere else in a store.
+OWN_PREFIXES = ("sources/", "media/", "direct/")
+
+_OWNER_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+
+
+def layout_owner(key: str) -> tuple[str, int] | None:
+    """("app", id) or ("video", id) that a key of the layout belongs to; None outside the layout.
+
+    Prefixes compare case-insensitively and an owner component vasset would never write
+    (``sources/007/``, ``media/x/``) gives id 0, which nothing has: a lookalike of the layout
+    is treated as part of it, never as a key outside it.
+    """
+    top, _, rest = key.partition("/")
+    prefix = top.lower() + "/"
+    if prefix not in OWN_PREFIXES:
+        return None
+    owner = rest.split("/", 1)[0]
+    ident = int(owner) if _OWNER_ID.match(owner) else 0
+    return ("video" if prefix == "media/" else "app"), ident

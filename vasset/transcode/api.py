@@ -94,7 +94,7 @@ async def transcode(request: Request) -> Response:
     app = await signed_app(request)
     ctx = ctx_of(request)
     s = ctx.settings
-    importer.check_uri(p.src, importer.allowed_hosts(s.import_allow_hosts), s.oss_bucket or None)
+    await importer.check_source(ctx, app.id, p.src)
     defs = _definitions(p.definitions, s.ladder)
     name = p.src.rstrip("/").rsplit("/", 1)[-1][:200] or "import"
     priority = p.priority or 0

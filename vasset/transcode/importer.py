@@ -1,9 +1,15 @@
 """Importing a source from a URI (POST /video/transcode?src=): allow-listed, SSRF-safe.
 
-http(s) sources are fetched only from hosts on VASSET_IMPORT_ALLOW_HOSTS, never from private,
-loopback, link-local or otherwise special addresses (checked on the resolved address, and again
-on every redirect), with a size and a time limit. oss:// sources must name the configured
-bucket and are read through the BlobStore.
+http(s) sources come only from hosts on VASSET_IMPORT_ALLOW_HOSTS and only from the address
+that was checked: every hop (redirects included) resolves the name once, refuses private,
+loopback, link-local or otherwise special addresses, and connects to that very address while
+the Host header and the TLS server name stay the name, so a name that answers differently the
+next time (DNS rebinding) cannot steer the connection. There is a size and a time limit.
+
+oss:// sources must name the storage bucket and a key (relative to the storage prefix) outside
+vasset's own layout, or inside it but owned by the calling app. Every refusal of an oss://
+source, a missing object included, is the same InvalidSource answer, so nothing tells another
+app's keys apart from keys that do not exist.
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import re
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urljoin, urlparse
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import structlog
@@ -30,12 +38,19 @@ from vasset.videos.state import VideoStatus
 log = structlog.get_logger(__name__)
 
 MAX_REDIRECTS = 5
+#: The one answer to every oss:// source that may not be read, whatever the reason.
+OSS_REFUSED = "src does not name an object that can be imported"
+_MAX_KEY_BYTES = 1023  # OSS's own limit
+_KEY_CHARS_REFUSED = re.compile(r"[\x00-\x1f\x7f\\]")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+#: (host, port) -> addresses, in preference order; injectable so tests can answer anything.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
-class ImportRefused(errors.InvalidParameter):
-    """The source URI is not allowed (scheme, host, address)."""
+class ImportRefused(errors.InvalidSource):
+    """The source URI is not allowed (scheme, host, address, key)."""
 
-    code = "InvalidSource"
     permanent = True
 
 
@@ -44,76 +59,196 @@ def allowed_hosts(setting: str) -> set[str]:
     return {h.strip().lower() for h in setting.split(",") if h.strip()}
 
 
-def check_uri(uri: str, allow: set[str], bucket: str | None) -> tuple[str, str]:
-    """Validate a source URI's form; returns (scheme, host-or-key). Addresses are checked later."""
-    parsed = urlparse(uri)
-    scheme = parsed.scheme.lower()
-    if scheme == "oss":
-        if not bucket or parsed.netloc != bucket or not parsed.path.strip("/"):
-            raise ImportRefused("oss:// sources must name a key in the configured bucket")
-        return scheme, parsed.path.lstrip("/")
-    if scheme not in ("http", "https"):
+def check_http_uri(uri: str, allow: set[str]) -> httpx.URL:
+    """Validate an http(s) src's form and host; its addresses are checked when fetching."""
+    parts = urlsplit(uri)
+    if parts.scheme.lower() not in ("http", "https"):
         raise ImportRefused("src must be an http(s):// or oss:// URI")
-    host = (parsed.hostname or "").lower()
+    host = (parts.hostname or "").lower()
     if not host or host not in allow:
         raise ImportRefused(f"host {host or '?'} is not on the import allow-list")
-    if parsed.username or parsed.password:
+    if parts.username or parts.password:
         raise ImportRefused("credentials in src are not accepted")
-    return scheme, host
-
-
-def public_address(host: str, port: int) -> str:
-    """Resolve host and refuse any private, loopback, link-local or reserved address."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
+        return httpx.URL(uri)
+    except (httpx.InvalidURL, ValueError):
+        raise ImportRefused("src is not a valid URL") from None
+
+
+def oss_key(uri: str, bucket: str) -> str:
+    """The store key an oss://BUCKET/KEY src names; refuses other buckets and unsafe keys."""
+    parts = urlsplit(uri)
+    if not bucket or parts.netloc != bucket or parts.query or parts.fragment:
+        raise ImportRefused(OSS_REFUSED)
+    try:
+        key = unquote(parts.path[1:], errors="strict")
+    except UnicodeDecodeError:
+        raise ImportRefused(OSS_REFUSED) from None
+    # Refused rather than normalized: "a/../sources/.." must never reach another app's key.
+    if (
+        not key
+        or len(key.encode()) > _MAX_KEY_BYTES
+        or _KEY_CHARS_REFUSED.search(key)
+        or any(segment in ("", ".", "..") for segment in key.split("/"))
+    ):
+        raise ImportRefused(OSS_REFUSED)
+    return key
+
+
+async def _may_read(ctx: Context, app_id: int, key: str) -> bool:
+    """Whether an app may import key: anything outside vasset's layout, or its own objects."""
+    owner = keys.layout_owner(key)
+    if owner is None:
+        return True
+    kind, ident = owner
+    if kind == "app":
+        return ident == app_id
+    async with transaction(ctx.engine) as conn:
+        return ident > 0 and await videos.get_video(conn, ident, app_id) is not None
+
+
+async def _readable_oss_key(ctx: Context, app_id: int, src: str) -> str:
+    """The key of an oss:// src this app may import and that exists, else ImportRefused."""
+    key = oss_key(src, ctx.settings.oss_bucket_name)
+    allowed = await _may_read(ctx, app_id, key)
+    # HEAD whatever the verdict, so a refused key costs what a missing one does.
+    info = await ctx.store.head(key)
+    if not allowed or info is None:
+        raise ImportRefused(OSS_REFUSED)
+    if info.size > ctx.settings.import_max_size:
+        raise errors.EntityTooLarge("src is larger than the import limit")
+    return key
+
+
+async def check_source(ctx: Context, app_id: int, src: str) -> None:
+    """Request-time check of a src for app_id (the worker checks again before fetching)."""
+    if urlsplit(src).scheme.lower() == "oss":
+        await _readable_oss_key(ctx, app_id, src)
+    else:
+        check_http_uri(src, allowed_hosts(ctx.settings.import_allow_hosts))
+
+
+def _is_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether addr, and any IPv4 address it embeds, is globally routable unicast."""
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [addr]
+    if isinstance(addr, ipaddress.IPv6Address):
+        # Mapped, 6to4, Teredo and NAT64 addresses lead to the IPv4 address inside them.
+        candidates += [a for a in (addr.ipv4_mapped, addr.sixtofour) if a is not None]
+        if addr.teredo:
+            candidates.append(addr.teredo[1])
+        if addr in _NAT64:
+            candidates.append(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
+    return all(
+        a.is_global
+        and not (
+            a.is_private
+            or a.is_loopback
+            or a.is_link_local
+            or a.is_multicast
+            or a.is_reserved
+            or a.is_unspecified
+        )
+        for a in candidates
+    )
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The system's addresses for host (getaddrinfo blocks, so it runs in a thread)."""
+    infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    return [info[4][0] for info in infos]
+
+
+async def pinned_address(host: str, port: int, resolver: Resolver = system_resolver) -> str:
+    """Resolve host once and refuse any non-public answer; the connection uses the result."""
+    try:
+        return _public_or_refuse(host, [ipaddress.ip_address(host)])
+    except ValueError:
+        pass  # a name, not an address literal
+    try:
+        answers = await resolver(host, port)
+        addrs = [ipaddress.ip_address(a) for a in answers]
+    except (OSError, ValueError) as exc:
         raise ImportRefused(f"cannot resolve {host}") from exc
-    for info in infos:
-        addr = ipaddress.ip_address(info[4][0])
-        if (
-            addr.is_private
-            or addr.is_loopback
-            or addr.is_link_local
-            or addr.is_multicast
-            or addr.is_reserved
-            or addr.is_unspecified
-        ):
-            raise ImportRefused(f"{host} resolves to a non-public address")
-    return infos[0][4][0]
+    if not addrs:
+        raise ImportRefused(f"cannot resolve {host}")
+    return _public_or_refuse(host, addrs)
 
 
-async def fetch_http(uri: str, target: Path, allow: set[str], max_size: int, timeout: float) -> str:
-    """Download uri into target (re-checking every redirect); returns the MD5 hex."""
+def _public_or_refuse(host: str, addrs: list) -> str:
+    # Every answer must be public, not just the one used: a mixed answer is an attack sign.
+    if not all(_is_public(a) for a in addrs):
+        raise ImportRefused(f"{host} resolves to a non-public address")
+    return str(addrs[0])
+
+
+def _default_transport() -> httpx.AsyncBaseTransport:
+    # No keep-alive: a connection made for one name must not carry a request for another name
+    # that happens to have the same address (its TLS session was verified for the first).
+    return httpx.AsyncHTTPTransport(
+        retries=0, trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)
+    )
+
+
+async def fetch_http(
+    uri: str,
+    target: Path,
+    allow: set[str],
+    max_size: int,
+    timeout: float,
+    *,
+    resolver: Resolver = system_resolver,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> str:
+    """Download uri into target (every hop checked and pinned); returns the MD5 hex."""
     deadline = time.monotonic() + timeout
-    url = uri
-    async with httpx.AsyncClient(follow_redirects=False, timeout=30) as client:
+    url = check_http_uri(uri, allow)
+    # trust_env off: a proxy from the environment would resolve the name again by itself.
+    async with httpx.AsyncClient(
+        transport=transport or _default_transport(),
+        follow_redirects=False,
+        timeout=30,
+        trust_env=False,
+    ) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            _, host = check_uri(url, allow, None)
-            parsed = urlparse(url)
-            port = parsed.port or (443 if parsed.scheme == "https" else 80)
-            await asyncio.to_thread(public_address, host, port)
-            async with client.stream("GET", url) as resp:
+            name = url.raw_host.decode("ascii")
+            port = url.port or (443 if url.scheme == "https" else 80)
+            ip = await pinned_address(name, port, resolver)
+            request = client.build_request(
+                "GET",
+                url.copy_with(host=ip),
+                headers={"Host": url.netloc.decode("ascii")},
+                extensions={"sni_hostname": name} if url.scheme == "https" else {},
+            )
+            resp = await client.send(request, stream=True)
+            try:
                 if resp.is_redirect:
-                    url = urljoin(url, resp.headers.get("location", ""))
+                    url = check_http_uri(str(url.join(resp.headers.get("location", ""))), allow)
                     continue
-                if resp.status_code != 200:
-                    raise errors.InvalidParameter(f"src answered HTTP {resp.status_code}")
-                declared = int(resp.headers.get("content-length") or 0)
-                if declared > max_size:
-                    raise errors.EntityTooLarge("src is larger than the import limit")
-                md5 = hashlib.md5()
-                size = 0
-                with open(target, "wb") as fh:
-                    async for chunk in resp.aiter_bytes(1 << 20):
-                        size += len(chunk)
-                        if size > max_size:
-                            raise errors.EntityTooLarge("src is larger than the import limit")
-                        if time.monotonic() > deadline:
-                            raise errors.ServiceUnavailable("the import took too long")
-                        md5.update(chunk)
-                        fh.write(chunk)
-                return md5.hexdigest()
+                return await _save(resp, target, max_size, deadline)
+            finally:
+                await resp.aclose()
     raise ImportRefused("too many redirects")
+
+
+async def _save(resp: httpx.Response, target: Path, max_size: int, deadline: float) -> str:
+    """Stream a 200 answer into target within the size and time limits; returns the MD5 hex."""
+    if resp.status_code != 200:
+        raise errors.InvalidParameter(f"src answered HTTP {resp.status_code}")
+    declared = int(resp.headers.get("content-length") or 0)
+    if declared > max_size:
+        raise errors.EntityTooLarge("src is larger than the import limit")
+    md5 = hashlib.md5()
+    size = 0
+    with open(target, "wb") as fh:
+        async for chunk in resp.aiter_bytes(1 << 20):
+            size += len(chunk)
+            if size > max_size:
+                raise errors.EntityTooLarge("src is larger than the import limit")
+            if time.monotonic() > deadline:
+                raise errors.ServiceUnavailable("the import took too long")
+            md5.update(chunk)
+            fh.write(chunk)
+    return md5.hexdigest()
 
 
 async def import_source(ctx: Context, job: Job, workdir: Path) -> None:
@@ -126,10 +261,11 @@ async def import_source(ctx: Context, job: Job, workdir: Path) -> None:
         return  # fetched by an earlier attempt
     src = job.options["src"]
     s = ctx.settings
-    scheme, where = check_uri(src, allowed_hosts(s.import_allow_hosts), s.oss_bucket or None)
     target = workdir / "import"
+    scheme = urlsplit(src).scheme.lower()
     if scheme == "oss":
-        await ctx.store.download_file(where, target)
+        # Checked again here: the job may predate the rules, or the object may be gone.
+        await ctx.store.download_file(await _readable_oss_key(ctx, job.app_id, src), target)
         md5 = await asyncio.to_thread(_md5_file, target)
     else:
         md5 = await fetch_http(
