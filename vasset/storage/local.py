@@ -1,29 +1,29 @@
 """Local-disk BlobStore: objects are files; a multipart upload is one sparse file.
 
 Parts are written with pwrite at their offset into ``multipart/{id}/data``, so completing an
-upload is a rename, never a copy. A part becomes visible only when its marker file
-``parts/{n}.json`` is written after the data is fsynced: a crash mid-part leaves no marker.
-A per-part flock serializes concurrent writers of the same part across processes.
+upload is a rename, never a copy (the part writers live in ``localparts``).
+
+Keys that would leave the store (``..``, a symlink pointing outside), contain NUL, or cannot
+name a file (a component over 255 bytes, a file used as a folder) are objects that do not exist.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
-import fcntl
+import errno
 import json
 import os
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 from pathlib import Path
 
-from vasset.errors import StorageError
+from vasset.errors import ObjectNotFound, StorageError, UploadNotFound
 from vasset.storage.base import BlobStore, ObjectInfo, PartInfo, PartWriter
+from vasset.storage.localparts import LocalPartWriter
 
 _CONTENT_TYPES = {
     ".mp4": "video/mp4",
@@ -34,112 +34,23 @@ _CONTENT_TYPES = {
     ".json": "application/json",
 }
 
+#: errnos that mean "no object can be under this key" rather than "storage failed".
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP})
+#: Longest file name component Linux file systems accept (NAME_MAX).
+_NAME_MAX = 255
+
+
+class _NoSuchKey(FileNotFoundError):
+    """A key that cannot name a file inside the store (so nothing is stored under it)."""
+
+
+def _absent(exc: OSError) -> bool:
+    return isinstance(exc, FileNotFoundError) or exc.errno in _ABSENT
+
 
 def guess_content_type(key: str) -> str:
     """Content type from a key's extension (keys are ours, so this is reliable)."""
     return _CONTENT_TYPES.get(os.path.splitext(key)[1].lower(), "application/octet-stream")
-
-
-@cache
-def _libc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.sync_file_range.argtypes = [
-            ctypes.c_int,
-            ctypes.c_int64,
-            ctypes.c_int64,
-            ctypes.c_uint,
-        ]
-        return libc
-    except (OSError, AttributeError):
-        return None
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a range out now (Linux sync_file_range, non-blocking)."""
-    libc = _libc()
-    if libc is not None:
-        libc.sync_file_range(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE
-
-
-class LocalPartWriter(PartWriter):
-    """Writes one part into the shared data file of a multipart upload."""
-
-    def __init__(self, store: LocalBlobStore, mp_dir: Path, number: int, offset: int) -> None:
-        self._store = store
-        self._dirty = 0
-        self._mp_dir = mp_dir
-        self._number = number
-        self._offset = offset
-        self._written = 0
-        self._fd: int | None = None
-        self._lock_fd: int | None = None
-        self.existing: PartInfo | None = None
-
-    def _open(self) -> None:
-        parts = self._mp_dir / "parts"
-        if not parts.is_dir():
-            raise FileNotFoundError(f"no multipart upload at {self._mp_dir}")
-        self._lock_fd = os.open(parts / f"{self._number}.lock", os.O_CREAT | os.O_RDWR, 0o644)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        marker = parts / f"{self._number}.json"
-        if marker.exists():
-            # Stored already: the bytes stay as they are (first complete writer wins).
-            self.existing = PartInfo(**json.loads(marker.read_text()))
-            return
-        self._fd = os.open(self._mp_dir / "data", os.O_WRONLY)
-
-    def write(self, chunk: bytes) -> None:
-        """Write the chunk at the part's current position (discarded if already stored)."""
-        if self._fd is None:
-            self._written += len(chunk)
-            return
-        pos = self._offset + self._written
-        self._written += len(chunk)
-        view = memoryview(chunk)
-        while view:
-            done = os.pwrite(self._fd, view, pos)
-            pos += done
-            view = view[done:]
-        # Start writeback now so the fsync at commit waits only for the tail.
-        self._dirty += len(chunk)
-        if self._dirty >= 8 << 20:
-            _start_writeback(self._fd, pos - self._dirty, self._dirty)
-            self._dirty = 0
-
-    def _commit(self, md5_hex: str | None) -> PartInfo:
-        try:
-            if self.existing is not None:
-                return self.existing
-            assert self._fd is not None
-            # Durable before acknowledged: a part survives power loss, not only a crash.
-            os.fsync(self._fd)
-            info = PartInfo(number=self._number, size=self._written, etag=md5_hex or "")
-            marker = self._mp_dir / "parts" / f"{self._number}.json"
-            tmp = marker.with_suffix(f".tmp{secrets.token_hex(4)}")
-            tmp.write_text(
-                json.dumps({"number": info.number, "size": info.size, "etag": info.etag})
-            )
-            os.replace(tmp, marker)
-            return info
-        finally:
-            self._close()
-
-    async def commit(self, md5_hex: str | None) -> PartInfo:
-        """fsync the bytes, then publish the marker that makes the part exist."""
-        return await self._store._run(self._commit, md5_hex)
-
-    def _close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing releases the flock
-            self._lock_fd = None
-
-    async def abort(self) -> None:
-        """Leave no marker; partial bytes in the data file are overwritten by a re-send."""
-        await self._store._run(self._close)
 
 
 class LocalBlobStore(BlobStore):
@@ -166,14 +77,21 @@ class LocalBlobStore(BlobStore):
             raise StorageError(f"local storage failed: {exc.strerror}") from exc
 
     def _path(self, key: str) -> Path:
-        path = (self.objects / key).resolve()
+        """The file behind key; _NoSuchKey when key cannot name a file inside the store."""
+        if "\0" in key or any(len(part.encode()) > _NAME_MAX for part in key.split("/")):
+            raise _NoSuchKey(f"no object can be stored under {key[:80]!r}")
+        # realpath, not Path.resolve: a symlink loop must be a missing object, not RuntimeError.
+        path = Path(os.path.realpath(self.objects / key))
         if not path.is_relative_to(self.objects):
-            raise ValueError(f"key escapes the store: {key!r}")
+            raise _NoSuchKey(f"key leaves the store: {key[:80]!r}")
         return path
 
     def local_path(self, key: str) -> Path | None:
-        """The file behind key."""
-        return self._path(key)
+        """The file behind key, or None when key cannot name one."""
+        try:
+            return self._path(key)
+        except _NoSuchKey:
+            return None
 
     def _tmp_path(self) -> Path:
         return self.tmp / f"{time.time():.0f}-{secrets.token_hex(8)}"
@@ -203,12 +121,14 @@ class LocalBlobStore(BlobStore):
         return await self._run(self._put_bytes, key, data)
 
     def _head(self, key: str) -> ObjectInfo | None:
-        path = self._path(key)
         try:
+            path = self._path(key)
             st = path.stat()
-        except FileNotFoundError:
-            return None
-        if not path.is_file():
+        except OSError as exc:
+            if _absent(exc):
+                return None
+            raise
+        if not stat.S_ISREG(st.st_mode):
             return None
         return ObjectInfo(
             key=key,
@@ -222,16 +142,25 @@ class LocalBlobStore(BlobStore):
         """Stat the object's file."""
         return await self._run(self._head, key)
 
+    def _open_read(self, key: str) -> int:
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY)
+        except OSError as exc:
+            if _absent(exc):
+                raise _NoSuchKey(key) from exc
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise _NoSuchKey(key)
+        return fd
+
     async def read(
         self, key: str, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20
     ) -> AsyncIterator[bytes]:
         """Stream a byte range of the file."""
-        path = self._path(key)
         try:
-            fd = await self._run(os.open, path, os.O_RDONLY)
+            fd = await self._run(self._open_read, key)
         except FileNotFoundError as exc:
-            from vasset.errors import ObjectNotFound
-
             raise ObjectNotFound(f"object {key} does not exist") from exc
         try:
             pos = start
@@ -247,26 +176,36 @@ class LocalBlobStore(BlobStore):
 
     async def download_file(self, key: str, path: Path) -> None:
         """Copy the object's file out."""
-        src = self._path(key)
         try:
-            await self._run(shutil.copyfile, src, path)
+            await self._run(self._download, key, path)
         except FileNotFoundError as exc:
-            from vasset.errors import ObjectNotFound
-
             raise ObjectNotFound(f"object {key} does not exist") from exc
+
+    def _download(self, key: str, path: Path) -> None:
+        try:
+            shutil.copyfile(self._path(key), path)
+        except OSError as exc:
+            if _absent(exc) or exc.errno == errno.EISDIR:
+                raise _NoSuchKey(key) from exc
+            raise
 
     def _delete(self, key: str) -> None:
         try:
             self._path(key).unlink()
-        except FileNotFoundError:
-            pass
+        except OSError as exc:
+            # Deleting what cannot exist is a no-op, like deleting a missing object.
+            if not _absent(exc) and exc.errno not in (errno.EISDIR, errno.EPERM):
+                raise
 
     async def delete(self, key: str) -> None:
         """Unlink the file."""
         await self._run(self._delete, key)
 
     def _list(self, prefix: str) -> list[str]:
-        base = self._path(prefix) if prefix else self.objects
+        try:
+            base = self._path(prefix) if prefix else self.objects
+        except _NoSuchKey:
+            return []
         # The prefix may end mid-name ("a/b" matches "a/bc"): walk its parent and filter.
         walk_root = base if prefix.endswith("/") or not prefix else base.parent
         if not walk_root.exists():
@@ -295,7 +234,7 @@ class LocalBlobStore(BlobStore):
 
     def _copy(self, src_key: str, dst_key: str) -> None:
         tmp = self._tmp_path()
-        shutil.copyfile(self._path(src_key), tmp)
+        self._download(src_key, tmp)
         self._install(tmp, dst_key)
 
     async def copy(self, src_key: str, dst_key: str) -> None:
@@ -303,8 +242,6 @@ class LocalBlobStore(BlobStore):
         try:
             await self._run(self._copy, src_key, dst_key)
         except FileNotFoundError as exc:
-            from vasset.errors import ObjectNotFound
-
             raise ObjectNotFound(f"object {src_key} does not exist") from exc
 
     # multipart
@@ -333,8 +270,6 @@ class LocalBlobStore(BlobStore):
         try:
             await self._run(writer._open)
         except FileNotFoundError as exc:
-            from vasset.errors import UploadNotFound
-
             raise UploadNotFound("the multipart upload no longer exists") from exc
         return writer
 

@@ -85,6 +85,17 @@ async def list_parts(conn: AsyncConnection, upload_pk: int) -> dict[int, tuple[i
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
+async def has_part(conn: AsyncConnection, upload_pk: int, pseq: int) -> bool:
+    """Whether part pseq is recorded."""
+    row = (
+        await conn.execute(
+            text("SELECT 1 FROM upload_part WHERE upload_pk = :u AND pseq = :p"),
+            {"u": upload_pk, "p": pseq},
+        )
+    ).first()
+    return row is not None
+
+
 async def count_parts(conn: AsyncConnection, upload_pk: int) -> int:
     """How many parts are recorded."""
     row = (

@@ -20,20 +20,22 @@ from vasset.storage import keys
 from vasset.storage.base import BlobStore, PartInfo
 from vasset.upload import md5state
 from vasset.upload import repository as repo
+from vasset.upload.completion import Completion, EnqueueHook
 from vasset.upload.md5state import ResumableMD5
 from vasset.upload.names import decode_file_name
+from vasset.upload.partlocks import PartLocks
 from vasset.upload.repository import UploadRow
 from vasset.upload.stream import BodyReader, PartSink
 from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
 
+__all__ = ["MD5_RE", "EnqueueHook", "UploadService", "check_md5"]
+
 log = structlog.get_logger(__name__)
 
 MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
-RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
-
-#: Called inside the completing transaction when a video is uploaded with auto=1.
-EnqueueHook = Callable[[AsyncConnection, int, int, int], Awaitable[None]]
+#: At most 19 ASCII digits per number (BIGINT); longer numbers never reach int().
+RANGE_RE = re.compile(r"^bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19})$")
 
 
 def check_md5(value: str | None, name: str = "hash") -> str | None:
@@ -45,7 +47,7 @@ def check_md5(value: str | None, name: str = "hash") -> str | None:
     return value.lower()
 
 
-class UploadService:
+class UploadService(Completion):
     """Every upload call's decisions; HTTP parsing happens before, storage below."""
 
     def __init__(
@@ -60,6 +62,7 @@ class UploadService:
         self.settings = settings
         self.enqueue_transcode = enqueue_transcode
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload-hash")
+        self.part_locks = PartLocks()
         self.bytes_received = 0
         # Called after a transaction that enqueued a transcode commits (wakes a worker).
         self.after_enqueue: Callable[[], Awaitable[None]] | None = None
@@ -133,31 +136,38 @@ class UploadService:
         now = int(time.time())
         token, token_hash = new_upload_token()
         upload_id = keys.new_nonce() + keys.new_nonce()
-        async with transaction(self.engine) as conn:
-            vid = await self.new_video(conn, app.id, name, fsize, priority)
-        key = keys.source_key(app.id, vid, keys.new_nonce())
-        multipart_id = await self.store.create_multipart(key)
         expires_at = now + self.settings.upload_ttl
-        async with transaction(self.engine) as conn:
-            await videos.update_video(conn, vid, storage_uri=key)
-            await repo.insert_upload(
-                conn,
-                upload_id=upload_id,
-                token_hash=token_hash,
-                app_id=app.id,
-                video_id=vid,
-                file_size=fsize,
-                part_size=psize,
-                part_count=part_count,
-                client_md5=md5,
-                storage_key=key,
-                multipart_id=multipart_id,
-                direct=int(direct),
-                status="uploading",
-                auto_transcode=int(auto),
-                task_priority=priority,
-                expires_at=expires_at,
-            )
+        key, multipart_id = "", None
+        try:
+            # One transaction around the storage call: if recording the upload fails, the
+            # video row is rolled back and the multipart upload aborted (no orphan of either).
+            async with transaction(self.engine) as conn:
+                vid = await self.new_video(conn, app.id, name, fsize, priority)
+                key = keys.source_key(app.id, vid, keys.new_nonce())
+                multipart_id = await self.store.create_multipart(key)
+                await videos.update_video(conn, vid, storage_uri=key)
+                await repo.insert_upload(
+                    conn,
+                    upload_id=upload_id,
+                    token_hash=token_hash,
+                    app_id=app.id,
+                    video_id=vid,
+                    file_size=fsize,
+                    part_size=psize,
+                    part_count=part_count,
+                    client_md5=md5,
+                    storage_key=key,
+                    multipart_id=multipart_id,
+                    direct=int(direct),
+                    status="uploading",
+                    auto_transcode=int(auto),
+                    task_priority=priority,
+                    expires_at=expires_at,
+                )
+        except BaseException:
+            if multipart_id is not None:
+                await asyncio.shield(self._abort_quietly(key, multipart_id))
+            raise
         log.info("upload_started", upload_id=upload_id, vid=vid, size=fsize, parts=part_count)
         return {
             "upload_id": upload_id,
@@ -170,6 +180,12 @@ class UploadService:
             "expires_at": expires_at,
             "upload_token": token,
         }
+
+    async def _abort_quietly(self, key: str, multipart_id: str) -> None:
+        try:
+            await self.store.abort_multipart(key, multipart_id)
+        except Exception as exc:  # the janitor aborts what is left; the caller's error matters
+            log.warning("multipart_abort_failed", key=key, error=repr(exc))
 
     async def new_video(
         self, conn: AsyncConnection, app_id: int, name: str, size: int, priority: int
@@ -265,18 +281,31 @@ class UploadService:
             return await self._await_completion(row)
         self._check_writable(row)
         reader = BodyReader(chunks)
-        async with transaction(self.engine) as conn:
-            recorded = await repo.list_parts(conn, row.id)
-        if pseq in recorded:
+        if await self._store_once(row, pseq, md5, expected, reader) is None:
             # Idempotent re-send: the stored bytes stay; the body is read and dropped.
             await reader.drain()
-            return await self._after_part(row, pseq)
-        info, advanced = await self._store_part(row, pseq, md5, expected, reader)
-        async with transaction(self.engine) as conn:
-            await repo.record_part(conn, row.id, pseq, info.size, info.etag)
-            if advanced is not None:
-                await repo.advance_md5(conn, row.id, pseq, advanced)
         return await self._after_part(row, pseq)
+
+    async def _store_once(
+        self, row: UploadRow, pseq: int, md5: str | None, size: int, reader: BodyReader
+    ) -> PartInfo | None:
+        """Store and record the part unless it is recorded already (then None: skip its bytes)."""
+        # A second writer of the part waits here, on the loop: it holds no storage thread,
+        # and once the first writer is done it finds the part recorded.
+        async with self.part_locks.hold(row.upload_id, pseq):
+            async with transaction(self.engine) as conn:
+                if await repo.has_part(conn, row.id, pseq):
+                    return None
+                fresh = await repo.get_upload(conn, row.upload_id)
+            if fresh is None:
+                raise errors.UploadNotFound()
+            self._check_writable(fresh)
+            info, advanced = await self._store_part(fresh, pseq, md5, size, reader)
+            async with transaction(self.engine) as conn:
+                await repo.record_part(conn, row.id, pseq, info.size, info.etag)
+                if advanced is not None:
+                    await repo.advance_md5(conn, row.id, pseq, advanced)
+        return info
 
     async def _store_part(
         self, row: UploadRow, pseq: int, md5: str | None, size: int, reader: BodyReader
@@ -361,256 +390,18 @@ class UploadService:
             size = row.part_length(pseq)
             if position + size - 1 > end:
                 break  # a trailing partial part is not stored; offset moves by whole parts
-            if pseq in recorded:
+            info = None
+            if pseq not in recorded:
+                info = await self._store_once(row, pseq, None, size, reader)
+            if info is None:
                 await _skip(reader, size)
-            else:
-                fresh = await self._load_quiet(row.upload_id)
-                info, advanced = await self._store_part(fresh, pseq, None, size, reader)
-                async with transaction(self.engine) as conn:
-                    await repo.record_part(conn, row.id, pseq, info.size, info.etag)
-                    if advanced is not None:
-                        await repo.advance_md5(conn, row.id, pseq, advanced)
-                recorded[pseq] = (info.size, info.etag)
+            recorded[pseq] = (size, info.etag if info else "")
             position += size
             pseq += 1
         await reader.drain()
         if len(recorded) >= row.part_count:
             return await self.complete(row)
         return {"upload_id": row.upload_id, "offset": self._offset(row, recorded)}
-
-    async def _load_quiet(self, upload_id: str) -> UploadRow:
-        async with transaction(self.engine) as conn:
-            row = await repo.get_upload(conn, upload_id)
-        assert row is not None
-        return row
-
-    @staticmethod
-    def _offset(row: UploadRow, recorded: dict[int, tuple[int, str]]) -> int:
-        """Bytes durably stored contiguously from byte 0."""
-        offset = 0
-        for pseq in range(1, row.part_count + 1):
-            if pseq not in recorded:
-                break
-            offset += row.part_length(pseq)
-        return offset
-
-    # resume
-    async def resume(self, row: UploadRow) -> dict:
-        """Which parts are missing, reconciled with what storage actually holds."""
-        if row.status == "uploaded":
-            return {
-                "upload_id": row.upload_id,
-                "status": "uploaded",
-                "vid": row.video_id,
-                "md5": row.client_md5,
-                "size": row.file_size,
-            }
-        if row.status in ("failed", "aborted"):
-            return {
-                "upload_id": row.upload_id,
-                "status": "upload_failed",
-                "vid": row.video_id,
-                "error": row.error,
-            }
-        recorded = await self._reconcile(row)
-        if row.status == "uploading" and len(recorded) >= row.part_count:
-            # Every part is stored but completion never ran (e.g. the process died): finish now.
-            return await self.complete(row)
-        missing = [p for p in range(1, row.part_count + 1) if p not in recorded]
-        return {
-            "upload_id": row.upload_id,
-            "vid": row.video_id,
-            "status": "uploading",
-            "size": row.file_size,
-            "part_size": row.part_size,
-            "part_count": row.part_count,
-            "received": len(recorded),
-            "missing": missing,
-            "offset": self._offset(row, recorded),
-            "expires_at": row.expires_at,
-        }
-
-    async def _reconcile(self, row: UploadRow) -> dict[int, tuple[int, str]]:
-        """Add parts that storage holds but the record lacks (a crash, or direct-upload parts)."""
-        async with transaction(self.engine) as conn:
-            recorded = await repo.list_parts(conn, row.id)
-        if len(recorded) >= row.part_count:
-            return recorded
-        stored = await self.store.list_parts(row.storage_key, row.multipart_id)
-        found = [
-            p
-            for p in stored
-            if p.number not in recorded
-            and 1 <= p.number <= row.part_count
-            and p.size == row.part_length(p.number)
-        ]
-        if found:
-            async with transaction(self.engine) as conn:
-                for part in found:
-                    await repo.record_part(conn, row.id, part.number, part.size, part.etag)
-            for part in found:
-                recorded[part.number] = (part.size, part.etag)
-            log.info("parts_recovered", upload_id=row.upload_id, parts=[p.number for p in found])
-        return recorded
-
-    # completion
-    async def _await_completion(self, row: UploadRow, wait: float = 60.0) -> dict:
-        """Another request is completing: wait for its answer, or take over a dead one."""
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            current = await self._load_quiet(row.upload_id)
-            if current.status == "uploaded":
-                return self._uploaded_answer(current)
-            if current.status == "failed":
-                raise errors.UploadAborted(current.error or "the upload failed verification")
-            if current.status == "uploading":
-                return await self.resume(current)
-            if current.status == "completing" and (current.completing_at or 0) < (
-                time.time() - self.settings.completion_lease
-            ):
-                return await self.complete(current)
-            await asyncio.sleep(0.2)
-        raise errors.UploadInProgress()
-
-    def _uploaded_answer(self, row: UploadRow) -> dict:
-        return {
-            "upload_id": row.upload_id,
-            "vid": row.video_id,
-            "status": "uploaded",
-            "md5": row.client_md5,
-            "size": row.file_size,
-        }
-
-    async def complete(self, row: UploadRow) -> dict:
-        """Verify every part and the whole file, then publish the video (exactly once)."""
-        async with transaction(self.engine) as conn:
-            taken = await repo.take_completion(conn, row.id, self.settings.completion_lease)
-        if not taken:
-            return await self._await_completion(row)
-        try:
-            return await self._complete_taken(row)
-        except errors.VerificationFailed:
-            raise
-        except BaseException:
-            # Give the upload back so a retry (or resume) can complete it.
-            async with transaction(self.engine) as conn:
-                await repo.set_status(conn, row.id, "uploading", completing_at=None)
-            raise
-
-    async def _complete_taken(self, row: UploadRow) -> dict:
-        row = await self._load_quiet(row.upload_id)
-        async with transaction(self.engine) as conn:
-            recorded = await repo.list_parts(conn, row.id)
-        # 1. part count and sizes, against the durable record
-        missing = [p for p in range(1, row.part_count + 1) if p not in recorded]
-        if missing:
-            raise errors.InvalidState(f"parts {missing[:20]} are missing")
-        total = sum(recorded[p][0] for p in range(1, row.part_count + 1))
-        bad_size = [p for p in recorded if recorded[p][0] != row.part_length(p)]
-        if total != row.file_size or bad_size:
-            await self._fail(row, "SizeMismatch")
-            raise errors.SizeMismatch(
-                f"parts add up to {total} bytes, fsize is {row.file_size}", vid=row.video_id
-            )
-        # 2. every part's hash, against what storage holds
-        parts = [PartInfo(p, recorded[p][0], recorded[p][1]) for p in range(1, row.part_count + 1)]
-        if not await self.store.head(row.storage_key):
-            stored = {
-                p.number: p for p in await self.store.list_parts(row.storage_key, row.multipart_id)
-            }
-            wrong = [p.number for p in parts if stored.get(p.number) != p]
-            if wrong:
-                # Storage lost or replaced these parts: ask the client to send them again.
-                async with transaction(self.engine) as conn:
-                    await repo.forget_parts(conn, row.id, wrong)
-                    await repo.set_status(conn, row.id, "uploading", completing_at=None)
-                log.warning("parts_invalidated", upload_id=row.upload_id, parts=wrong)
-                return {
-                    "upload_id": row.upload_id,
-                    "received": row.part_count - len(wrong),
-                    "part_count": row.part_count,
-                    "missing": wrong,
-                }
-            await self.store.complete_multipart(row.storage_key, row.multipart_id, parts)
-        # 3. the whole file's size and MD5 (continuing the saved state: no re-read in order)
-        head = await self.store.head(row.storage_key)
-        if head is None or head.size != row.file_size:
-            await self._fail(row, "SizeMismatch", delete_object=True)
-            raise errors.SizeMismatch("the stored object has the wrong size", vid=row.video_id)
-        md5 = await self._whole_md5(row)
-        if row.client_md5 is not None and md5 != row.client_md5:
-            await self._fail(row, "HashMismatch", delete_object=True)
-            raise errors.HashMismatch(
-                f"the uploaded file's MD5 is {md5}, init declared {row.client_md5}",
-                vid=row.video_id,
-                md5=md5,
-            )
-        async with transaction(self.engine) as conn:
-            await videos.transition(
-                conn, row.video_id, VideoStatus.UPLOADED.value, hash=md5, file_size=row.file_size
-            )
-            await repo.set_status(conn, row.id, "uploaded", client_md5=md5, md5_state=None)
-            if row.auto_transcode and self.enqueue_transcode is not None:
-                await self.enqueue_transcode(conn, row.app_id, row.video_id, row.task_priority)
-        if row.auto_transcode and self.after_enqueue is not None:
-            await self.after_enqueue()
-        log.info("upload_completed", upload_id=row.upload_id, vid=row.video_id, md5=md5)
-        return {
-            "upload_id": row.upload_id,
-            "vid": row.video_id,
-            "status": "uploaded",
-            "md5": md5,
-            "size": row.file_size,
-        }
-
-    async def _whole_md5(self, row: UploadRow) -> str:
-        """Finish the saved MD5 state, reading only the parts it has not seen."""
-        if md5state.available():
-            ctx = ResumableMD5(row.md5_state if row.md5_parts else None)
-            start = row.md5_parts * row.part_size if row.md5_parts else 0
-        else:
-            import hashlib
-
-            ctx, start = hashlib.md5(), 0  # type: ignore[assignment]
-        if start < row.file_size:
-            log.info("upload_verifying_read", upload_id=row.upload_id, from_byte=start)
-            loop = asyncio.get_running_loop()
-            async for chunk in self.store.read(row.storage_key, start, None, chunk_size=4 << 20):
-                await loop.run_in_executor(self.pool, ctx.update, chunk)
-        return ctx.hexdigest()
-
-    async def _fail(self, row: UploadRow, reason: str, delete_object: bool = False) -> None:
-        """Mark the upload and its video failed; the bytes are dropped, never indexed."""
-        async with transaction(self.engine) as conn:
-            await repo.set_status(conn, row.id, "failed", error=reason, md5_state=None)
-            await videos.transition(
-                conn, row.video_id, VideoStatus.UPLOAD_FAILED.value, error=reason, hash=None
-            )
-        if delete_object:
-            await self.store.delete(row.storage_key)
-        else:
-            await self.store.abort_multipart(row.storage_key, row.multipart_id)
-        log.warning("upload_failed", upload_id=row.upload_id, vid=row.video_id, reason=reason)
-
-    # expiry
-    async def expire(self, now: int | None = None) -> int:
-        """Expire unfinished uploads past their TTL and drop their parts; returns how many."""
-        now = int(now or time.time())
-        count = 0
-        while True:
-            async with transaction(self.engine) as conn:
-                rows = await repo.expired_uploads(conn, now)
-            if not rows:
-                return count
-            for row in rows:
-                await self.store.abort_multipart(row.storage_key, row.multipart_id)
-                async with transaction(self.engine) as conn:
-                    await repo.set_status(conn, row.id, "expired")
-                    await videos.transition(
-                        conn, row.video_id, VideoStatus.UPLOAD_FAILED.value, error="UploadExpired"
-                    )
-                log.info("upload_expired", upload_id=row.upload_id, vid=row.video_id)
-                count += 1
 
 
 async def _skip(reader: BodyReader, size: int) -> None:
