@@ -343,6 +343,7 @@ def stack(test_env, tmp_path_factory, oss) -> Iterator[Stack]:
         VASSET_LADDER=LADDER,
         VASSET_IMAGE_COUNT="1",
         VASSET_HLS="false",
+        VASSET_IMPORT_ALLOW_HOSTS="127.0.0.1,::1",
     )
     assert "VASSET_OSS_BUCKET" not in stack.env
     stack.start()
@@ -505,3 +506,12 @@ def test_worker_refuses_a_queued_import_of_another_apps_source(stack, app_b, a_v
     assert state == "failed" and error.startswith("InvalidSource"), (state, error)
     assert importer.OSS_REFUSED in error
     assert not list(oss2.ObjectIteratorV2(bucket, prefix=f"sources/{b_id}/{vid}/"))
+
+
+def test_http_import_of_a_loopback_literal_is_refused_at_request_time(stack, app_b, internal):
+    before = videos_of(stack, app_b)
+    for src in (f"http://127.0.0.1:{internal.port}/secret", f"http://[::1]:{internal.port}/secret"):
+        r = import_src(app_b, src)
+        assert r.status_code == 400 and r.json()["code"] == "InvalidSource", r.text
+    assert videos_of(stack, app_b) == before
+    assert internal.hits == []

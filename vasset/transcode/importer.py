@@ -125,7 +125,12 @@ async def check_source(ctx: Context, app_id: int, src: str) -> None:
     if urlsplit(src).scheme.lower() == "oss":
         await _readable_oss_key(ctx, app_id, src)
     else:
-        check_http_uri(src, allowed_hosts(ctx.settings.import_allow_hosts))
+        url = check_http_uri(src, allowed_hosts(ctx.settings.import_allow_hosts))
+        try:
+            literal = ipaddress.ip_address(url.host)
+        except ValueError:
+            return  # a name: resolved and checked when fetching
+        _public_or_refuse(url.host, [literal])
 
 
 def _is_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
