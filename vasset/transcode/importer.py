@@ -61,18 +61,19 @@ def allowed_hosts(setting: str) -> set[str]:
 
 def check_http_uri(uri: str, allow: set[str]) -> httpx.URL:
     """Validate an http(s) src's form and host; its addresses are checked when fetching."""
-    parts = urlsplit(uri)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ImportRefused("src must be an http(s):// or oss:// URI")
-    host = (parts.hostname or "").lower()
-    if not host or host not in allow:
-        raise ImportRefused(f"host {host or '?'} is not on the import allow-list")
-    if parts.username or parts.password:
-        raise ImportRefused("credentials in src are not accepted")
+    # One parser (the client's own) for checking and connecting: no parser differential.
     try:
-        return httpx.URL(uri)
+        url = httpx.URL(uri)
     except (httpx.InvalidURL, ValueError):
         raise ImportRefused("src is not a valid URL") from None
+    if url.scheme not in ("http", "https"):
+        raise ImportRefused("src must be an http(s):// or oss:// URI")
+    names = {url.host.lower(), url.raw_host.decode("ascii").lower()} - {""}
+    if not names or not names & allow:
+        raise ImportRefused(f"host {url.host or '?'} is not on the import allow-list")
+    if url.userinfo:
+        raise ImportRefused("credentials in src are not accepted")
+    return url
 
 
 def oss_key(uri: str, bucket: str) -> str:
