@@ -402,6 +402,7 @@ async def test_local_keys_outside_or_unnameable_are_missing(tmp_path):
         "media/" + "x" * 256 + ".mp4",
         "media/" + "é" * 200 + ".mp4",  # 400 bytes, 200 characters
         "media/real.mp4/child",
+        "media/\ud800.mp4",  # a lone surrogate (no file name encodes it)
         "media/loop/x",
         "media/loop",
     ]

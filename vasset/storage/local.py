@@ -78,7 +78,11 @@ class LocalBlobStore(BlobStore):
 
     def _path(self, key: str) -> Path:
         """The file behind key; _NoSuchKey when key cannot name a file inside the store."""
-        if "\0" in key or any(len(part.encode()) > _NAME_MAX for part in key.split("/")):
+        try:
+            raw = os.fsencode(key)
+        except UnicodeEncodeError:
+            raw = b"\0"  # a lone surrogate cannot name a file either
+        if b"\0" in raw or any(len(part) > _NAME_MAX for part in raw.split(b"/")):
             raise _NoSuchKey(f"no object can be stored under {key[:80]!r}")
         # realpath, not Path.resolve: a symlink loop must be a missing object, not RuntimeError.
         path = Path(os.path.realpath(self.objects / key))

@@ -26,6 +26,7 @@ from vasset.upload.names import decode_file_name
 from vasset.upload.partlocks import PartLocks
 from vasset.upload.repository import UploadRow
 from vasset.upload.stream import BodyReader, PartSink
+from vasset.upload.wholefile import WholeFile
 from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
 
@@ -34,8 +35,6 @@ __all__ = ["MD5_RE", "EnqueueHook", "UploadService", "check_md5"]
 log = structlog.get_logger(__name__)
 
 MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
-#: At most 19 ASCII digits per number (BIGINT); longer numbers never reach int().
-RANGE_RE = re.compile(r"^bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19})$")
 
 
 def check_md5(value: str | None, name: str = "hash") -> str | None:
@@ -47,7 +46,7 @@ def check_md5(value: str | None, name: str = "hash") -> str | None:
     return value.lower()
 
 
-class UploadService(Completion):
+class UploadService(WholeFile, Completion):
     """Every upload call's decisions; HTTP parsing happens before, storage below."""
 
     def __init__(
@@ -351,64 +350,3 @@ class UploadService(Completion):
             "received": received,
             "part_count": row.part_count,
         }
-
-    # whole-file mode
-    async def put_range(
-        self,
-        row: UploadRow,
-        content_range: str | None,
-        content_length: int | None,
-        chunks: AsyncIterator[bytes],
-    ) -> dict:
-        """Cut a Content-Range body into parts from the current offset."""
-        if not content_range:
-            raise errors.InvalidContentRange("Content-Range is required without pseq")
-        match = RANGE_RE.match(content_range.strip())
-        if not match:
-            raise errors.InvalidContentRange("Content-Range must be 'bytes START-END/TOTAL'")
-        start, end, total = (int(g) for g in match.groups())
-        if total != row.file_size or end < start or end >= total:
-            raise errors.InvalidContentRange(
-                f"Content-Range must lie within 0-{row.file_size - 1}/{row.file_size}"
-            )
-        if content_length is not None and content_length != end - start + 1:
-            raise errors.InvalidContentRange("Content-Length does not match Content-Range")
-        if row.status == "completing":
-            return await self._await_completion(row)
-        self._check_writable(row)
-        async with transaction(self.engine) as conn:
-            recorded = await repo.list_parts(conn, row.id)
-        offset = self._offset(row, recorded)
-        if start != offset:
-            raise errors.OffsetMismatch(
-                f"Content-Range starts at {start}, the upload's offset is {offset}", offset=offset
-            )
-        reader = BodyReader(chunks)
-        pseq = start // row.part_size + 1
-        position = start
-        while pseq <= row.part_count and position <= end:
-            size = row.part_length(pseq)
-            if position + size - 1 > end:
-                break  # a trailing partial part is not stored; offset moves by whole parts
-            info = None
-            if pseq not in recorded:
-                info = await self._store_once(row, pseq, None, size, reader)
-            if info is None:
-                await _skip(reader, size)
-            recorded[pseq] = (size, info.etag if info else "")
-            position += size
-            pseq += 1
-        await reader.drain()
-        if len(recorded) >= row.part_count:
-            return await self.complete(row)
-        return {"upload_id": row.upload_id, "offset": self._offset(row, recorded)}
-
-
-async def _skip(reader: BodyReader, size: int) -> None:
-    """Read and drop size bytes of the body (a part that is already stored)."""
-    left = size
-    while left > 0:
-        data = await reader.read(min(left, 4 << 20))
-        if not data:
-            raise errors.IncompleteBody("the body ended inside an already stored part")
-        left -= len(data)
