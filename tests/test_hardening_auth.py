@@ -212,7 +212,7 @@ def test_session_values_need_ascii_digits():
 
 
 def _signed_status(api: Api, **over) -> httpx.Response:
-    q = signed_query("GET", "/video/status", {"vid": 1}, api.app_key, api.app_secret, **over)
+    q = signed_query("GET", "/video/status", {"vid": 2**62}, api.app_key, api.app_secret, **over)
     return httpx.get(f"{api.base_url}/video/status?{q}")
 
 

@@ -15,14 +15,17 @@ def percent_encode(value: str) -> str:
     return quote(value, safe=UNRESERVED)
 
 
-def parse_query(query_string: str) -> list[tuple[str, str]]:
-    """Decode a raw query string into (name, value) pairs, keeping blanks and order."""
+def parse_query(query_string: str, errors: str = "replace") -> list[tuple[str, str]]:
+    """Decode a raw query string into (name, value) pairs, keeping blanks and order.
+
+    errors="strict" raises UnicodeDecodeError for escapes that are not UTF-8.
+    """
     pairs = []
     for item in query_string.split("&"):
         if not item:
             continue
         name, _, value = item.partition("=")
-        pairs.append((unquote_plus(name), unquote_plus(value)))
+        pairs.append((unquote_plus(name, errors=errors), unquote_plus(value, errors=errors)))
     return pairs
 
 

@@ -117,7 +117,11 @@ class Authenticator:
 
     async def verify_signed(self, method: str, path: str, query_string: str) -> App:
         """Authenticate a signed call or raise the matching 4xx error."""
-        pairs = parse_query(query_string)
+        try:
+            # Strict: lossy decoding would make a signature over %FF also cover %FE.
+            pairs = parse_query(query_string, errors="strict")
+        except UnicodeDecodeError:
+            raise errors.InvalidParameter("query escapes must be UTF-8") from None
         params: dict[str, str] = {}
         for name, value in pairs:
             params.setdefault(name, value)
@@ -146,6 +150,9 @@ class Authenticator:
         expected = sign(app.app_secret, method, path, pairs)
         if not signatures_match(expected, params["signature"]):
             raise errors.SignatureDoesNotMatch()
+        if len(params) != len(pairs):
+            # Duplicates sort into the signature in any order, but only the first is used.
+            raise errors.InvalidParameter("a parameter is given more than once")
         # The nonce is spent only by a correctly signed call, so garbage cannot burn nonces.
         s = self._settings
         key = f"{s.redis_prefix}nonce:{app.app_key}:{params['random']}"
