@@ -444,6 +444,7 @@ def test_oss_import_of_another_apps_objects_is_refused_like_a_missing_key(
     # another bucket, or none: the same answer
     assert refusal(import_src(app_b, f"oss://other-bucket/{a['source']}")) == missing
     assert refusal(import_src(app_b, "oss:///incoming/clip.mp4")) == missing
+    assert refusal(import_src(app_b, "oss://[vasset-test/incoming/clip.mp4")) == missing
     assert videos_of(stack, app_b) == before == 1
 
 

@@ -78,7 +78,10 @@ def check_http_uri(uri: str, allow: set[str]) -> httpx.URL:
 
 def oss_key(uri: str, bucket: str) -> str:
     """The store key an oss://BUCKET/KEY src names; refuses other buckets and unsafe keys."""
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # e.g. an unclosed "[" in the bucket part
+        raise ImportRefused(OSS_REFUSED) from None
     if not bucket or parts.netloc != bucket or parts.query or parts.fragment:
         raise ImportRefused(OSS_REFUSED)
     try:
@@ -123,7 +126,7 @@ async def _readable_oss_key(ctx: Context, app_id: int, src: str) -> str:
 
 async def check_source(ctx: Context, app_id: int, src: str) -> None:
     """Request-time check of a src for app_id (the worker checks again before fetching)."""
-    if urlsplit(src).scheme.lower() == "oss":
+    if _scheme(src) == "oss":
         await _readable_oss_key(ctx, app_id, src)
     else:
         url = check_http_uri(src, allowed_hosts(ctx.settings.import_allow_hosts))
@@ -132,6 +135,11 @@ async def check_source(ctx: Context, app_id: int, src: str) -> None:
         except ValueError:
             return  # a name: resolved and checked when fetching
         _public_or_refuse(url.host, [literal])
+
+
+def _scheme(src: str) -> str:
+    """The lower-case scheme of a URI, without parsing the rest (which may not parse)."""
+    return src.partition(":")[0].lower()
 
 
 def _is_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -268,7 +276,7 @@ async def import_source(ctx: Context, job: Job, workdir: Path) -> None:
     src = job.options["src"]
     s = ctx.settings
     target = workdir / "import"
-    scheme = urlsplit(src).scheme.lower()
+    scheme = _scheme(src)
     if scheme == "oss":
         # Checked again here: the job may predate the rules, or the object may be gone.
         await ctx.store.download_file(await _readable_oss_key(ctx, job.app_id, src), target)
