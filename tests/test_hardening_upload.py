@@ -449,3 +449,18 @@ async def test_part_locks_let_one_writer_in_and_bound_the_wait():
     await asyncio.gather(*waiters)
     assert sorted(order) == [f"w{i}" for i in range(5)]
     assert locks._held == {}
+
+
+@pytest.mark.parametrize("suffix", ["\n", " ", "\r\n"])
+def test_hashes_with_trailing_characters_are_invalid(api, suffix):
+    data = os.urandom(1000)
+    good = hashlib.md5(data).hexdigest()
+    r = api.call(
+        "POST",
+        "/video/upload/init",
+        {"fn": b64name("a.mp4"), "fsize": 1000, "psize": 1000, "hash": good + suffix},
+    )
+    assert err(r, 400, "InvalidParameter")["parameter"] == "hash"
+    upid = start(api, data, 1000)["upload_id"]
+    r = api.put_part(upid, 1, data, hash=good + suffix)
+    assert err(r, 400, "InvalidParameter")["parameter"] == "hash"

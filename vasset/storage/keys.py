@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import secrets
 
-_SAFE = re.compile(r"^[a-z0-9_]{1,32}$")
+_SAFE = re.compile(r"^[a-z0-9_]{1,32}\Z")
 
 
 def new_nonce() -> str:
@@ -58,7 +58,7 @@ def output_prefix_of(key: str) -> str | None:
 #: Top-level prefixes of the layout above: vasset writes nowhere else in a store.
 OWN_PREFIXES = ("sources/", "media/", "direct/")
 
-_OWNER_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+_OWNER_ID = re.compile(r"^[1-9][0-9]{0,17}\Z")
 
 
 def layout_owner(key: str) -> tuple[str, int] | None:

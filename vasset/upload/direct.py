@@ -44,8 +44,8 @@ log = structlog.get_logger(__name__)
 #: Presigned part URLs handed out per answer (init and direct/urls).
 URL_BATCH = 1000
 #: The last path component a PostObject key may use under its credentials' dir.
-_POSTED_NAME = re.compile(r"^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$")
-_POSTED_NONCE = re.compile(r"^[a-z0-9_]{1,32}$")
+_POSTED_NAME = re.compile(r"^(?!\.\.?\Z)[A-Za-z0-9._-]{1,128}\Z")
+_POSTED_NONCE = re.compile(r"^[a-z0-9_]{1,32}\Z")
 
 
 class DirectUploads:

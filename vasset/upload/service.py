@@ -34,7 +34,7 @@ __all__ = ["MD5_RE", "EnqueueHook", "UploadService", "check_md5"]
 
 log = structlog.get_logger(__name__)
 
-MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+MD5_RE = re.compile(r"^[0-9a-fA-F]{32}\Z")
 
 
 def check_md5(value: str | None, name: str = "hash") -> str | None:

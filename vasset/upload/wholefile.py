@@ -19,7 +19,7 @@ from vasset.upload.repository import UploadRow
 from vasset.upload.stream import BodyReader
 
 #: At most 19 ASCII digits per number (BIGINT); longer numbers never reach int().
-RANGE_RE = re.compile(r"^bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19})$")
+RANGE_RE = re.compile(r"^bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19})\Z")
 
 
 class WholeFile:
