@@ -233,3 +233,75 @@ def test_a_refused_import_reports_the_failure_on_its_video(ssrf_imports):
         assert status["status"] in ("upload_failed", "transcode_failed"), (vid, status)
         # The client sees why, not a video stuck at `uploading` forever.
         assert (status["error"] or "").startswith("InvalidSource"), (vid, status)
+
+
+# ---- console: CSRF, cookie forgery, stored names
+
+
+CONSOLE_KEY = "console-" + os.urandom(9).hex()
+EVIL = {"Origin": "https://evil.example.test"}
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):
+    """A private API (no worker) whose console acts for its own app; a logged-in client."""
+    import json
+
+    stack = Stack(tmp_path_factory.mktemp("console-attacks"), workers=0)
+    stack._run("db", "upgrade")
+    app = json.loads(stack._run("apps", "create", "console", "--json"))
+    stack.env.update(VASSET_CONSOLE_KEY=CONSOLE_KEY, VASSET_CONSOLE_APP_KEY=app["app_key"])
+    try:
+        stack.start()
+        client = httpx.Client(base_url=stack.server.url, timeout=30)
+        assert client.post("/console/login", json={"key": CONSOLE_KEY}).status_code == 200
+        yield stack, client
+        client.close()
+    finally:
+        stack.stop()
+
+
+def test_cross_site_simple_posts_are_refused_even_with_the_cookie(console):
+    stack, client = console
+    before = client.get("/console/api/videos").json()["videos"]
+    body = b'{"name": "csrf.mp4", "size": 10, "part_size": 102400}'
+    # What a cross-site <form> or no-preflight fetch can send: never application/json.
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""):
+        headers = {**EVIL, "Content-Type": ctype} if ctype else EVIL
+        r = client.post("/console/api/uploads", content=body, headers=headers)
+        assert r.status_code == 400, (ctype, r.text)
+        assert "access-control-allow-credentials" not in r.headers
+    assert client.get("/console/api/videos").json()["videos"] == before
+    pre = httpx.options(stack.server.url + "/console/api/uploads",
+                        headers={**EVIL, "Access-Control-Request-Method": "POST",
+                                 "Access-Control-Request-Headers": "content-type"})  # fmt: skip
+    assert pre.headers.get("access-control-allow-origin") in (None, "*")
+    assert pre.headers.get("access-control-allow-credentials") != "true"
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    ["", "x", "1.2.3", "0" * 300, "ZZZZ.ZZZZ", "%00", "../../", "9" * 40 + ".abc"],
+)
+def test_forged_console_cookies_are_not_sessions(console, cookie):
+    stack, client = console
+    real = client.cookies["vasset_console"]
+    for value in (cookie, real + "0", real[:-1]):
+        r = httpx.get(stack.server.url + "/console/api/videos", cookies={"vasset_console": value})
+        assert r.status_code == 401 and r.json()["code"] == "InvalidConsoleKey", (value, r.text)
+
+
+def test_hostile_file_names_come_back_as_json_data(console):
+    stack, client = console
+    name = '<img src=x onerror="alert(1)"><script>alert(2)<svg onload=alert(3)>.mp4'  # no '/'
+    r = client.post("/console/api/uploads", json={"name": name, "size": 10, "part_size": 102400})
+    assert r.status_code == 200, r.text
+    video = client.get(f"/console/api/videos/{r.json()['vid']}")
+    assert video.headers["content-type"].startswith("application/json")
+    assert video.json()["media"]["source_name"] == name  # data, to be shown as text
+    page = httpx.get(stack.server.url + "/console")
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[-1]
+    script = httpx.get(stack.server.url + "/console/static/app.js").text
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in script, sink  # names and messages reach the page as text only
