@@ -316,3 +316,117 @@ def test_out_of_range_priority_is_invalid_parameter(stack, api, clips, priority)
     # The largest INT still works.
     r = api.call("POST", "/video/transcode", {"vid": vid, "priority": 2**31 - 1})
     assert r.status_code == 200, r.text
+
+
+# ---- 6. MediaInfo runs out of the worker's memory; a hostile file fails once, for good
+
+
+def many_tracks(directory: Path, tracks: int = 999) -> Path:
+    """A 64x64, 1 s MP4 with one video and `tracks` copies of a tiny AAC track (about 2 MB)."""
+
+    def build(out: Path) -> None:
+        tiny = out.with_name(f".tiny-{out.name}")
+        media._ffmpeg(
+            [
+                *("-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5"),
+                *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000"),
+                *("-t", "1", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
+                *("-c:a", "aac", "-b:a", "8k", "-ac", "1", tiny),
+            ]
+        )
+        try:
+            maps = ["-map", "0:v"] + ["-map", "0:a"] * tracks
+            media._ffmpeg(["-i", tiny, *maps, "-c", "copy", out])
+        finally:
+            tiny.unlink(missing_ok=True)
+
+    return media._cached(directory, f"many_tracks_{tracks}.mp4", build)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_probing_a_many_track_file_does_not_grow_the_caller(clips):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vasset.transcode.probe import probe
+
+    path = many_tracks(clips)
+    # Like the worker: probes run in threads. The first one loads whatever probing loads.
+    with ThreadPoolExecutor(2) as pool:
+        pool.submit(probe, media.landscape(clips)).result()
+        before = rss_mb()
+        infos = [pool.submit(probe, path).result() for _ in range(3)]
+        after = rss_mb()
+    assert all(i.format == "MPEG-4" and i.has_audio for i in infos)
+    assert after - before < 8, f"RSS grew from {before:.0f} MB to {after:.0f} MB"
+
+
+def test_many_track_upload_ends_without_retries(stack, api, clips):
+    fleet = stack.fleet("tracks")
+    with fleet:
+        (worker,) = fleet.start(1)
+        vid = upload(api, many_tracks(clips), auto=1)
+        done = wait_status(api, vid, {"playable", "transcode_failed"}, timeout=90)
+        assert worker.alive(), worker.tail()
+    (job,) = jobs_of(stack.env, vid)
+    assert job["attempts"] == 1, job
+    assert done["status"] == "playable", done
+
+
+def test_mediainfo_over_its_memory_cap_is_a_permanent_failure(clips):
+    from vasset.transcode.pipeline import classify
+    from vasset.transcode.probe import UnsupportedMedia, probe
+
+    cap = 96 << 20  # plenty for an ordinary clip; the 999-track file needs about 150 MB
+    assert probe(media.landscape(clips), memory_limit=cap).format == "MPEG-4"
+    with pytest.raises(UnsupportedMedia) as caught:
+        probe(many_tracks(clips), memory_limit=cap)
+    message, permanent = classify(caught.value)
+    assert permanent and message.startswith("UnsupportedMedia: the file cannot be analysed")
+
+
+# ---- 13. error text served by /video/status has no heap addresses and no worker paths
+
+
+def test_public_error_drops_heap_addresses_and_paths():
+    from vasset.transcode.pipeline import public_error
+
+    assert (
+        public_error("TranscodeFailed: [h264 @ 0x56286c52d580] Invalid NAL unit size (9 > 7).")
+        == "TranscodeFailed: [h264] Invalid NAL unit size (9 > 7)."
+    )
+    assert (
+        public_error("CorruptMedia: /var/tmp/vasset/job-3-1/source: Invalid data found")
+        == "CorruptMedia: source: Invalid data found"
+    )
+    assert public_error(
+        "InternalError: FileNotFoundError: [Errno 2] No such file or directory:"
+        " '/tmp/v/job-600-1/out/hls/master.m3u8'"
+    ).endswith("No such file or directory: 'master.m3u8'")
+    # URLs, ratios and short codec tags are not paths or addresses.
+    kept = "InvalidParameter: src http://example.com/a/b.mp4 answered 404; 16/9 N/A tag 0x31637661"
+    assert public_error(kept) == kept
+
+
+def test_a_real_ffmpeg_failure_is_classified_without_address_or_path(tmp_path, clips):
+    from vasset.transcode.pipeline import classify
+    from vasset.transcode.sandbox import FfmpegError, run_ffmpeg
+
+    data = bytearray(media.landscape(clips).read_bytes())
+    start = data.index(b"mdat") + 8
+    data[start : start + 3000] = bytes((k * 7919) & 0xFF for k in range(3000))
+    bad = tmp_path / "work" / "source.mp4"
+    bad.parent.mkdir()
+    bad.write_bytes(data)
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-xerror", "-i", str(bad)]
+    result = asyncio.run(run_ffmpeg([*argv, "-f", "null", "-"], timeout=60, stall_timeout=60))
+    assert not result.ok and " @ 0x" in result.stderr_tail
+    message, _ = classify(FfmpegError(result))
+    assert "0x" not in message and str(tmp_path) not in message, message
+    assert message.startswith(("CorruptMedia: ", "TranscodeFailed: ")), message

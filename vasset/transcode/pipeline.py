@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,16 +30,10 @@ from vasset.videos.state import VideoStatus
 
 log = structlog.get_logger(__name__)
 
-
-# pymediainfo resets libmediainfo's options globally after a parse that passed options, which
-# breaks a parse running at the same moment in another thread (wrong XML, or a segfault that
-# takes the worker down): a worker probes one file at a time.
-_PROBE_LOCK = threading.Lock()
-
-
-def _probe_alone(source: Path) -> MediaInfo:
-    with _PROBE_LOCK:
-        return probe(source)
+# FFmpeg names its contexts by heap address ("[h264 @ 0x56286c52d580]"), and errors name
+# worker paths: neither is the client's business, and they make equal errors look different.
+_HEAP_ADDRESS = re.compile(r"\s*@\s*0x[0-9a-fA-F]+|\b0x[0-9a-fA-F]{9,}\b")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])/(?:[^\s/'\"\[\]:,;()]+/)+([^\s/'\"\[\]:,;()]*)")
 
 
 class LeaseLost(Exception):
@@ -75,7 +69,9 @@ async def execute(run: JobRun, on_ffmpeg: Callable) -> None:
         await _drop_dead_outputs(run)
         source = await _source_file(run)
         run.check()
-        info = await asyncio.to_thread(_probe_alone, source)
+        # MediaInfo runs in its own process (capped, memory returned), so probes run side by side.
+        memory_limit = run.ctx.settings.ffmpeg_memory_limit or None
+        info = await asyncio.to_thread(probe, source, memory_limit=memory_limit)
         await _record_media_info(run, info)
         run.set_progress(3)
         await _make_snapshots(run, source, info, on_ffmpeg)
@@ -388,8 +384,19 @@ async def discard_outputs(ctx: Context, run: JobRun, job: Job) -> None:
         log.warning("outputs_left_for_janitor", job=job.id, prefix=run.prefix, error=exc.code)
 
 
+def public_error(text: str) -> str:
+    """Error text fit for /video/status: no heap addresses, paths cut to their file names."""
+    text = _HEAP_ADDRESS.sub("", text)
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "(path)", text)
+
+
 def classify(exc: BaseException) -> tuple[str, bool]:
-    """(error text, permanent) for a failed attempt."""
+    """(error text, permanent) for a failed attempt; the text is stored and served."""
+    message, permanent = _describe(exc)
+    return public_error(message), permanent
+
+
+def _describe(exc: BaseException) -> tuple[str, bool]:
     if isinstance(exc, FfmpegError):
         return f"{exc.code}: {exc}", exc.permanent
     if isinstance(exc, MediaError):

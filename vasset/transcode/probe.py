@@ -1,9 +1,10 @@
 """What a media file is, and whether vasset will transcode it.
 
-``probe()`` is blocking (it runs ffprobe, one short ffmpeg decode and libmediainfo); the worker
-calls it in a thread. FFmpeg decides what is acceptable, because FFmpeg does the transcode:
-ffprobe runs first, with the same protocol and demuxer whitelists as the transcode, and MediaInfo
-(which follows playlists and references on its own) only ever sees files FFmpeg accepted.
+``probe()`` is blocking (it runs ffprobe, one short ffmpeg decode and libmediainfo, each in its
+own short-lived process); the worker calls it in a thread. FFmpeg decides what is acceptable,
+because FFmpeg does the transcode: ffprobe runs first, with the same protocol and demuxer
+whitelists as the transcode, and MediaInfo (which follows playlists and references on its own)
+only ever sees files FFmpeg accepted.
 
 Dimensions: ``width``/``height`` are the stored (coded) picture size, ``rotation`` the clockwise
 degrees a player turns it (0, 90, 180, 270, as FFmpeg's autorotate applies it), and
@@ -34,11 +35,13 @@ from vasset.transcode.commands import (
     whitelist,
 )
 from vasset.transcode.ladder import display_size
+from vasset.transcode.mediainfo import MediaInfoError, first_tracks
 
 log = structlog.get_logger(__name__)
 
 FFPROBE = "ffprobe"
 PROBE_TIMEOUT = 60.0
+MEDIAINFO_MEMORY_LIMIT = 2 << 30
 
 
 class MediaError(Exception):
@@ -264,18 +267,17 @@ def _decode_first_frame(path: str, demuxer: str, index: int, timeout: float) -> 
         raise CorruptMedia(f"the video stream cannot be decoded: {_last_line(proc.stderr, path)}")
 
 
-def _mediainfo_tracks(path: str, file_size: int) -> dict[str, dict[str, Any]]:
-    """First General, Video and Audio tracks from libmediainfo, as plain dicts."""
-    from pymediainfo import MediaInfo as PyMediaInfo  # loads libmediainfo: only when probing
-
+def _mediainfo_tracks(
+    path: str, file_size: int, timeout: float, memory_limit: int | None
+) -> dict[str, dict[str, Any]]:
+    """First General, Video and Audio tracks from libmediainfo (in a child), as plain dicts."""
     try:
-        # No continuous file names: never let MediaInfo glue "clip1.mp4, clip2.mp4" together.
-        parsed = PyMediaInfo.parse(path, mediainfo_options={"File_TestContinuousFileNames": "0"})
-    except Exception as exc:  # libmediainfo missing or crashed: not the file's fault
-        raise ProbeFailed(f"MediaInfo failed: {exc}") from exc
-    tracks: dict[str, dict[str, Any]] = {}
-    for track in parsed.tracks:
-        tracks.setdefault(track.track_type, track.to_data())
+        tracks = first_tracks(path, timeout=timeout, memory_limit=memory_limit)
+    except MediaInfoError as exc:
+        if exc.file_fault:
+            # FFmpeg opened it, but its structure is hostile (thousands of tracks, a crash).
+            raise UnsupportedMedia(f"the file cannot be analysed: {exc.message}") from exc
+        raise ProbeFailed(exc.message) from exc
     general = tracks.get("General", {})
     seen = _int(general.get("file_size"))
     if seen is not None and seen != file_size:
@@ -285,9 +287,16 @@ def _mediainfo_tracks(path: str, file_size: int) -> dict[str, dict[str, Any]]:
 
 
 def probe(
-    path: str | os.PathLike[str], *, timeout: float = PROBE_TIMEOUT, decode_check: bool = True
+    path: str | os.PathLike[str],
+    *,
+    timeout: float = PROBE_TIMEOUT,
+    decode_check: bool = True,
+    memory_limit: int | None = MEDIAINFO_MEMORY_LIMIT,
 ) -> MediaInfo:
-    """Describe a source video (blocking); raises NotAVideo, UnsupportedMedia, CorruptMedia."""
+    """Describe a source video (blocking); raises NotAVideo, UnsupportedMedia, CorruptMedia.
+
+    memory_limit caps MediaInfo's address space (bytes; it runs in a child process).
+    """
     path = os.fspath(path)
     try:
         file_size = os.stat(path).st_size
@@ -318,7 +327,7 @@ def probe(
     if decode_check:
         _decode_first_frame(path, demuxer, int(video["index"]), timeout)
 
-    tracks = _mediainfo_tracks(path, file_size)
+    tracks = _mediainfo_tracks(path, file_size, timeout, memory_limit)
     general, mi_video = tracks.get("General", {}), tracks.get("Video", {})
     if str(general.get("istruncated", "")).lower() == "yes":
         raise CorruptMedia("the file is truncated")
