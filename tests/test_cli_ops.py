@@ -200,3 +200,23 @@ def test_run_stops_api_and_worker_on_sigterm(private_env, tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    ("command", "variable", "value", "says"),
+    [
+        ("serve", "VASSET_DB_POOL_SIZE", "many", "VASSET_DB_POOL_SIZE='many': expected an integer"),
+        ("worker", "VASSET_LADDER", "999p", "VASSET_LADDER is not a ladder"),
+        ("run", "VASSET_JOB_LEASE", "-1", "VASSET_JOB_LEASE must be greater than 0"),
+        ("serve", "VASSET_STORAGE_URL", "s3://b", "VASSET_STORAGE_URL must be file://PATH"),
+        ("worker", "VASSET_HLS", "maybe", "VASSET_HLS='maybe': expected true or false"),
+    ],
+)
+def test_a_bad_setting_stops_the_command_at_start(
+    test_env, tmp_path, command, variable, value, says
+):
+    out = vasset({**test_env, variable: value}, command, cwd=tmp_path, timeout=30)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"vasset {command}: {says}"), out.stderr
+    assert not (tmp_path / "var").exists()  # run stopped before creating anything

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from vasset.logs import configure_logging
-from vasset.settings import Settings, load_settings
+from vasset.settings import Settings, SettingsError, load_settings
 
 
 class CommandFailed(Exception):
@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         SQLAlchemyError,
         RedisError,
         MigrationsMissing,
+        SettingsError,
         VassetError,
         OSError,
     ) as exc:

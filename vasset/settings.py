@@ -124,13 +124,108 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.oss_bucket or urlsplit(self.storage_url).netloc
 
 
+class SettingsError(ValueError):
+    """A VASSET_* variable holds a value vasset cannot use; the message names it."""
+
+
+_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false (1 or 0)"}
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+#: Fields that must be above zero (sizes, counts, intervals).
+_POSITIVE = (
+    "db_pool_size",
+    "redis_pool_size",
+    "redis_pool_timeout",
+    "max_file_size",
+    "min_part_size",
+    "max_part_size",
+    "max_part_count",
+    "upload_ttl",
+    "completion_lease",
+    "signature_window",
+    "nonce_ttl",
+    "url_expires_default",
+    "url_expires_max",
+    "max_concurrent_streams",
+    "oss_pool_size",
+    "ffmpeg_global_limit",
+    "job_lease",
+    "job_heartbeat",
+    "job_max_attempts",
+    "worker_poll_interval",
+    "janitor_interval",
+)
+#: Fields that must not be negative (0 means "off" or "derive it").
+_NOT_NEGATIVE = (
+    "db_pool_overflow",
+    "shutdown_grace",
+    "rate_limit",
+    "app_cache_ttl",
+    "playurl_cache_ttl",
+    "ffmpeg_node_limit",
+    "ffmpeg_threads",
+    "image_count",
+    "job_backoff_base",
+    "worker_shutdown_grace",
+)
+
+
+def _env_name(field: str) -> str:
+    return "VASSET_" + field.upper()
+
+
+def check_settings(s: Settings) -> None:
+    """Refuse values that would only fail later, deep inside a request or a job."""
+    from vasset.transcode.ladder import parse_ladder
+
+    for name in _POSITIVE:
+        if getattr(s, name) <= 0:
+            raise SettingsError(f"{_env_name(name)} must be greater than 0")
+    for name in _NOT_NEGATIVE:
+        if getattr(s, name) < 0:
+            raise SettingsError(f"{_env_name(name)} must not be negative")
+    if not s.storage_url.startswith(("file://", "oss://")) or s.storage_url in (
+        "file://",
+        "oss://",
+    ):
+        raise SettingsError("VASSET_STORAGE_URL must be file://PATH or oss://BUCKET[/prefix]")
+    if s.min_part_size > s.max_part_size:
+        raise SettingsError("VASSET_MIN_PART_SIZE must not exceed VASSET_MAX_PART_SIZE")
+    if s.url_expires_default > s.url_expires_max:
+        raise SettingsError("VASSET_URL_EXPIRES_DEFAULT must not exceed VASSET_URL_EXPIRES_MAX")
+    if s.oss_signature_version not in ("v1", "v4"):
+        raise SettingsError("VASSET_OSS_SIGNATURE_VERSION must be v1 or v4")
+    if s.log_level.lower() not in _LOG_LEVELS:
+        raise SettingsError(f"VASSET_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+    try:
+        if not parse_ladder(s.ladder):
+            raise ValueError("it names no rendition")
+    except ValueError as exc:
+        raise SettingsError(f"VASSET_LADDER is not a ladder: {exc}") from None
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-    """Build Settings from VASSET_* variables, then explicit overrides."""
+    """Build and check Settings from VASSET_* variables, then explicit overrides.
+
+    Raises SettingsError with one line naming the variable and what it accepts.
+    """
     env = os.environ if environ is None else environ
     values: dict[str, object] = {}
     for field in msgspec.structs.fields(Settings):
-        raw = env.get("VASSET_" + field.name.upper())
+        raw = env.get(_env_name(field.name))
         if raw is not None:
             values[field.name] = raw
     values.update(overrides)
-    return msgspec.convert(values, Settings, strict=False)
+    try:
+        settings = msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        where = text.rsplit("at `$.", 1)
+        if len(where) == 2:
+            name = where[1].rstrip("`")
+            got = values.get(name)
+            kind = text.split(" - at ")[0].split(",")[0].replace("`", "").removeprefix("Expected ")
+            wanted = _KINDS.get(kind, kind)
+            raise SettingsError(f"{_env_name(name)}={got!r}: expected {wanted}") from None
+        raise SettingsError(text) from None
+    check_settings(settings)
+    return settings
