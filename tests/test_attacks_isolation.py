@@ -229,6 +229,8 @@ def test_loopback_address_forms_are_never_fetched(ssrf_imports):
 
 
 def test_a_refused_import_reports_the_failure_on_its_video(ssrf_imports):
+    if not ssrf_imports["statuses"]:
+        pytest.skip("every address form was refused at request time: no job to fail")
     for vid, status in ssrf_imports["statuses"].items():
         assert status["status"] in ("upload_failed", "transcode_failed"), (vid, status)
         # The client sees why, not a video stuck at `uploading` forever.
