@@ -328,3 +328,23 @@ async def test_oss_sts_token(oss_server: OssServer) -> None:
         assert r.content == b"sts"
     finally:
         await sts.close()
+
+
+async def test_local_delete_leaves_no_empty_folders(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "local")
+    try:
+        await store.put_bytes("media/7/1-a/360p.mp4", b"x")
+        await store.put_bytes("media/7/1-a/hls/seg1.m4s", b"y")
+        await store.put_bytes("media/8/keep.mp4", b"z")
+        await store.delete("media/7/1-a/360p.mp4")
+        assert (store.objects / "media/7/1-a/hls").is_dir()  # still holds a file
+        await store.delete_prefix("media/7/")
+        assert not (store.objects / "media/7").exists()
+        assert (store.objects / "media/8/keep.mp4").is_file()
+        await store.delete("media/8/keep.mp4")
+        assert not (store.objects / "media").exists() and store.objects.is_dir()
+        # A folder pruned by a delete comes back for the next write.
+        await store.put_bytes("media/8/again.mp4", b"w")
+        assert await _collect(store.read("media/8/again.mp4")) == b"w"
+    finally:
+        await store.close()

@@ -239,6 +239,12 @@ def test_upload_with_auto_walks_the_lifecycle_to_playable(stack, api, clips):
     assert_temp_clean(stack)
     assert_rendition_ids_are_not_vids(stack, api, vid, rows)
 
+    # Deleting the video leaves no empty folders behind in local storage.
+    ((source_key,),) = sql(stack.env, "SELECT storage_uri FROM video WHERE id = :v", v=vid)
+    assert api.call("POST", "/video/delete", {"vid": vid}).status_code == 200
+    assert not (stack.storage / f"media/{vid}").exists()
+    assert not (stack.storage / source_key).parent.exists()
+
 
 def assert_rendition_ids_are_not_vids(stack: Stack, api: Api, vid: int, rows: list[dict]) -> None:
     """A rendition row's id is never a vid: every call answers 404 and nothing is touched."""

@@ -100,10 +100,28 @@ class LocalBlobStore(BlobStore):
     def _tmp_path(self) -> Path:
         return self.tmp / f"{time.time():.0f}-{secrets.token_hex(8)}"
 
+    def _rename_into(self, src: Path, dest: Path) -> None:
+        """Rename src onto dest, creating its folders (again, if a delete just pruned them)."""
+        for attempt in range(3):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(src, dest)
+                return
+            except FileNotFoundError:
+                if attempt == 2 or not src.exists():
+                    raise
+
+    def _prune(self, folder: Path) -> None:
+        """Remove folder and its parents while empty, up to the objects root (no husks left)."""
+        while folder != self.objects and folder.is_relative_to(self.objects):
+            try:
+                folder.rmdir()
+            except OSError:
+                return  # not empty, or gone already: a writer or another delete owns it
+            folder = folder.parent
+
     def _install(self, tmp: Path, key: str) -> ObjectInfo:
-        dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, dest)
+        self._rename_into(tmp, self._path(key))
         return self._head(key)  # type: ignore[return-value]
 
     def _put_file(self, key: str, path: Path) -> ObjectInfo:
@@ -195,11 +213,14 @@ class LocalBlobStore(BlobStore):
 
     def _delete(self, key: str) -> None:
         try:
-            self._path(key).unlink()
+            path = self._path(key)
+            path.unlink()
         except OSError as exc:
             # Deleting what cannot exist is a no-op, like deleting a missing object.
             if not _absent(exc) and exc.errno not in (errno.EISDIR, errno.EPERM):
                 raise
+            return
+        self._prune(path.parent)
 
     async def delete(self, key: str) -> None:
         """Unlink the file."""
@@ -307,8 +328,7 @@ class LocalBlobStore(BlobStore):
         with open(data, "r+b") as fh:
             fh.truncate(total)
             os.fsync(fh.fileno())
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(data, dest)
+        self._rename_into(data, dest)
         shutil.rmtree(mp, ignore_errors=True)
 
     async def complete_multipart(self, key: str, upload_id: str, parts: list[PartInfo]) -> None:
