@@ -380,7 +380,7 @@ def test_many_track_upload_ends_without_retries(stack, api, clips):
 
 
 def test_mediainfo_over_its_memory_cap_is_a_permanent_failure(clips):
-    from vasset.transcode.pipeline import classify
+    from vasset.transcode.failures import classify
     from vasset.transcode.probe import UnsupportedMedia, probe
 
     cap = 96 << 20  # plenty for an ordinary clip; the 999-track file needs about 150 MB
@@ -395,7 +395,7 @@ def test_mediainfo_over_its_memory_cap_is_a_permanent_failure(clips):
 
 
 def test_public_error_drops_heap_addresses_and_paths():
-    from vasset.transcode.pipeline import public_error
+    from vasset.transcode.failures import public_error
 
     assert (
         public_error("TranscodeFailed: [h264 @ 0x56286c52d580] Invalid NAL unit size (9 > 7).")
@@ -415,7 +415,7 @@ def test_public_error_drops_heap_addresses_and_paths():
 
 
 def test_a_real_ffmpeg_failure_is_classified_without_address_or_path(tmp_path, clips):
-    from vasset.transcode.pipeline import classify
+    from vasset.transcode.failures import classify
     from vasset.transcode.sandbox import FfmpegError, run_ffmpeg
 
     data = bytearray(media.landscape(clips).read_bytes())

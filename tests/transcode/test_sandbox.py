@@ -18,13 +18,8 @@ from vasset.transcode.commands import (
     snapshot_times,
 )
 from vasset.transcode.ladder import Rendition, plan_ladder, snapshot_size
-from vasset.transcode.probe import (
-    InvalidOutput,
-    ffprobe_json,
-    mp4_boxes,
-    probe,
-    verify_outputs,
-)
+from vasset.transcode.outputs import mp4_boxes, verify_outputs
+from vasset.transcode.probe import InvalidOutput, ffprobe_json, probe
 from vasset.transcode.sandbox import (
     FfmpegError,
     Outcome,

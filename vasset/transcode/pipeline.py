@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -19,21 +18,17 @@ from sqlalchemy import text
 
 from vasset import errors
 from vasset.context import Context
-from vasset.db import transaction
+from vasset.db import run_transaction, transaction
 from vasset.storage import keys
 from vasset.transcode import commands, ladder, queue
-from vasset.transcode.probe import MediaError, MediaInfo, probe, verify_outputs
+from vasset.transcode.outputs import verify_outputs
+from vasset.transcode.probe import MediaInfo, probe
 from vasset.transcode.queue import Job
-from vasset.transcode.sandbox import FfmpegError, Progress, run_ffmpeg, timeout_for
+from vasset.transcode.sandbox import Progress, run_ffmpeg, timeout_for
 from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
 
 log = structlog.get_logger(__name__)
-
-# FFmpeg names its contexts by heap address ("[h264 @ 0x56286c52d580]"), and errors name
-# worker paths: neither is the client's business, and they make equal errors look different.
-_HEAP_ADDRESS = re.compile(r"\s*@\s*0x[0-9a-fA-F]+|\b0x[0-9a-fA-F]{9,}\b")
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])/(?:[^\s/'\"\[\]:,;()]+/)+([^\s/'\"\[\]:,;()]*)")
 
 
 class LeaseLost(Exception):
@@ -282,30 +277,33 @@ async def _publish(
         old = await videos.children(conn, run.job.video_id)
     first_publish = not old
     batches = [mp4_rows[:1], mp4_rows[1:]] if first_publish else [mp4_rows]
+
+    async def publish(conn, number: int, batch: list) -> None:
+        # The video row first, then the job's (queue.lock_video): the API's lock order.
+        source = await videos.get_video(conn, run.job.video_id, for_update=True)
+        if source is None or not await queue.holds(conn, run.job, lock=True):
+            raise LeaseLost()
+        if number == 0:
+            await _retire(conn, run.job.video_id)
+        for output, key, size in batch:
+            await _insert_rendition(conn, source, output, key, size, "mp4")
+        if number == len(batches) - 1:
+            for output, key in hls_rows:
+                await _insert_rendition(conn, source, output, key, 0, "hls")
+            await _replace_snapshots(conn, run)
+            details = json.loads(source.media_info or "{}")
+            details["hls_master"] = master_key
+            details["output_prefix"] = run.prefix
+            await videos.update_video(
+                conn, source.id, media_info=json.dumps(details), progress=100, error=None
+            )
+            await queue.finish(conn, run.job, "succeeded")
+            await videos.transition(conn, source.id, VideoStatus.TRANSCODE_SUCCEEDED.value)
+            await videos.transition(conn, source.id, VideoStatus.PLAYABLE.value)
+
     for number, batch in enumerate(batches):
-        async with transaction(run.ctx.engine) as conn:
-            if not await queue.holds(conn, run.job, lock=True):
-                raise LeaseLost()
-            source = await videos.get_video(conn, run.job.video_id, for_update=True)
-            if source is None:
-                raise LeaseLost()
-            if number == 0:
-                await _retire(conn, run.job.video_id)
-            for output, key, size in batch:
-                await _insert_rendition(conn, source, output, key, size, "mp4")
-            if number == len(batches) - 1:
-                for output, key in hls_rows:
-                    await _insert_rendition(conn, source, output, key, 0, "hls")
-                await _replace_snapshots(conn, run)
-                details = json.loads(source.media_info or "{}")
-                details["hls_master"] = master_key
-                details["output_prefix"] = run.prefix
-                await videos.update_video(
-                    conn, source.id, media_info=json.dumps(details), progress=100, error=None
-                )
-                await queue.finish(conn, run.job, "succeeded")
-                await videos.transition(conn, source.id, VideoStatus.TRANSCODE_SUCCEEDED.value)
-                await videos.transition(conn, source.id, VideoStatus.PLAYABLE.value)
+        # A deadlock runs the batch again instead of throwing away a finished transcode.
+        await run_transaction(run.ctx.engine, lambda conn, n=number, b=batch: publish(conn, n, b))
     run.published = True  # type: ignore[attr-defined]
     # Old outputs are unreachable now; remove their bytes.
     for prefix in {keys.output_prefix_of(r.storage_uri) for r in old if r.storage_uri}:
@@ -382,27 +380,3 @@ async def discard_outputs(ctx: Context, run: JobRun, job: Job) -> None:
         await ctx.store.delete_prefix(run.prefix)
     except errors.VassetError as exc:
         log.warning("outputs_left_for_janitor", job=job.id, prefix=run.prefix, error=exc.code)
-
-
-def public_error(text: str) -> str:
-    """Error text fit for /video/status: no heap addresses, paths cut to their file names."""
-    text = _HEAP_ADDRESS.sub("", text)
-    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "(path)", text)
-
-
-def classify(exc: BaseException) -> tuple[str, bool]:
-    """(error text, permanent) for a failed attempt; the text is stored and served."""
-    message, permanent = _describe(exc)
-    return public_error(message), permanent
-
-
-def _describe(exc: BaseException) -> tuple[str, bool]:
-    if isinstance(exc, FfmpegError):
-        return f"{exc.code}: {exc}", exc.permanent
-    if isinstance(exc, MediaError):
-        return f"{exc.code}: {exc}", bool(getattr(exc, "permanent", True))
-    if isinstance(exc, errors.VideoNotFound):
-        return "VideoNotFound: the video was deleted", True
-    if isinstance(exc, errors.VassetError):
-        return f"{exc.code}: {exc.message}", exc.status < 500
-    return f"InternalError: {type(exc).__name__}: {exc}", False

@@ -28,7 +28,7 @@ from vasset.db import run_transaction, transaction
 from vasset.locks import LeaseLock
 from vasset.redis_client import REDIS_DOWN
 from vasset.settings import Settings
-from vasset.transcode import pipeline, queue
+from vasset.transcode import failures, pipeline, queue
 from vasset.transcode.queue import Job
 from vasset.transcode.slots import SlotSemaphore
 from vasset.videos import repository as videos
@@ -224,7 +224,7 @@ class Worker:
             log.warning("job_lease_lost", job=job.id, vid=job.video_id)
             await self._after_loss(job)
         except BaseException as exc:
-            message, permanent = pipeline.classify(exc)
+            message, permanent = failures.classify(exc)
             log.warning(
                 "job_failed",
                 job=job.id,
