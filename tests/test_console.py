@@ -19,7 +19,6 @@ from tests.support.server import ROOT
 from tests.support.stack import Stack
 
 JS_DIR = ROOT / "clients" / "js"
-STATIC_DIR = ROOT / "vasset" / "static"
 E2E_SCRIPT = ROOT / "tests" / "js" / "console_e2e.mjs"
 ARTIFACTS = ROOT / "test-artifacts"
 CONSOLE_KEY = "console-" + secrets.token_urlsafe(12)
@@ -250,8 +249,6 @@ def _noisy_clip(directory: Path) -> Path:
 def test_console_in_chromium(console_stack, tmp_path_factory, tmp_path):
     """Log in, upload, reload mid-upload, resume, play (hls.js), snapshots, downloads."""
     _locked_npm_install(JS_DIR, JS_DIR / "node_modules" / "playwright-core" / "package.json")
-    hls = STATIC_DIR / "node_modules" / "hls.js" / "dist" / "hls.min.js"
-    _locked_npm_install(STATIC_DIR, hls)
     clip = _noisy_clip(media.shared_dir(tmp_path_factory))
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "console.png"

@@ -20,7 +20,8 @@ from vasset.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+#: Numbered migrations ship inside the package (the checkout's top-level sql/ links here).
+SQL_DIR = Path(__file__).resolve().parent / "migrations"
 
 # ER_LOCK_DEADLOCK and ER_LOCK_WAIT_TIMEOUT: InnoDB gave up on this transaction, not on the
 # data; the same transaction run again normally goes through.

@@ -35,13 +35,10 @@ PAGE_DIR = STATIC_DIR / "console"
 ASSETS: dict[str, tuple[Path, str]] = {
     "app.js": (PAGE_DIR / "app.js", "text/javascript; charset=utf-8"),
     "style.css": (PAGE_DIR / "style.css", "text/css; charset=utf-8"),
-    # The browser SDK (clients/js/vasset.js, linked into the package).
+    # The browser SDK (clients/js/vasset.js links to this file).
     "vasset.js": (PAGE_DIR / "vasset.js", "text/javascript; charset=utf-8"),
-    # Installed from npm by ./dev (vasset/static/package.json); the page falls back to MP4.
-    "hls.min.js": (
-        STATIC_DIR / "node_modules" / "hls.js" / "dist" / "hls.min.js",
-        "text/javascript; charset=utf-8",
-    ),
+    # hls.js, a pinned file (static/vendor/README.md); the page falls back to MP4 without it.
+    "hls.min.js": (STATIC_DIR / "vendor" / "hls.min.js", "text/javascript; charset=utf-8"),
 }
 
 #: Default part size of console uploads (the server's minimum wins when larger).

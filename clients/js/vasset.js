@@ -1,0 +1,1 @@
+../../vasset/static/console/vasset.js
