@@ -49,8 +49,10 @@ def build_context(settings: Settings) -> Context:
     )
     ctx.uploads.after_enqueue = hooks.notifier(ctx)
     if settings.storage_is_oss:
+        from vasset.storage.oss import OssBlobStore
         from vasset.upload.direct import DirectUploads
 
+        assert isinstance(store, OssBlobStore)
         ctx.extras["direct_uploads"] = DirectUploads(ctx.uploads, store, settings)
     return ctx
 

@@ -67,7 +67,7 @@ class Authenticator:
         """
         hit = self._by_key.get(app_key)
         fresh = hit is not None and hit.expires > time.monotonic()
-        if fresh and (generation is _ANY or hit.generation == generation):
+        if hit is not None and fresh and (generation is _ANY or hit.generation == generation):
             return hit.app
         # Tag with a generation seen before the read: the row is at least that current.
         tag = self._nonces.seen if generation is _ANY else generation

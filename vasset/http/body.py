@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import cast
 
 from litestar import Request
 
@@ -18,7 +19,7 @@ async def body_chunks(request: Request) -> AsyncIterator[bytes]:
         event = await receive()
         kind = event["type"]
         if kind == "http.request":
-            body = event.get("body", b"")
+            body = cast(bytes, event.get("body", b""))
             if body:
                 yield body
             if not event.get("more_body", False):

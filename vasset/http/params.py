@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, cast
 
 import msgspec
 
@@ -42,7 +42,7 @@ def parse_params(query_string: str | bytes, model: type[T]) -> T:
     if isinstance(query_string, bytes):
         query_string = query_string.decode("latin-1")
     raw = query_dict(query_string)
-    fields = _field_names(model)
+    fields = _field_names(cast(type, model))
     data = {k: v for k, v in raw.items() if k in fields and v != ""}
     try:
         return msgspec.convert(data, model, strict=False)

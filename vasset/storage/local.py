@@ -300,7 +300,7 @@ class LocalBlobStore(BlobStore):
 
     def _list_parts(self, upload_id: str) -> list[PartInfo]:
         parts_dir = self._mp_dir(upload_id) / "parts"
-        found = []
+        found: list[PartInfo] = []
         if not parts_dir.is_dir():
             return found
         for marker in parts_dir.glob("*.json"):

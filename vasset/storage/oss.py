@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -372,7 +373,9 @@ class OssBlobStore(BlobStore):
             try:
                 while True:
                     try:
-                        data = await self._run(lambda r=resp: r.read(chunk_size), "read", False)
+                        data = await self._run(
+                            functools.partial(resp.read, chunk_size), "read", False
+                        )
                     except Exception as exc:
                         # requests raises its own errors mid-body; reopen from pos a few times
                         drops += 1
@@ -435,7 +438,9 @@ class OssBlobStore(BlobStore):
         keys = await self._run(lambda: self._list_full(prefix), "list_objects")
         for i in range(0, len(keys), _DELETE_BATCH):
             batch = keys[i : i + _DELETE_BATCH]
-            await self._run(lambda b=batch: self._bucket.batch_delete_objects(b), "delete_objects")
+            await self._run(
+                functools.partial(self._bucket.batch_delete_objects, batch), "delete_objects"
+            )
         return len(keys)
 
     async def copy(self, src_key: str, dst_key: str) -> None:

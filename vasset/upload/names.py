@@ -57,7 +57,7 @@ def _emoji_side(char: str) -> bool:
 
 def _visible(name: str) -> str:
     """Drop control, format and line-break characters, keeping joiners inside emoji."""
-    kept = []
+    kept: list[str] = []
     for i, char in enumerate(name):
         # U+200D glues emoji sequences (family, profession): keep it only between emoji.
         if unicodedata.category(char) not in _DROPPED or (

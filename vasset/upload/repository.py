@@ -98,12 +98,12 @@ async def has_part(conn: AsyncConnection, upload_pk: int, pseq: int) -> bool:
 
 async def count_parts(conn: AsyncConnection, upload_pk: int) -> int:
     """How many parts are recorded."""
-    row = (
+    count: int = (
         await conn.execute(
             text("SELECT COUNT(*) FROM upload_part WHERE upload_pk = :u"), {"u": upload_pk}
         )
-    ).first()
-    return int(row[0])
+    ).scalar_one()
+    return int(count)
 
 
 async def record_part(

@@ -20,7 +20,7 @@ from vasset.storage import keys
 from vasset.storage.base import BlobStore, PartInfo
 from vasset.upload import md5state
 from vasset.upload import repository as repo
-from vasset.upload.completion import Completion, EnqueueHook
+from vasset.upload.completion import EnqueueHook
 from vasset.upload.md5state import ResumableMD5
 from vasset.upload.names import decode_file_name
 from vasset.upload.partlocks import PartLocks
@@ -46,7 +46,7 @@ def check_md5(value: str | None, name: str = "hash") -> str | None:
     return value.lower()
 
 
-class UploadService(WholeFile, Completion):
+class UploadService(WholeFile):
     """Every upload call's decisions; HTTP parsing happens before, storage below."""
 
     def __init__(

@@ -9,12 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from vasset import errors
 from vasset.db import transaction
 from vasset.storage.base import PartInfo
 from vasset.upload import repository as repo
+from vasset.upload.completion import Completion
 from vasset.upload.repository import UploadRow
 from vasset.upload.stream import BodyReader
 
@@ -22,15 +21,11 @@ from vasset.upload.stream import BodyReader
 RANGE_RE = re.compile(r"^bytes ([0-9]{1,19})-([0-9]{1,19})/([0-9]{1,19})\Z")
 
 
-class WholeFile:
-    """put_range; UploadService provides storing parts, completion and the checks."""
+class WholeFile(Completion):
+    """put_range; UploadService provides storing parts and the checks."""
 
-    engine: AsyncEngine
     _store_once: Callable[..., Awaitable[PartInfo | None]]
     _check_writable: Callable[[UploadRow], None]
-    _await_completion: Callable[[UploadRow], Awaitable[dict]]
-    _offset: Callable[[UploadRow, dict[int, tuple[int, str]]], int]
-    complete: Callable[[UploadRow], Awaitable[dict]]
 
     async def put_range(
         self,

@@ -115,13 +115,13 @@ async def find_instant_source(
 
 async def live_references(conn: AsyncConnection, storage_uri: str) -> int:
     """How many live videos still point at the stored object."""
-    row = (
+    count: int = (
         await conn.execute(
             text("SELECT COUNT(*) FROM video WHERE storage_uri = :k AND deleted_at IS NULL"),
             {"k": storage_uri},
         )
-    ).first()
-    return int(row[0])
+    ).scalar_one()
+    return int(count)
 
 
 async def children(conn: AsyncConnection, vid: int) -> list[VideoRow]:
