@@ -383,7 +383,7 @@ def test_mediainfo_over_its_memory_cap_is_a_permanent_failure(clips):
     from vasset.transcode.failures import classify
     from vasset.transcode.probe import UnsupportedMedia, probe
 
-    cap = 96 << 20  # plenty for an ordinary clip; the 999-track file needs about 150 MB
+    cap = 112 << 20  # plenty for an ordinary clip (<60 MB); the 999-track file needs ~150 MB
     assert probe(media.landscape(clips), memory_limit=cap).format == "MPEG-4"
     with pytest.raises(UnsupportedMedia) as caught:
         probe(many_tracks(clips), memory_limit=cap)

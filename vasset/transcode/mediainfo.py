@@ -62,7 +62,8 @@ def first_tracks(path: str, *, timeout: float, memory_limit: int | None) -> dict
         # Killed by a limit or crashed inside libmediainfo: the same file would do it again.
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
         raise MediaInfoError(f"MediaInfo died reading the file ({name})", file_fault=True)
-    raise MediaInfoError(f"MediaInfo exited with code {code}", file_fault=False)
+    tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+    raise MediaInfoError(f"MediaInfo exited with code {code}: {tail[0][:200]}", file_fault=False)
 
 
 def _limit(memory_limit: int, cpu_seconds: int) -> None:
