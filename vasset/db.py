@@ -52,7 +52,7 @@ def create_engine(
 
 def is_lock_conflict(exc: BaseException) -> bool:
     """Whether MySQL rolled the statement back for a deadlock or a lock wait timeout."""
-    args = getattr(getattr(exc, "orig", None), "args", None) or ()
+    args: tuple = getattr(getattr(exc, "orig", None), "args", None) or ()
     return isinstance(exc, DBAPIError) and bool(args) and args[0] in LOCK_CONFLICTS
 
 
@@ -95,7 +95,7 @@ async def run_transaction(
                 return await work(conn)
         except (DBAPIError, ConnectionError, OSError) as exc:
             if attempt < attempts and is_lock_conflict(exc):
-                log.info("transaction_retried", attempt=attempt, error=exc.orig.args[0])
+                log.info("transaction_retried", attempt=attempt, error=str(exc)[:200])
                 await asyncio.sleep(random.uniform(0.005, 0.02) * 2**attempt)
                 continue
             unavailable = _unavailable(exc)

@@ -169,7 +169,7 @@ def _is_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 async def system_resolver(host: str, port: int) -> list[str]:
     """The system's addresses for host (getaddrinfo blocks, so it runs in a thread)."""
     infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]
 
 
 async def pinned_address(host: str, port: int, resolver: Resolver = system_resolver) -> str:

@@ -7,6 +7,7 @@ Everything here runs in a worker under a leased job. FFmpeg argv comes from the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import shutil
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import structlog
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vasset import errors
 from vasset.context import Context
@@ -278,7 +280,7 @@ async def _publish(
     first_publish = not old
     batches = [mp4_rows[:1], mp4_rows[1:]] if first_publish else [mp4_rows]
 
-    async def publish(conn, number: int, batch: list) -> None:
+    async def publish(conn: AsyncConnection, number: int, batch: list) -> None:
         # The video row first, then the job's (queue.lock_video): the API's lock order.
         source = await videos.get_video(conn, run.job.video_id, for_update=True)
         if source is None or not await queue.holds(conn, run.job, lock=True):
@@ -303,7 +305,9 @@ async def _publish(
 
     for number, batch in enumerate(batches):
         # A deadlock runs the batch again instead of throwing away a finished transcode.
-        await run_transaction(run.ctx.engine, lambda conn, n=number, b=batch: publish(conn, n, b))
+        await run_transaction(
+            run.ctx.engine, functools.partial(publish, number=number, batch=batch)
+        )
     run.published = True  # type: ignore[attr-defined]
     # Old outputs are unreachable now; remove their bytes.
     for prefix in {keys.output_prefix_of(r.storage_uri) for r in old if r.storage_uri}:

@@ -134,7 +134,7 @@ async def claim(conn: AsyncConnection, worker: str, lease: float) -> Job | None:
         ),
         {"now": now, "n": CLAIM_CANDIDATES},
     )
-    for job_id, vid in list(candidates):
+    for job_id, vid in [(int(r[0]), int(r[1])) for r in candidates]:
         if not await lock_video(conn, vid, skip_locked=True):
             continue
         row = (
@@ -306,7 +306,7 @@ async def reap(
     )
     outcomes = []
     # Videos in id order, each before its job (see lock_video): no deadlock with the API.
-    for job_id, vid in sorted(expired, key=lambda r: (r[1], r[0])):
+    for job_id, vid in sorted(((int(r[0]), int(r[1])) for r in expired), key=lambda r: r[::-1]):
         await lock_video(conn, vid)
         row = (
             await conn.execute(

@@ -306,8 +306,9 @@ def _classify_exit(returncode: int, stderr: str) -> tuple[Outcome, bool, str | N
         # FFmpeg traps SIGTERM, SIGINT and SIGXCPU, then exits "normally" with 255 (and names the
         # signal only at info log level); we send none of those, so it is a limit or an operator.
         trapped = _TRAPPED_SIGNAL.search(stderr)
-        signum = int(trapped.group(1)) if trapped else None
-        return Outcome.KILLED, False, "cpu_limit" if signum == signal.SIGXCPU else "signal"
+        trapped_signum = int(trapped.group(1)) if trapped else None
+        reason = "cpu_limit" if trapped_signum == signal.SIGXCPU else "signal"
+        return Outcome.KILLED, False, reason
     if _OUT_OF_MEMORY.search(stderr):
         return Outcome.FAILED, False, "out_of_memory"
     if _BAD_INPUT.search(stderr):

@@ -122,4 +122,4 @@ class SlotSemaphore:
     async def holders(self) -> list[str]:
         """Holders whose lease has not expired (for operators and tests)."""
         members = await self.redis.zrangebyscore(self.global_key, time.time(), "+inf")
-        return [m.decode() if isinstance(m, bytes) else m for m in members]
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
