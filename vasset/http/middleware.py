@@ -30,6 +30,10 @@ PREFLIGHT_HEADERS = [
 ]
 
 
+# On every answer: a browser must never sniff a stored object or an error body into a script.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
 def _cross_origin(scope: Scope) -> tuple[bool, bool]:
     """(request has an Origin header, it is a CORS preflight)."""
     origin = preflight = False
@@ -60,12 +64,12 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                 {
                     "type": "http.response.start",
                     "status": 204,
-                    "headers": [*PREFLIGHT_HEADERS, header],
+                    "headers": [*PREFLIGHT_HEADERS, header, NOSNIFF],
                 }
             )
             await send({"type": "http.response.body", "body": b""})
             return
-        extra = [header, *CORS_HEADERS] if origin else [header]
+        extra = [header, NOSNIFF, *CORS_HEADERS] if origin else [header, NOSNIFF]
         scope.setdefault("state", {})["request_id"] = request_id
         # bind/reset with tokens: clear_contextvars() copies the whole context every request.
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)

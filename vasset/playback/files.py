@@ -7,40 +7,23 @@ presigned OSS URL (variant playlists stay relative, under the same signed /play 
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
 from litestar import Request, Response, route
-from litestar.response import Stream
 
 from vasset import errors
 from vasset.http.auth import ctx_of
 from vasset.playback import urls
+from vasset.playback.stream import READ_SIZE, ObjectBody, ObjectStream, StreamLimiter
 from vasset.storage.local import guess_content_type
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+_MAX_DIGITS = 19
+_MAX_KEY_BYTES = 1023  # OSS's longest object key
+_MAX_NAME_BYTES = 255  # the longest file name of Linux file systems
 _URI_ATTR = re.compile(r'URI="([^"]+)"')
-
-
-class StreamLimiter:
-    """Caps concurrent file streams of this API instance (the original "max 50 downloads")."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.active = 0
-
-    def enter(self) -> None:
-        """Take a stream slot or raise Throttled."""
-        if self.active >= self.limit:
-            raise errors.Throttled("too many concurrent file streams; retry shortly", retry_after=1)
-        self.active += 1
-
-    def leave(self) -> None:
-        """Give the slot back."""
-        self.active -= 1
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -51,6 +34,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not match or (not match.group(1) and not match.group(2)):
         raise errors.RangeNotSatisfiable()
     first, last = match.groups()
+    # No object is 10**19 bytes long: longer numbers are refused before int() has to parse them.
+    if len(first) > _MAX_DIGITS or len(last) > _MAX_DIGITS:
+        raise errors.RangeNotSatisfiable()
     if not first:
         length = int(last)
         if length == 0:
@@ -63,43 +49,19 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-class PrefetchedStream:
-    """Reads the next chunk while the current one is sent; frees its stream slot exactly once,
-    at the end, on error, or when dropped unread (a client that left before the body)."""
+def servable_key(key: str) -> bool:
+    """Whether key can name a stored object; anything else is a 404, never a storage error.
 
-    def __init__(self, source: AsyncIterator[bytes], limiter: StreamLimiter) -> None:
-        self._source = source
-        self._limiter = limiter
-        self._pending: asyncio.Future | None = None
-        self._open = True
-
-    def _close(self) -> None:
-        if self._open:
-            self._open = False
-            self._limiter.leave()
-            if self._pending is not None and not self._pending.done():
-                self._pending.cancel()
-
-    def __aiter__(self) -> PrefetchedStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if not self._open:
-            raise StopAsyncIteration
-        try:
-            if self._pending is None:
-                self._pending = asyncio.ensure_future(anext(self._source, None))
-            chunk = await self._pending
-            if chunk is None:
-                raise StopAsyncIteration
-            self._pending = asyncio.ensure_future(anext(self._source, None))
-            return chunk
-        except BaseException:
-            self._close()
-            raise
-
-    def __del__(self) -> None:
-        self._close()
+    An HLS signature covers a whole prefix, so the rest of the key is client text: it may hold
+    NUL or control characters, or names longer than a file system or OSS accepts.
+    """
+    # isprintable first: it refuses NUL, control characters and lone surrogates (no UTF-8).
+    if not key or not key.isprintable() or len(key.encode()) > _MAX_KEY_BYTES:
+        return False
+    return all(
+        part not in ("", ".", "..") and len(part.encode()) <= _MAX_NAME_BYTES
+        for part in key.split("/")
+    )
 
 
 def _limiter(request: Request) -> StreamLimiter:
@@ -138,8 +100,10 @@ async def play_file(request: Request, expires_at: int, signature: str, key: str)
     from vasset.playback.api import playback
 
     secret = await playback(request).secret()
-    if ".." in key.split("/") or not urls.verify(secret, key, expires_at, signature, time.time()):
+    if not urls.verify(secret, key, expires_at, signature, time.time()):
         raise errors.InvalidUrlSignature()
+    if not servable_key(key):
+        raise errors.ObjectNotFound()
     info = await ctx.store.head(key)
     if info is None:
         raise errors.ObjectNotFound()
@@ -167,12 +131,16 @@ async def play_file(request: Request, expires_at: int, signature: str, key: str)
     headers["Content-Length"] = str(end - start + 1)
     if request.method == "HEAD" or info.size == 0:
         return Response(content=b"", status_code=status, headers=headers, media_type=content_type)
-    limiter = _limiter(request)
-    limiter.enter()
-    source = ctx.store.read(key, start, end, chunk_size=4 << 20)
-    return Stream(
-        PrefetchedStream(source, limiter),
-        status_code=status,
-        headers=headers,
-        media_type=content_type,
-    )
+    slot = _limiter(request).acquire()
+    source = ctx.store.read(key, start, end, chunk_size=READ_SIZE)
+    try:
+        # The first read happens here, so an object that vanished since HEAD is still a 404.
+        first = await anext(source, None)
+    except BaseException:
+        slot.release()
+        raise
+    if first is None:
+        slot.release()
+        raise errors.ObjectNotFound()
+    body = ObjectBody(first, source, end - start + 1, slot)
+    return ObjectStream(body, status_code=status, headers=headers, media_type=content_type)

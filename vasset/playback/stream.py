@@ -1,0 +1,170 @@
+"""Streaming a stored object to one client with backpressure, under a per-instance stream cap.
+
+Memory per stream stays small and bounded: a block is read only after the server accepted every
+send of the previous one (granian's ``send`` waits once its per-response queue is full), and
+nothing is read ahead. The stream's slot is held until the last chunk was handed over, or the client
+is gone (``http.disconnect``), so the cap counts slow readers for as long as they read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.response.base import ASGIResponse
+from litestar.types import Receive, Scope, Send
+
+from vasset import errors
+
+log = structlog.get_logger(__name__)
+
+#: Bytes per ``send``. granian's HTTP/1 writer (hyper) queues up to 16 sends or ~400 KiB per
+#: response before ``send`` waits; at 16 KiB that is 256 KiB a stalled reader pins there.
+SEND_SIZE = 16 << 10
+#: Bytes per storage read: each read is a thread hop (~60 us), so one read feeds several sends.
+#: Measured (bench/playback_memory.py): 200 stalled readers add ~130 MB; one reader ~540 MB/s.
+READ_SIZE = 8 * SEND_SIZE
+
+
+class StreamSlot:
+    """One taken stream slot; released exactly once (a dropped, never-sent response too)."""
+
+    __slots__ = ("_limiter",)
+
+    def __init__(self, limiter: StreamLimiter) -> None:
+        self._limiter: StreamLimiter | None = limiter
+
+    def release(self) -> None:
+        """Give the slot back (idempotent)."""
+        if self._limiter is not None:
+            self._limiter.active -= 1
+            self._limiter = None
+
+    def __del__(self) -> None:
+        self.release()
+
+
+class StreamLimiter:
+    """Caps concurrent file streams of this API instance (the original "max 50 downloads")."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def acquire(self) -> StreamSlot:
+        """Take a stream slot or raise Throttled."""
+        if self.active >= self.limit:
+            raise errors.Throttled("too many concurrent file streams; retry shortly", retry_after=1)
+        self.active += 1
+        return StreamSlot(self)
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Return once the client has gone."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class ObjectBody:
+    """The bytes of one response: the first chunk (already read) and the rest of the range."""
+
+    def __init__(
+        self, first: bytes, rest: AsyncIterator[bytes], length: int, slot: StreamSlot
+    ) -> None:
+        self.first = first
+        self.rest = rest
+        self.length = length
+        self.slot = slot
+
+    async def send(self, send: Send, receive: Receive) -> None:
+        """Send every chunk, each after the previous one was accepted; stop when the client goes."""
+        gone = asyncio.ensure_future(_disconnect(receive))
+        sent = 0
+        try:
+            block: bytes | None = self.first
+            self.first = b""
+            while block is not None and not gone.done():
+                view = memoryview(block)
+                for at in range(0, len(block), SEND_SIZE):
+                    piece = bytes(view[at : at + SEND_SIZE]) if len(block) > SEND_SIZE else block
+                    sent += len(piece)
+                    more = sent < self.length
+                    await send({"type": "http.response.body", "body": piece, "more_body": more})
+                    if not more:
+                        return
+                    if gone.done():
+                        break
+                del view
+                block = await anext(self.rest, None)
+            if not gone.done():
+                # The object got shorter while being read; end the body (the client sees it short).
+                log.warning("stream_short", sent=sent, expected=self.length)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            gone.cancel()
+
+    async def close(self) -> None:
+        """Release the source and the slot (idempotent)."""
+        try:
+            aclose = getattr(self.rest, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            self.slot.release()
+
+
+class _ASGIObjectStream(ASGIResponse):
+    """The ASGI side of ObjectStream: headers, then ObjectBody.send; the slot is freed after."""
+
+    __slots__ = ("object_body",)
+    _should_set_content_length = False  # set by the handler: the range's length, not the body's
+
+    def __init__(self, object_body: ObjectBody, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.object_body = object_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.start_response(send=send)
+            await self.object_body.send(send, receive)
+        finally:
+            await self.object_body.close()
+
+
+class ObjectStream(Response):
+    """A Response whose body is an ObjectBody (streamed with backpressure, slot held meanwhile)."""
+
+    def __init__(
+        self,
+        object_body: ObjectBody,
+        *,
+        status_code: int,
+        headers: dict[str, str],
+        media_type: str,
+    ) -> None:
+        super().__init__(
+            content=b"", status_code=status_code, headers=headers, media_type=media_type
+        )
+        self.object_body = object_body
+
+    def to_asgi_response(  # type: ignore[override]
+        self,
+        app: Any,
+        request: Request,
+        *,
+        headers: dict[str, str] | None = None,
+        cookies: Iterable[Any] | None = None,
+        **_: Any,
+    ) -> ASGIResponse:
+        """The ASGI response that streams object_body."""
+        merged = {**headers, **self.headers} if headers is not None else self.headers
+        return _ASGIObjectStream(
+            self.object_body,
+            cookies=[*self.cookies, *(cookies or ())],
+            headers=merged,
+            media_type=str(self.media_type),
+            status_code=self.status_code,
+        )
