@@ -1,22 +1,31 @@
 """Every error vasset answers with: a stable code, an HTTP status and a message.
 
 The whole tree lives here so that the API reference (docs/API.md) and this file list the
-same codes. Clients branch on ``code``, never on ``message``.
+same codes. Clients branch on ``code``, never on ``message``. A class that sets ``code`` in
+its own body stands for that code (one class per code); a category (``category = True``)
+only groups codes by status and is never raised. ``FailureCode`` lists the codes that appear
+only in the ``error`` of ``/video/status`` (a failed upload or transcode), never as HTTP errors.
+tests/test_error_parity.py keeps this file, docs/API.md and both SDKs in step.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, ClassVar
 
 
 class VassetError(Exception):
-    """Base of every error that reaches a client."""
+    """Base of every error that reaches a client; raised itself, it is a 500 InternalError."""
 
     status: ClassVar[int] = 500
     code: ClassVar[str] = "InternalError"
     default_message: ClassVar[str] = "internal error"
+    category: ClassVar[bool] = False
 
     def __init__(self, message: str | None = None, **extra: Any) -> None:
+        if vars(type(self)).get("category", False):
+            # A category has no code of its own: raising it would answer its parent's code.
+            raise TypeError(f"{type(self).__name__} is a category; raise one of its codes")
         self.message = message or self.default_message
         self.extra = extra
         self.extra_headers: dict[str, str] = {}
@@ -30,7 +39,7 @@ class VassetError(Exception):
 # 400: malformed or inconsistent input
 class BadRequest(VassetError):
     status = 400
-    code = "InvalidParameter"
+    category = True
 
 
 class MissingParameter(BadRequest):
@@ -67,7 +76,7 @@ class InvalidSource(BadRequest):
 # 401: authentication
 class Unauthorized(VassetError):
     status = 401
-    code = "Unauthorized"
+    category = True
 
 
 class InvalidAppKey(Unauthorized):
@@ -129,10 +138,17 @@ class ObjectNotFound(NotFound):
     default_message = "no such object"
 
 
+# 405: the path exists, the method does not (Litestar raises it; the class names the code)
+class MethodNotAllowed(VassetError):
+    status = 405
+    code = "MethodNotAllowed"
+    default_message = "method not allowed"
+
+
 # 409: state conflicts
 class Conflict(VassetError):
     status = 409
-    code = "InvalidState"
+    category = True
 
 
 class UploadCompleted(Conflict):
@@ -172,15 +188,19 @@ class EntityTooLarge(VassetError):
     code = "EntityTooLarge"
 
 
-class RangeNotSatisfiable(VassetError):
+class InvalidRange(VassetError):
     status = 416
     code = "InvalidRange"
     default_message = "the requested range is not satisfiable"
 
 
+# The old name, kept while vasset/playback still raises it; the wire code is InvalidRange.
+RangeNotSatisfiable = InvalidRange
+
+
 class VerificationFailed(VassetError):
     status = 422
-    code = "VerificationFailed"
+    category = True
 
 
 class HashMismatch(VerificationFailed):
@@ -223,3 +243,42 @@ class StorageError(ServiceUnavailable):
     """The BlobStore failed in a way that a retry may fix."""
 
     default_message = "object storage is unavailable; retry later"
+
+
+def http_codes() -> dict[str, type[VassetError]]:
+    """Every HTTP error code, mapped to the one class that stands for it."""
+    found: dict[str, type[VassetError]] = {}
+    pending: list[type[VassetError]] = [VassetError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if "code" in vars(cls):
+            if cls.code in found:
+                raise TypeError(f"{cls.__name__} and {found[cls.code].__name__} share {cls.code}")
+            found[cls.code] = cls
+    return found
+
+
+class FailureCode(StrEnum):
+    """Codes that start the ``error`` of a failed upload or transcode in /video/status.
+
+    ``error`` is ``Code`` or ``Code: message``. Code is one of these, or an HTTP code above
+    when the failure is the same refusal a call would answer (HashMismatch, SizeMismatch at
+    completion; InvalidSource, EntityTooLarge, ServiceUnavailable for an import's source;
+    VideoNotFound, InternalError).
+    """
+
+    UPLOAD_EXPIRED = "UploadExpired"  # the upload passed its TTL unfinished
+    VIDEO_DELETED = "VideoDeleted"  # the upload's video was deleted while it was open
+    PROBE_FAILED = "ProbeFailed"  # the probe could not run (retried)
+    NOT_A_VIDEO = "NotAVideo"  # readable media without a video stream
+    UNSUPPORTED_MEDIA = "UnsupportedMedia"  # not media FFmpeg will read
+    CORRUPT_MEDIA = "CorruptMedia"  # damaged or truncated media
+    INVALID_OUTPUT = "InvalidOutput"  # FFmpeg exited 0 but an output is missing or malformed
+    TRANSCODE_FAILED = "TranscodeFailed"  # FFmpeg failed for a reason other than the input
+    TRANSCODE_OUT_OF_MEMORY = "TranscodeOutOfMemory"  # FFmpeg hit its memory limit
+    TRANSCODE_TIMEOUT = "TranscodeTimeout"  # FFmpeg ran longer than the duration allows
+    TRANSCODE_STALLED = "TranscodeStalled"  # FFmpeg made no progress
+    TRANSCODE_CANCELLED = "TranscodeCancelled"  # the job was cancelled while FFmpeg ran
+    TRANSCODE_KILLED = "TranscodeKilled"  # FFmpeg died of a signal
+    TRANSCODE_ABANDONED = "TranscodeAbandoned"  # the worker's lease expired (crash, kill -9)

@@ -127,6 +127,24 @@ function toBytes(data) {
 // ---------------------------------------------------------------------------------------------
 // Errors
 
+/**
+ * Every error code a vasset server answers with (docs/API.md, "Error codes"); a test keeps this
+ * list, the server's and the Python SDK's in step. Branch on these, never on `message`.
+ */
+export const ERROR_CODES = Object.freeze([
+  'MissingParameter', 'InvalidParameter', 'InvalidDigest', 'InvalidPartSize',
+  'InvalidContentRange', 'IncompleteBody', 'InvalidSource',
+  'InvalidAppKey', 'SignatureDoesNotMatch', 'SignatureExpired', 'SignatureNonceUsed',
+  'InvalidUploadToken', 'InvalidUrlSignature', 'InvalidConsoleKey',
+  'VideoNotFound', 'UploadNotFound', 'ObjectNotFound', 'NotFound', 'MethodNotAllowed',
+  'UploadCompleted', 'UploadAborted', 'UploadInProgress', 'OffsetMismatch', 'VideoNotPlayable',
+  'InvalidState', 'EntityTooLarge', 'InvalidRange', 'HashMismatch', 'SizeMismatch', 'Throttled',
+  'InternalError', 'ServiceUnavailable',
+]);
+
+/** Codes this SDK sets itself (no answer, or an upload that could not finish); `HTTP{status}` for an answer without a code. */
+export const CLIENT_ERROR_CODES = Object.freeze(['NetworkError', 'Incomplete']);
+
 /** An answer of the vasset API that is not a success; `code` is API.md's stable error code. */
 export class VassetError extends Error {
   constructor(message, { status = 0, code = 'NetworkError', body = null } = {}) {

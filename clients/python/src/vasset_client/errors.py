@@ -1,4 +1,11 @@
-"""Typed errors: one class per API error code, unknown codes fall back by HTTP status."""
+"""Typed errors: one class per API error code, unknown codes fall back by HTTP status.
+
+Three kinds of class: one per code the server sends (``SERVER_CODES``, the table of
+docs/API.md), status categories without a code of their own (``BadRequest``, ``Conflict``,
+``ServerError``, ...) that catch a whole status and stand in for codes this SDK does not know,
+and client-side errors (``CLIENT_CODES``) that the SDK raises itself and no server sends.
+An answer without a code gets ``HTTP{status}`` as its code, as in the JS SDK.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ _BY_CODE: dict[str, type[VassetError]] = {}
 class VassetError(Exception):
     """Base of every error the SDK raises; `code` is the API's stable identifier."""
 
-    default_code: ClassVar[str] = "Error"
+    default_code: ClassVar[str] = ""
     default_status: ClassVar[int] = 0
 
     def __init__(
@@ -24,8 +31,8 @@ class VassetError(Exception):
         body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.code: str = code or self.default_code
         self.status: int = self.default_status if status is None else status
+        self.code: str = code or self.default_code or f"HTTP{self.status}"
         self.message = message or self.code
         self.request_id = request_id
         self.body: dict[str, Any] = dict(body or {})
@@ -69,9 +76,17 @@ class WaitTimeout(VassetError, TimeoutError):
 
 
 class VideoFailed(VassetError):
-    """wait() saw the video fail."""
+    """wait() saw the video fail; failure_code is the server's reason (API.md, job failures)."""
 
     default_code = "VideoFailed"
+
+    @property
+    def failure_code(self) -> str | None:
+        """The code that starts the status answer's ``error``, e.g. NotAVideo."""
+        error = self.body.get("error")
+        if not isinstance(error, str) or not error:
+            return None
+        return error.split(":", 1)[0].strip() or None
 
 
 class UploadFailed(VideoFailed):
@@ -96,14 +111,12 @@ class FileChanged(VassetError):
 class ClientError(VassetError):
     """An HTTP 4xx answer."""
 
-    default_code = "ClientError"
     default_status = 400
 
 
 class BadRequest(ClientError):
     """400: malformed or inconsistent input."""
 
-    default_code = "BadRequest"
     default_status = 400
 
 
@@ -152,7 +165,6 @@ class InvalidSource(BadRequest):
 class Unauthorized(ClientError):
     """401: authentication failed."""
 
-    default_code = "Unauthorized"
     default_status = 401
 
 
@@ -198,10 +210,15 @@ class InvalidUrlSignature(Unauthorized):
     default_code = "InvalidUrlSignature"
 
 
+class InvalidConsoleKey(Unauthorized):
+    """401 InvalidConsoleKey: a console call without a valid console session."""
+
+    default_code = "InvalidConsoleKey"
+
+
 class Forbidden(ClientError):
     """403: not used by the API; storage answers it for expired or wrong presigned URLs."""
 
-    default_code = "Forbidden"
     default_status = 403
 
 
@@ -240,7 +257,6 @@ class MethodNotAllowed(ClientError):
 class Conflict(ClientError):
     """409: a state conflict."""
 
-    default_code = "Conflict"
     default_status = 409
 
 
@@ -309,7 +325,6 @@ class InvalidRange(ClientError):
 class VerificationFailed(ClientError):
     """422: completion-time verification failed; the video is upload_failed."""
 
-    default_code = "VerificationFailed"
     default_status = 422
 
 
@@ -347,8 +362,13 @@ class Throttled(_RetryAfter, ClientError):
 class ServerError(VassetError):
     """An HTTP 5xx answer."""
 
-    default_code = "InternalError"
     default_status = 500
+
+
+class InternalError(ServerError):
+    """500 InternalError: a server bug; request_id finds it in the server's logs."""
+
+    default_code = "InternalError"
 
 
 class ServiceUnavailable(_RetryAfter, ServerError):
@@ -371,6 +391,13 @@ _BY_STATUS: dict[int, type[VassetError]] = {
     429: Throttled,
     503: ServiceUnavailable,
 }
+
+#: Codes the SDK raises itself; no server answer carries them.
+CLIENT_CODES: frozenset[str] = frozenset(
+    {"NetworkError", "WaitTimeout", "VideoFailed", "UploadFailed", "TranscodeFailed", "FileChanged"}
+)
+#: Codes of server answers that have a class of their own (docs/API.md's error table).
+SERVER_CODES: frozenset[str] = frozenset(_BY_CODE) - CLIENT_CODES
 
 
 def parse_retry_after(value: str | None) -> float | None:
