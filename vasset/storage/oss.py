@@ -1,15 +1,8 @@
 """Aliyun OSS BlobStore on oss2: multipart uploads are OSS multipart uploads, parts are streamed.
 
 oss2 is blocking, so every call runs in this store's own thread pool (``pool_size`` threads,
-and an HTTP connection pool of the same size). A part is streamed: ``PartWriter.write`` feeds
-chunks through a bounded queue into a thread that runs ``upload_part`` with a generator body
-(chunked transfer), so a part is never held in memory.
-
-Retries: idempotent calls are retried with exponential backoff on connection errors and 5xx.
-A streamed part cannot be replayed from the client, so its writer also tees the bytes into a
-spool file; if OSS fails mid-part, the rest of the body still goes to the spool and commit
-retries ``upload_part`` from that file. Only when every retry fails does the caller see
-StorageError (a 503), and the client re-sends the part.
+and an HTTP connection pool of the same size). Idempotent calls are retried with exponential
+backoff on connection errors and 5xx; parts are streamed and retried by ``oss_parts``.
 """
 
 from __future__ import annotations
@@ -19,19 +12,14 @@ import base64
 import contextlib
 import functools
 import hashlib
-import hmac
-import json
 import os
-import queue
 import random
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 import oss2
 import oss2.exceptions as oss_exc
@@ -39,181 +27,19 @@ from oss2.models import PartInfo as OssPartInfo
 
 from vasset.errors import ObjectNotFound, StorageError, UploadNotFound
 from vasset.storage.base import BlobStore, ObjectInfo, PartInfo, PartWriter
+from vasset.storage.oss_parts import OssPartWriter, describe, retryable
+from vasset.storage.oss_post import post_form
 
 T = TypeVar("T")
 
-#: Chunks queued between a part's writer and its upload thread (backpressure bounds memory).
-PART_QUEUE_DEPTH = 16
-#: A part whose writer goes quiet this long is abandoned (its upload thread must not leak).
-PART_IDLE_TIMEOUT = 300.0
 #: Keys one DeleteMultipleObjects request may name.
 _DELETE_BATCH = 1000
-
-
-class _Abort(Exception):
-    """Raised inside a part's body generator so the request dies and OSS stores nothing."""
-
-
-_END = object()
-_ABORT = object()
-
-
-def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, oss_exc.RequestError):
-        return True  # connection refused/reset, timeouts
-    return isinstance(exc, oss_exc.ServerError) and exc.status >= 500
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, oss_exc.OssError):
-        if exc.status < 0:
-            return str(exc.body)[:200]
-        return f"{exc.status} {exc.code or ''} {exc.message or ''}".strip()
-    return repr(exc)
 
 
 def _content_type(key: str) -> str:
     from vasset.storage.local import guess_content_type
 
     return guess_content_type(key)
-
-
-class OssPartWriter(PartWriter):
-    """Streams one part to OSS through a bounded queue; tees it to a spool for retries."""
-
-    def __init__(
-        self, store: OssBlobStore, key: str, upload_id: str, number: int, size: int
-    ) -> None:
-        self._store = store
-        self._key = key
-        self._upload_id = upload_id
-        self._number = number
-        self._size = size
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=PART_QUEUE_DEPTH)
-        self._written = 0
-        self._closed = False
-        self._spool: Any = None
-        if store.spool_parts:
-            self._spool = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed by the thread)
-                prefix="oss-part-", dir=store.spool_dir, delete=True
-            )
-        self._future: Future[str] = store._part_pool.submit(self._upload)
-
-    # producer side (a worker thread of the caller)
-    def write(self, chunk: bytes) -> None:
-        """Queue a chunk for the upload thread; blocks while the queue is full."""
-        if self._closed:
-            raise RuntimeError("part writer is closed")
-        self._written += len(chunk)
-        self._put(bytes(chunk))
-
-    def _put(self, item: Any) -> None:
-        while True:
-            try:
-                self._queue.put(item, timeout=1)
-                return
-            except queue.Full:
-                if self._future.done():
-                    # The upload thread is gone (idle timeout, crash): nobody will drain it.
-                    raise StorageError("the part upload stopped") from None
-
-    async def commit(self, md5_hex: str | None) -> PartInfo:
-        """End the body, wait for OSS, and check its ETag against the caller's MD5."""
-        if not self._closed:
-            self._closed = True
-            await asyncio.to_thread(self._put, _END)
-        etag = (await asyncio.wrap_future(self._future)).lower()
-        if md5_hex is not None and etag != md5_hex.lower():
-            raise StorageError(
-                f"OSS stored part {self._number} with ETag {etag}, expected MD5 {md5_hex}"
-            )
-        return PartInfo(number=self._number, size=self._written, etag=etag)
-
-    async def abort(self) -> None:
-        """Make the body generator raise, so the request dies and OSS keeps no part."""
-        if not self._closed:
-            self._closed = True
-            await asyncio.to_thread(self._put, _ABORT)
-        with contextlib.suppress(BaseException):
-            await asyncio.wrap_future(self._future)
-
-    # the upload thread
-    def _next(self) -> Any:
-        try:
-            return self._queue.get(timeout=PART_IDLE_TIMEOUT)
-        except queue.Empty:
-            return _ABORT
-
-    def _body(self, state: dict[str, bool]):
-        while True:
-            item = self._next()
-            if item is _END:
-                state["ended"] = True
-                return
-            if item is _ABORT:
-                state["aborted"] = True
-                raise _Abort()
-            if self._spool is not None:
-                self._spool.write(item)
-            yield item
-
-    def _drain_to_spool(self, state: dict[str, bool]) -> None:
-        """After a failed stream, keep taking the producer's bytes into the spool."""
-        while not state.get("ended") and not state.get("aborted"):
-            item = self._next()
-            if item is _END:
-                state["ended"] = True
-            elif item is _ABORT:
-                state["aborted"] = True
-            else:
-                self._spool.write(item)
-
-    def _upload(self) -> str:
-        state: dict[str, bool] = {}
-        bucket = self._store._bucket
-        try:
-            try:
-                return bucket.upload_part(
-                    self._key, self._upload_id, self._number, self._body(state)
-                ).etag
-            except _Abort:
-                raise
-            except oss_exc.NoSuchUpload:
-                self._drain_to_spool_quietly(state)
-                raise UploadNotFound("the multipart upload no longer exists") from None
-            except Exception as exc:
-                # _Abort may arrive wrapped by requests; what counts is whether we aborted.
-                if state.get("aborted"):
-                    raise _Abort() from None
-                if self._spool is None or not _retryable(exc):
-                    self._drain_to_spool_quietly(state)
-                    raise self._store._storage_error("upload_part", exc) from exc
-                first = exc
-            self._drain_to_spool(state)
-            if state.get("aborted"):
-                raise _Abort()
-            self._spool.flush()
-
-            def from_spool() -> str:
-                self._spool.seek(0)
-                return bucket.upload_part(
-                    self._key, self._upload_id, self._number, self._spool
-                ).etag
-
-            try:
-                return self._store._retry(from_spool, "upload_part", first_error=first)
-            except oss_exc.NoSuchUpload:
-                raise UploadNotFound("the multipart upload no longer exists") from None
-        finally:
-            if self._spool is not None:
-                self._spool.close()
-
-    def _drain_to_spool_quietly(self, state: dict[str, bool]) -> None:
-        # The producer may still be writing: consume until it ends so it never blocks.
-        while not state.get("ended") and not state.get("aborted"):
-            item = self._next()
-            state["ended"] = item is _END
-            state["aborted"] = item is _ABORT
 
 
 class OssBlobStore(BlobStore):
@@ -279,7 +105,7 @@ class OssBlobStore(BlobStore):
         return self.prefix + key
 
     def _storage_error(self, what: str, exc: BaseException) -> StorageError:
-        return StorageError(f"OSS {what} failed: {_describe(exc)}")
+        return StorageError(f"OSS {what} failed: {describe(exc)}")
 
     def _retry(self, fn: Callable[[], T], what: str, first_error: BaseException | None = None) -> T:
         """Call fn, retrying connection errors and 5xx with jittered exponential backoff."""
@@ -291,7 +117,7 @@ class OssBlobStore(BlobStore):
             try:
                 return fn()
             except Exception as exc:
-                if not _retryable(exc):
+                if not retryable(exc):
                     raise
                 last = exc
             attempt += 1
@@ -305,7 +131,7 @@ class OssBlobStore(BlobStore):
             try:
                 return fn()
             except Exception as exc:
-                if _retryable(exc):
+                if retryable(exc):
                     raise self._storage_error(what, exc) from exc
                 raise
 
@@ -501,7 +327,7 @@ class OssBlobStore(BlobStore):
                     raise UploadNotFound("the multipart upload no longer exists") from None
             except oss_exc.ServerError as exc:
                 if exc.status == 400:
-                    raise ValueError(f"OSS refused the part list: {_describe(exc)}") from exc
+                    raise ValueError(f"OSS refused the part list: {describe(exc)}") from exc
                 raise
 
         await self._run(call, "complete_multipart_upload")
@@ -556,36 +382,16 @@ class OssBlobStore(BlobStore):
         self, key_prefix: str, max_size: int, expires_at: int
     ) -> tuple[str, dict[str, str]]:
         """URL and form fields (V1 policy) for a browser PostObject under key_prefix."""
-        # The browser adds ``key`` (the store prefix, key_prefix, then its own part) and
-        # ``file`` (last). The policy pins the bucket, the key prefix and the size.
-        expiration = datetime.fromtimestamp(int(expires_at), UTC)
-        full_prefix = self._k(key_prefix)
-        policy = {
-            "expiration": expiration.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-            "conditions": [
-                {"bucket": self.bucket_name},
-                ["starts-with", "$key", full_prefix],
-                ["content-length-range", 1, int(max_size)],
-            ],
-        }
-        policy_b64 = base64.b64encode(json.dumps(policy).encode()).decode()
-        digest = hmac.new(
-            self._access_key_secret.encode(), policy_b64.encode(), hashlib.sha1
-        ).digest()
-        fields = {
-            "OSSAccessKeyId": self._access_key_id,
-            "policy": policy_b64,
-            "Signature": base64.b64encode(digest).decode(),
-            "success_action_status": "201",
-        }
-        if self._security_token:
-            fields["x-oss-security-token"] = self._security_token
-        parsed = urlparse(self.endpoint)
-        if oss2.utils.is_ip_or_localhost(parsed.netloc):
-            url = f"{parsed.scheme}://{parsed.netloc}/{self.bucket_name}/"
-        else:
-            url = f"{parsed.scheme}://{self.bucket_name}.{parsed.netloc}/"
-        return url, fields
+        return post_form(
+            endpoint=self.endpoint,
+            bucket=self.bucket_name,
+            full_prefix=self._k(key_prefix),
+            max_size=max_size,
+            expires_at=expires_at,
+            access_key_id=self._access_key_id,
+            access_key_secret=self._access_key_secret,
+            security_token=self._security_token,
+        )
 
     async def close(self) -> None:
         """Stop the thread pools."""
