@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import cast
 
 import structlog
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
@@ -34,7 +35,7 @@ PREFLIGHT_HEADERS = [
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
-def _cross_origin(scope: Scope) -> tuple[bool, bool]:
+def _cross_origin(scope: HTTPScope) -> tuple[bool, bool]:
     """(request has an Origin header, it is a CORS preflight)."""
     origin = preflight = False
     if scope["path"].startswith("/internal/"):
@@ -52,10 +53,11 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     # A concrete bound logger (not the lazy module proxy): below its level, .info is a no-op.
     log = structlog.get_logger("vasset.access").bind()
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
+    async def middleware(asgi_scope: Scope, receive: Receive, send: Send) -> None:
+        if asgi_scope["type"] != "http":
+            await app(asgi_scope, receive, send)
             return
+        scope = cast("HTTPScope", asgi_scope)  # mypy does not narrow the union on "type"
         request_id = secrets.token_hex(12)
         header = (b"x-request-id", request_id.encode())
         origin, preflight = _cross_origin(scope)
@@ -67,7 +69,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                     "headers": [*PREFLIGHT_HEADERS, header, NOSNIFF],
                 }
             )
-            await send({"type": "http.response.body", "body": b""})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         extra = [header, NOSNIFF, *CORS_HEADERS] if origin else [header, NOSNIFF]
         scope.setdefault("state", {})["request_id"] = request_id

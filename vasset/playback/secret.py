@@ -24,5 +24,5 @@ async def url_secret(engine: AsyncEngine, name: str = "play_url") -> bytes:
             await conn.execute(
                 text("SELECT secret FROM server_secret WHERE name = :n"), {"n": name}
             )
-        ).first()
+        ).one()  # the INSERT IGNORE above guarantees the row
     return row[0].encode()
