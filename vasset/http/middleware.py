@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import cast
 
 import structlog
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 CORS_HEADERS = [
@@ -53,11 +53,10 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     # A concrete bound logger (not the lazy module proxy): below its level, .info is a no-op.
     log = structlog.get_logger("vasset.access").bind()
 
-    async def middleware(asgi_scope: Scope, receive: Receive, send: Send) -> None:
-        if asgi_scope["type"] != "http":
-            await app(asgi_scope, receive, send)
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
             return
-        scope = cast("HTTPScope", asgi_scope)  # mypy does not narrow the union on "type"
         request_id = secrets.token_hex(12)
         header = (b"x-request-id", request_id.encode())
         origin, preflight = _cross_origin(scope)

@@ -150,7 +150,7 @@ class ObjectStream(Response):
         )
         self.object_body = object_body
 
-    def to_asgi_response(  # type: ignore[override]
+    def to_asgi_response(
         self,
         app: Any,
         request: Request,
