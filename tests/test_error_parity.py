@@ -184,10 +184,11 @@ def _ffmpeg_codes() -> set[str]:
 
 
 # What writes a video's or an upload's `error`: `error="Code"`, `_fail(row, "Code"...)`, and
-# strings that start "Code: " (failures.classify, the reaper).
+# strings that start "Code: " (failures.classify, the reaper). Codes are CamelCase; lower-case
+# words (a cancelled job's "superseded") are operator notes on job rows, never in /video/status.
 _WRITTEN = re.compile(
-    r"""error\s*=\s*["'](\w+)["']"""
-    r"""|_fail\(\s*\w+,\s*["'](\w+)["']"""
+    r"""error\s*=\s*["']([A-Z][A-Za-z]+)["']"""
+    r"""|_fail\(\s*\w+,\s*["']([A-Z][A-Za-z]+)["']"""
     r"""|(?<!["'\w])f?["']([A-Z][A-Za-z]+): """
 )
 
