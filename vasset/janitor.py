@@ -9,12 +9,13 @@ import time
 from pathlib import Path
 
 import structlog
-from sqlalchemy import text
 
 from vasset.context import Context, build_context, close_context
 from vasset.db import transaction
 from vasset.locks import LeaseLock
 from vasset.settings import Settings
+from vasset.upload import repository as uploads
+from vasset.videos import repository as videos
 
 log = structlog.get_logger(__name__)
 
@@ -40,16 +41,8 @@ async def _abort_stray_multipart(ctx: Context) -> int:
         if started > cutoff:
             continue
         async with transaction(ctx.engine) as conn:
-            owner = (
-                await conn.execute(
-                    text(
-                        "SELECT 1 FROM upload WHERE multipart_id = :m"
-                        " AND status IN ('uploading', 'completing')"
-                    ),
-                    {"m": upload_id},
-                )
-            ).first()
-        if owner is None:
+            owned = await uploads.multipart_in_use(conn, upload_id)
+        if not owned:
             await ctx.store.abort_multipart(key, upload_id)
             log.info("multipart_aborted", key=key, upload_id=upload_id)
             stray += 1
@@ -81,25 +74,11 @@ def _remove_old_temp(settings: Settings) -> int:
 async def _remove_unreferenced(ctx: Context) -> int:
     """Delete source bytes of deleted videos once no live video points at them."""
     async with transaction(ctx.engine) as conn:
-        rows = await conn.execute(
-            text(
-                "SELECT DISTINCT d.storage_uri FROM video d WHERE d.deleted_at IS NOT NULL"
-                " AND d.storage_uri IS NOT NULL AND d.parent_id IS NULL AND NOT EXISTS"
-                " (SELECT 1 FROM video l WHERE l.storage_uri = d.storage_uri"
-                " AND l.deleted_at IS NULL) LIMIT 500"
-            )
-        )
-        keys = [r[0] for r in rows]
+        keys = await videos.unreferenced_sources(conn)
     for key in keys:
         await ctx.store.delete(key)
         async with transaction(ctx.engine) as conn:
-            await conn.execute(
-                text(
-                    "UPDATE video SET storage_uri = NULL WHERE storage_uri = :k"
-                    " AND deleted_at IS NOT NULL"
-                ),
-                {"k": key},
-            )
+            await videos.forget_source(conn, key)
         log.info("object_removed", key=key)
     return len(keys)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import msgspec
 from litestar import Request, Response, get, post
-from sqlalchemy import text
 
 from vasset import errors
 from vasset.auth.verify import App
@@ -27,6 +26,7 @@ from vasset.http.params import Count, Priority, parse_params
 from vasset.http.responses import json_response
 from vasset.playback.secret import url_secret
 from vasset.redis_client import redis_guard
+from vasset.videos import repository as video_rows
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 PAGE_DIR = STATIC_DIR / "console"
@@ -327,23 +327,16 @@ async def console_videos(request: Request) -> Response:
     p = parse_params(query_string(request), ListParams)
     limit = max(1, min(p.limit, 100))
     async with transaction(ctx_of(request).engine) as conn:
-        rows = await conn.execute(
-            text(
-                "SELECT id, source_name, status, progress, file_size, duration, create_time"
-                " FROM video WHERE app_id = :a AND parent_id IS NULL AND deleted_at IS NULL"
-                " ORDER BY id DESC LIMIT :n"
-            ),
-            {"a": app.id, "n": limit},
-        )
+        rows = await video_rows.list_videos(conn, app.id, limit)
         videos = [
             {
-                "vid": r[0],
-                "source_name": r[1],
-                "status": r[2],
-                "progress": int(r[3] or 0),
-                "file_size": r[4],
-                "duration": r[5],
-                "create_time": r[6],
+                "vid": r.id,
+                "source_name": r.source_name,
+                "status": r.status,
+                "progress": r.progress,
+                "file_size": r.file_size,
+                "duration": r.duration,
+                "create_time": r.create_time,
             }
             for r in rows
         ]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-
-from sqlalchemy import text
+from typing import TYPE_CHECKING
 
 from vasset import errors
-from vasset.context import Context
 from vasset.db import transaction
 from vasset.playback import urls
 from vasset.playback.secret import url_secret
 from vasset.videos import repository as videos
+from vasset.videos.state import VideoStatus
+
+if TYPE_CHECKING:
+    from vasset.context import Context
 
 
 class PlaybackService:
@@ -60,7 +62,7 @@ class PlaybackService:
         if fmt is not None and fmt not in ("mp4", "hls"):
             raise errors.InvalidParameter("format must be mp4 or hls", parameter="format")
         expires_at = self.expiry(expires)
-        video, renditions, cover_row = await self._playable(app_id, vid)
+        video, renditions, cover_key = await self._playable(app_id, vid)
         if not renditions:
             raise errors.VideoNotPlayable(status=video.status)
         details = json.loads(video.media_info or "{}")
@@ -105,7 +107,7 @@ class PlaybackService:
             raise errors.VideoNotPlayable(
                 "no rendition matches the requested definition and format", status=video.status
             )
-        cover = await self.sign(cover_row[0], expires_at) if cover_row else None
+        cover = await self.sign(cover_key, expires_at) if cover_key else None
         return {
             "vid": vid,
             "status": video.status,
@@ -115,7 +117,7 @@ class PlaybackService:
         }
 
     async def _playable(self, app_id: int, vid: int) -> tuple:
-        """(video, playable renditions, cover row), cached for playurl_cache_ttl seconds.
+        """(video, playable renditions, cover key), cached for playurl_cache_ttl seconds.
 
         Players ask for play URLs far more often than renditions change; a short per-process
         cache keeps MySQL out of most playurl calls. A change shows after at most the TTL.
@@ -130,17 +132,11 @@ class PlaybackService:
             video = await videos.get_video(conn, vid, app_id)
             if video is None or video.parent_id is not None:
                 raise errors.VideoNotFound()
-            renditions = [r for r in await videos.children(conn, vid) if r.status == "playable"]
-            cover_row = (
-                await conn.execute(
-                    text(
-                        "SELECT storage_uri FROM video_snapshot WHERE video_id = :v"
-                        " ORDER BY image_index = :i DESC, image_index LIMIT 1"
-                    ),
-                    {"v": vid, "i": video.image_index},
-                )
-            ).first()
-        value = (video, renditions, cover_row)
+            renditions = [
+                r for r in await videos.children(conn, vid) if r.status == VideoStatus.PLAYABLE
+            ]
+            cover = await videos.cover_key(conn, vid, video.image_index)
+        value = (video, renditions, cover)
         if ttl > 0 and renditions:
             if len(self._cache) > 10_000:
                 self._cache.clear()
@@ -152,37 +148,26 @@ class PlaybackService:
         for key in [k for k in self._cache if k[1] == vid]:
             del self._cache[key]
 
-    async def _snapshot_rows(self, vid: int) -> list[tuple]:
-        async with transaction(self.ctx.engine) as conn:
-            rows = await conn.execute(
-                text(
-                    "SELECT image_index, time_ms, storage_uri, width, height FROM video_snapshot"
-                    " WHERE video_id = :v ORDER BY image_index"
-                ),
-                {"v": vid},
-            )
-            return [tuple(r) for r in rows]
-
     async def snapshots(self, app_id: int, vid: int, expires: int | None) -> dict:
         """The snapshot answer of API.md."""
         expires_at = self.expiry(expires)
         async with transaction(self.ctx.engine) as conn:
             video = await videos.get_video(conn, vid, app_id)
+            rows = await videos.snapshots(conn, vid) if video else []
         if video is None or video.parent_id is not None:
             raise errors.VideoNotFound()
-        rows = await self._snapshot_rows(vid)
         return {
             "vid": vid,
             "cover_index": video.image_index,
             "snapshots": [
                 {
-                    "index": index,
-                    "time": at,
-                    "url": await self.sign(key, expires_at),
-                    "width": width,
-                    "height": height,
+                    "index": snap.image_index,
+                    "time": snap.time_ms,
+                    "url": await self.sign(snap.storage_uri, expires_at),
+                    "width": snap.width,
+                    "height": snap.height,
                     "expires_at": expires_at,
                 }
-                for index, at, key, width, height in rows
+                for snap in rows
             ],
         }

@@ -22,18 +22,21 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import httpx
 import structlog
 
 from vasset import errors
-from vasset.context import Context
 from vasset.db import transaction
 from vasset.storage import keys
 from vasset.transcode.queue import Job
 from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
+
+if TYPE_CHECKING:
+    from vasset.context import Context
 
 log = structlog.get_logger(__name__)
 
@@ -271,7 +274,7 @@ async def import_source(ctx: Context, job: Job, workdir: Path) -> None:
         video = await videos.get_video(conn, job.video_id)
     if video is None:
         raise errors.VideoNotFound()
-    if video.status != VideoStatus.UPLOADING.value and video.storage_uri:
+    if video.status != VideoStatus.UPLOADING and video.storage_uri:
         return  # fetched by an earlier attempt
     src = job.options["src"]
     s = ctx.settings
@@ -288,11 +291,14 @@ async def import_source(ctx: Context, job: Job, workdir: Path) -> None:
     key = keys.source_key(job.app_id, job.video_id, keys.new_nonce())
     await ctx.store.put_file(key, target)
     size = target.stat().st_size
+    V = VideoStatus
     async with transaction(ctx.engine) as conn:
-        await videos.update_video(conn, job.video_id, storage_uri=key, file_size=size, hash=md5)
-        await videos.transition(conn, job.video_id, VideoStatus.UPLOADED.value)
-        await videos.transition(conn, job.video_id, VideoStatus.TRANSCODE_QUEUED.value)
-        await videos.transition(conn, job.video_id, VideoStatus.TRANSCODING.value)
+        # The fetched source is uploaded, and this job's attempt is already under way with it.
+        await videos.move_video(
+            conn, job.video_id, V.UPLOADING, V.UPLOADED, storage_uri=key, file_size=size, hash=md5
+        )
+        await videos.move_video(conn, job.video_id, V.UPLOADED, V.TRANSCODE_QUEUED)
+        await videos.move_video(conn, job.video_id, V.TRANSCODE_QUEUED, V.TRANSCODING)
     log.info("source_imported", vid=job.video_id, size=size, scheme=scheme)
 
 

@@ -10,12 +10,10 @@ import asyncio
 import functools
 import json
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import structlog
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vasset import errors
@@ -23,6 +21,7 @@ from vasset.context import Context
 from vasset.db import run_transaction, transaction
 from vasset.storage import keys
 from vasset.transcode import commands, ladder, queue
+from vasset.transcode.jobstate import JobState
 from vasset.transcode.outputs import verify_outputs
 from vasset.transcode.probe import MediaInfo, probe
 from vasset.transcode.queue import Job
@@ -93,14 +92,7 @@ async def _drop_dead_outputs(run: JobRun) -> None:
     async with transaction(run.ctx.engine) as conn:
         if not await queue.holds(conn, run.job):
             raise LeaseLost()
-        rows = await conn.execute(
-            text(
-                "SELECT storage_uri FROM video WHERE parent_id = :v AND deleted_at IS NULL"
-                " UNION ALL SELECT storage_uri FROM video_snapshot WHERE video_id = :v"
-            ),
-            {"v": vid},
-        )
-        stale -= {keys.output_prefix_of(r[0]) for r in rows if r[0]}
+        stale -= {keys.output_prefix_of(k) for k in await videos.output_keys(conn, vid)}
     for prefix in sorted(p for p in stale if p):
         await run.ctx.store.delete_prefix(prefix)
         log.info("dead_outputs_removed", vid=vid, prefix=prefix)
@@ -281,12 +273,13 @@ async def _publish(
     batches = [mp4_rows[:1], mp4_rows[1:]] if first_publish else [mp4_rows]
 
     async def publish(conn: AsyncConnection, number: int, batch: list) -> None:
-        # The video row first, then the job's (queue.lock_video): the API's lock order.
+        # The video row first, then the job's (videos.lock_video): the API's lock order.
         source = await videos.get_video(conn, run.job.video_id, for_update=True)
         if source is None or not await queue.holds(conn, run.job, lock=True):
             raise LeaseLost()
         if number == 0:
-            await _retire(conn, run.job.video_id)
+            # Hide the current renditions in the same transaction as the new ones.
+            await videos.retire_renditions(conn, run.job.video_id)
         for output, key, size in batch:
             await _insert_rendition(conn, source, output, key, size, "mp4")
         if number == len(batches) - 1:
@@ -296,12 +289,19 @@ async def _publish(
             details = json.loads(source.media_info or "{}")
             details["hls_master"] = master_key
             details["output_prefix"] = run.prefix
-            await videos.update_video(
-                conn, source.id, media_info=json.dumps(details), progress=100, error=None
+            await queue.finish(conn, run.job, JobState.SUCCEEDED)
+            await videos.move_video(
+                conn,
+                source.id,
+                VideoStatus.TRANSCODING,
+                VideoStatus.TRANSCODE_SUCCEEDED,
+                media_info=json.dumps(details),
+                progress=100,
+                error=None,
             )
-            await queue.finish(conn, run.job, "succeeded")
-            await videos.transition(conn, source.id, VideoStatus.TRANSCODE_SUCCEEDED.value)
-            await videos.transition(conn, source.id, VideoStatus.PLAYABLE.value)
+            await videos.move_video(
+                conn, source.id, VideoStatus.TRANSCODE_SUCCEEDED, VideoStatus.PLAYABLE
+            )
 
     for number, batch in enumerate(batches):
         # A deadlock runs the batch again instead of throwing away a finished transcode.
@@ -320,15 +320,6 @@ async def _publish(
         hls=master_key is not None,
         replaced=len(old),
         ladder=s.ladder,
-    )
-
-
-async def _retire(conn, vid: int) -> None:
-    """Hide the current renditions and snapshots (same transaction as the new ones)."""
-    now = int(time.time())
-    await conn.execute(
-        text("UPDATE video SET deleted_at = :t WHERE parent_id = :v AND deleted_at IS NULL"),
-        {"t": now, "v": vid},
     )
 
 
@@ -362,18 +353,7 @@ async def _replace_snapshots(conn, run: JobRun) -> None:
     if rows is None:
         return
     width, height = run.snapshot_size  # type: ignore[attr-defined]
-    await conn.execute(
-        text("DELETE FROM video_snapshot WHERE video_id = :v"), {"v": run.job.video_id}
-    )
-    for index, at, key in rows:
-        await conn.execute(
-            text(
-                "INSERT INTO video_snapshot (video_id, image_index, time_ms, width, height,"
-                " storage_uri) VALUES (:v, :i, :t, :w, :h, :k)"
-            ),
-            {"v": run.job.video_id, "i": index, "t": at, "w": width, "h": height, "k": key},
-        )
-    await videos.update_video(conn, run.job.video_id, image_count=len(rows))
+    await videos.replace_snapshots(conn, run.job.video_id, rows, width, height)
 
 
 async def discard_outputs(ctx: Context, run: JobRun, job: Job) -> None:

@@ -1,56 +1,50 @@
-"""The transcode job queue in MySQL: enqueue, claim (SKIP LOCKED), lease, finish, reap."""
+"""The transcode job queue in MySQL: enqueue, claim (SKIP LOCKED), lease, finish, reap.
+
+The queue decides; its SQL lives in transcode.repository (jobs) and videos.repository.
+Lock order everywhere: the video row first, then its jobs (see videos.repository.lock_video).
+"""
 
 from __future__ import annotations
 
-import json
 import time
 
-import msgspec
-from sqlalchemy import bindparam, text
+import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vasset import errors
+from vasset.lifecycle import LostRace, Transition
+from vasset.transcode import repository as jobs
+from vasset.transcode.jobstate import JobState
+from vasset.transcode.repository import Add, Job
 from vasset.videos import repository as videos
-from vasset.videos.state import VideoStatus
+from vasset.videos.state import TRANSCODABLE, VideoStatus
 
-JOB_COLUMNS = (
-    "id, app_id, video_id, kind, priority, state, attempts, max_attempts, run_after,"
-    " lease_until, lease_token, worker, params, error, progress, create_time, started_at"
-)
+__all__ = [
+    "Job",
+    "cancel_for_video",
+    "claim",
+    "enqueue",
+    "finish",
+    "give_back",
+    "heartbeat",
+    "holds",
+    "list_jobs",
+    "live_attempts",
+    "reap",
+    "requeue",
+    "retry_or_fail",
+    "video_state_fix",
+]
 
+log = structlog.get_logger(__name__)
 
-class Job(msgspec.Struct):
-    """One transcode job as claimed by a worker."""
-
-    id: int
-    app_id: int
-    video_id: int
-    kind: str
-    priority: int
-    state: str
-    attempts: int
-    max_attempts: int
-    run_after: float
-    lease_until: float | None
-    lease_token: int
-    worker: str | None
-    params: str | None
-    error: str | None
-    progress: int
-    create_time: float
-    started_at: float | None
-
-    @property
-    def options(self) -> dict:
-        """Decoded job parameters (definitions, src, dst)."""
-        return json.loads(self.params) if self.params else {}
-
-
-def _job(row) -> Job:
-    return Job(*row)
-
+J = JobState
+V = VideoStatus
 
 # Queued jobs one claim looks at: those whose video is being enqueued or claimed are skipped.
 CLAIM_CANDIDATES = 20
+#: Errors are stored in VARCHAR(1024) columns.
+ERROR_LIMIT = 1000
 
 
 async def enqueue(
@@ -62,62 +56,32 @@ async def enqueue(
     max_attempts: int,
     params: dict | None = None,
 ) -> int:
-    """Queue a job for a video and move the video to transcode_queued; returns the job id."""
-    await lock_video(conn, vid)
-    now = time.time()
+    """Queue a job for a video and move the video to transcode_queued; returns the job id.
+
+    The one way a job comes into being: the API, auto-transcode on upload, imports and the
+    safety net all pass max_attempts from settings.job_max_attempts.
+    """
+    video = await videos.get_video(conn, vid, for_update=True)
+    if video is None:
+        raise errors.VideoNotFound()
     # One live job per video: a new request supersedes queued or running ones.
     await cancel_for_video(conn, vid, reason="superseded")
-    result = await conn.execute(
-        text(
-            "INSERT INTO transcode_job (app_id, video_id, kind, priority, state, max_attempts,"
-            " run_after, params, create_time, update_time)"
-            " VALUES (:app, :vid, :kind, :prio, 'queued', :max, 0, :params, :now, :now)"
-        ),
-        {
-            "app": app_id,
-            "vid": vid,
-            "kind": kind,
-            "prio": priority,
-            "max": max_attempts,
-            "params": json.dumps(params or {}),
-            "now": now,
-        },
+    job_id = await jobs.insert_job(conn, app_id, vid, kind, priority, max_attempts, params)
+    if kind == "import" and video.status == V.UPLOADING:
+        return job_id  # the video stays uploading while its source is fetched (API.md)
+    await videos.move_video(
+        conn, vid, video.status, V.TRANSCODE_QUEUED, task_priority=priority, progress=0, error=None
     )
-    await videos.transition(
-        conn,
-        vid,
-        VideoStatus.TRANSCODE_QUEUED.value,
-        task_priority=priority,
-        progress=0,
-        error=None,
-    )
-    return int(result.lastrowid)
+    return job_id
 
 
 async def cancel_for_video(conn: AsyncConnection, vid: int, reason: str = "cancelled") -> int:
     """Cancel queued and running jobs of a video; running workers see it at their next heartbeat."""
-    result = await conn.execute(
-        text(
-            "UPDATE transcode_job SET state = 'cancelled', error = :reason, update_time = :now,"
-            " lease_token = lease_token + 1, finished_at = :now"
-            " WHERE video_id = :vid AND state IN ('queued', 'running')"
-        ),
-        {"vid": vid, "now": time.time(), "reason": reason},
-    )
-    return result.rowcount
-
-
-async def lock_video(conn: AsyncConnection, vid: int, skip_locked: bool = False) -> bool:
-    """Lock a video's row; False if it is missing (or, with skip_locked, held by another).
-
-    Lock order: the video row, then its jobs. The API (enqueue, delete) locks the video and then
-    cancels its jobs; a transaction here that took a job first and then the video would
-    deadlock against it (MySQL 1213), so every one that touches both starts here.
-    """
-    sql = "SELECT id FROM video WHERE id = :v FOR UPDATE"
-    if skip_locked:
-        sql += " SKIP LOCKED"
-    return (await conn.execute(text(sql), {"v": vid})).first() is not None
+    now = time.time()
+    live = await jobs.live_jobs_of_video(conn, vid)
+    for job_id, state in live:
+        await jobs.move_job(conn, job_id, state, J.CANCELLED, error=reason, finished_at=now)
+    return len(live)
 
 
 async def claim(conn: AsyncConnection, worker: str, lease: float) -> Job | None:
@@ -127,106 +91,76 @@ async def claim(conn: AsyncConnection, worker: str, lease: float) -> Job | None:
     SKIP LOCKED, so a claim never waits on (or deadlocks with) an enqueue or another worker.
     """
     now = time.time()
-    candidates = await conn.execute(
-        text(
-            "SELECT id, video_id FROM transcode_job WHERE state = 'queued' AND run_after <= :now"
-            " ORDER BY priority DESC, id ASC LIMIT :n"
-        ),
-        {"now": now, "n": CLAIM_CANDIDATES},
-    )
-    for job_id, vid in [(int(r[0]), int(r[1])) for r in candidates]:
-        if not await lock_video(conn, vid, skip_locked=True):
+    for job_id, vid in await jobs.claim_candidates(conn, now, CLAIM_CANDIDATES):
+        if not await videos.lock_video(conn, vid, skip_locked=True):
             continue
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT id FROM transcode_job WHERE id = :id AND state = 'queued'"
-                    " AND run_after <= :now FOR UPDATE SKIP LOCKED"
-                ),
-                {"id": job_id, "now": now},
-            )
-        ).first()
-        if row is None:
+        queued = await jobs.lock_runnable(conn, job_id, now)
+        if queued is None:
             continue  # claimed, cancelled or superseded since the plain read
-        await conn.execute(
-            text(
-                "UPDATE transcode_job SET state = 'running', attempts = attempts + 1,"
-                " lease_token = lease_token + 1, lease_until = :until, worker = :w,"
-                " started_at = :now, update_time = :now WHERE id = :id"
-            ),
-            {"until": now + lease, "w": worker, "now": now, "id": job_id},
+        video = await videos.get_video(conn, vid)
+        status = video.status if video else None
+        # An import starts while its video is uploading; anything else waits in the queue.
+        fetch_first = status == V.UPLOADING and queued.kind == "import"
+        if status != V.TRANSCODE_QUEUED and not fetch_first:
+            # The video moved on without this job (e.g. rows older than this rule): never run it.
+            await jobs.move_job(
+                conn, job_id, J.QUEUED, J.CANCELLED, error=f"video is {status}", finished_at=now
+            )
+            log.warning("job_dropped", job=job_id, vid=vid, video_status=status)
+            continue
+        await jobs.move_job(
+            conn,
+            job_id,
+            J.QUEUED,
+            J.RUNNING,
+            attempts=Add(1),
+            lease_until=now + lease,
+            worker=worker,
+            started_at=now,
         )
-        job = await get_job(conn, job_id)
+        if not fetch_first:
+            await videos.move_video(conn, vid, V.TRANSCODE_QUEUED, V.TRANSCODING)
+        job = await jobs.get_job(conn, job_id)
         assert job is not None
         return job
     return None
 
 
-async def get_job(conn: AsyncConnection, job_id: int) -> Job | None:
-    """A job by id."""
-    row = (
-        await conn.execute(
-            text(f"SELECT {JOB_COLUMNS} FROM transcode_job WHERE id = :id"), {"id": job_id}
-        )
-    ).first()
-    return _job(row) if row else None
-
-
 async def holds(conn: AsyncConnection, job: Job, lock: bool = False) -> bool:
     """Whether the job is still running under this worker's fencing token."""
-    sql = "SELECT lease_token, state FROM transcode_job WHERE id = :id"
-    if lock:
-        sql += " FOR UPDATE"
-    row = (await conn.execute(text(sql), {"id": job.id})).first()
-    return row is not None and row[0] == job.lease_token and row[1] == "running"
+    return await jobs.holds(conn, job, lock)
 
 
 async def live_attempts(conn: AsyncConnection, job_ids: list[int]) -> set[tuple[int, int]]:
     """(job id, lease token) of those jobs that are running now (their temp dirs are in use)."""
-    if not job_ids:
-        return set()
-    rows = await conn.execute(
-        text(
-            "SELECT id, lease_token FROM transcode_job WHERE state = 'running' AND id IN :ids"
-        ).bindparams(bindparam("ids", expanding=True)),
-        {"ids": job_ids},
-    )
-    return {(int(r[0]), int(r[1])) for r in rows}
+    return await jobs.live_attempts(conn, job_ids)
 
 
 async def heartbeat(conn: AsyncConnection, job: Job, lease: float, progress: int) -> bool:
     """Extend the lease and record progress; False when the token no longer holds."""
-    await lock_video(conn, job.video_id)
-    now = time.time()
-    result = await conn.execute(
-        text(
-            "UPDATE transcode_job SET lease_until = :until, progress = :p, update_time = :now"
-            " WHERE id = :id AND lease_token = :t AND state = 'running'"
-        ),
-        {"until": now + lease, "p": progress, "now": now, "id": job.id, "t": job.lease_token},
-    )
-    if result.rowcount != 1:
+    await videos.lock_video(conn, job.video_id)
+    if not await jobs.renew_lease(conn, job, lease, progress):
         return False
-    await conn.execute(
-        text("UPDATE video SET progress = :p WHERE id = :v AND status = 'transcoding'"),
-        {"p": progress, "v": job.video_id},
-    )
+    await videos.set_progress(conn, job.video_id, progress)
     return True
 
 
-async def finish(conn: AsyncConnection, job: Job, state: str, error: str | None = None) -> bool:
-    """End a job (succeeded, failed, cancelled) if the token still holds."""
-    now = time.time()
-    result = await conn.execute(
-        text(
-            "UPDATE transcode_job SET state = :s, error = :e, lease_until = NULL,"
-            " finished_at = :now, update_time = :now,"
-            " progress = IF(:s = 'succeeded', 100, progress)"
-            " WHERE id = :id AND lease_token = :t AND state = 'running'"
-        ),
-        {"s": state, "e": error, "now": now, "id": job.id, "t": job.lease_token},
+async def finish(
+    conn: AsyncConnection, job: Job, state: JobState, error: str | None = None
+) -> Transition:
+    """End a running job (succeeded or failed) under its token; LostRace if it is not ours."""
+    extra = {"progress": 100} if state == J.SUCCEEDED else {}
+    return await jobs.move_job(
+        conn,
+        job.id,
+        J.RUNNING,
+        state,
+        token=job.lease_token,
+        error=error,
+        lease_until=None,
+        finished_at=time.time(),
+        **extra,
     )
-    return result.rowcount == 1
 
 
 def backoff(attempts: int, base: float) -> float:
@@ -238,58 +172,75 @@ async def retry_or_fail(
     conn: AsyncConnection, job: Job, error: str, backoff_base: float, permanent: bool = False
 ) -> str:
     """Return a job to the queue with backoff, or fail it after its last attempt."""
-    await lock_video(conn, job.video_id)
-    if permanent or job.attempts >= job.max_attempts:
-        if not await finish(conn, job, "failed", error):
-            return "superseded"
-        await _fail_video(conn, job, error[:1000])
+    await videos.lock_video(conn, job.video_id)
+    error = error[:ERROR_LIMIT]
+    last = permanent or job.attempts >= job.max_attempts
+    try:
+        if last:
+            await finish(conn, job, J.FAILED, error)
+        else:
+            after = time.time() + backoff(job.attempts, backoff_base)
+            await jobs.move_job(
+                conn,
+                job.id,
+                J.RUNNING,
+                J.QUEUED,
+                token=job.lease_token,
+                error=error,
+                lease_until=None,
+                run_after=after,
+            )
+    except LostRace:
+        # Cancelled, superseded or taken over after its lease expired: no longer ours to settle.
+        return "superseded"
+    if last:
+        await _fail_video(conn, job, error)
         return "failed"
-    now = time.time()
-    result = await conn.execute(
-        text(
-            "UPDATE transcode_job SET state = 'queued', error = :e, lease_until = NULL,"
-            " run_after = :after, lease_token = lease_token + 1, update_time = :now"
-            " WHERE id = :id AND lease_token = :t AND state = 'running'"
-        ),
-        {
-            "e": error[:1000],
-            "after": now + backoff(job.attempts, backoff_base),
-            "now": now,
-            "id": job.id,
-            "t": job.lease_token,
-        },
-    )
-    if result.rowcount != 1:
-        return "superseded"  # cancelled, or taken over after its lease expired
-    await videos.transition(conn, job.video_id, VideoStatus.TRANSCODE_QUEUED.value)
+    await _video_back_to_queue(conn, job)
     return "retry"
 
 
 async def _fail_video(conn: AsyncConnection, job: Job, error: str) -> None:
     """transcode_failed; an import whose source never arrived is upload_failed instead."""
-    vid = job.video_id
-    if await videos.transition(conn, vid, VideoStatus.TRANSCODE_FAILED.value, error=error):
+    video = await videos.get_video(conn, job.video_id)
+    if video is None:
         return
-    if job.kind == "import":
+    if video.status == V.UPLOADING:
         # Still `uploading`: the state machine allows only upload_failed from there.
-        await videos.transition(conn, vid, VideoStatus.UPLOAD_FAILED.value, error=error)
+        await videos.move_video(conn, video.id, V.UPLOADING, V.UPLOAD_FAILED, error=error)
+    else:
+        await videos.move_video(
+            conn, video.id, (V.TRANSCODE_QUEUED, V.TRANSCODING), V.TRANSCODE_FAILED, error=error
+        )
+
+
+async def _video_back_to_queue(conn: AsyncConnection, job: Job) -> None:
+    """The video of a job put back in the queue waits as transcode_queued (an import: uploading)."""
+    video = await videos.get_video(conn, job.video_id)
+    if video is not None and video.status != V.UPLOADING:
+        await videos.move_video(
+            conn, video.id, (V.TRANSCODING, V.TRANSCODE_QUEUED), V.TRANSCODE_QUEUED
+        )
 
 
 async def give_back(conn: AsyncConnection, job: Job) -> bool:
     """Return a job untouched (graceful shutdown): runnable at once, the attempt not counted."""
-    await lock_video(conn, job.video_id)
-    now = time.time()
-    result = await conn.execute(
-        text(
-            "UPDATE transcode_job SET state = 'queued', lease_until = NULL, run_after = :now,"
-            " attempts = GREATEST(attempts - 1, 0), lease_token = lease_token + 1,"
-            " update_time = :now WHERE id = :id AND lease_token = :t AND state = 'running'"
-        ),
-        {"now": now, "id": job.id, "t": job.lease_token},
-    )
-    if result.rowcount == 1:
-        await videos.transition(conn, job.video_id, VideoStatus.TRANSCODE_QUEUED.value)
-    return result.rowcount == 1
+    await videos.lock_video(conn, job.video_id)
+    try:
+        await jobs.move_job(
+            conn,
+            job.id,
+            J.RUNNING,
+            J.QUEUED,
+            token=job.lease_token,
+            lease_until=None,
+            run_after=time.time(),
+            attempts=Add(-1),
+        )
+    except LostRace:
+        return False  # cancelled or taken over meanwhile: nothing left to give back
+    await _video_back_to_queue(conn, job)
+    return True
 
 
 async def reap(
@@ -297,29 +248,14 @@ async def reap(
 ) -> list[tuple[int, str]]:
     """Requeue (with backoff) or fail jobs whose lease expired; returns (job id, outcome)."""
     now = time.time()
-    expired = await conn.execute(
-        text(
-            "SELECT id, video_id FROM transcode_job WHERE state = 'running'"
-            " AND lease_until < :now LIMIT :lim"
-        ),
-        {"now": now, "lim": limit},
-    )
     outcomes = []
+    expired = await jobs.expired_leases(conn, now, limit)
     # Videos in id order, each before its job (see lock_video): no deadlock with the API.
-    for job_id, vid in sorted(((int(r[0]), int(r[1])) for r in expired), key=lambda r: r[::-1]):
-        await lock_video(conn, vid)
-        row = (
-            await conn.execute(
-                text(
-                    f"SELECT {JOB_COLUMNS} FROM transcode_job WHERE id = :id"
-                    " AND state = 'running' AND lease_until < :now FOR UPDATE SKIP LOCKED"
-                ),
-                {"id": job_id, "now": now},
-            )
-        ).first()
-        if row is None:
+    for job_id, vid in sorted(expired, key=lambda r: r[::-1]):
+        await videos.lock_video(conn, vid)
+        job = await jobs.lock_expired(conn, job_id, now)
+        if job is None:
             continue  # renewed, finished or cancelled since the plain read
-        job = _job(row)
         outcome = await retry_or_fail(
             conn, job, f"TranscodeAbandoned: lease expired (attempt {job.attempts})", backoff_base
         )
@@ -329,63 +265,55 @@ async def reap(
 
 async def list_jobs(conn: AsyncConnection, which: str, stuck_after: float) -> list[Job]:
     """Jobs an operator looks at: open, stuck (queued long or lease expired), failed, or all."""
-    now = time.time()
-    where = {
-        # What an operator should look at: failed, stuck, running and queued (not done ones).
-        "open": "state IN ('failed', 'running', 'queued')",
-        "failed": "state = 'failed'",
-        "queued": "state = 'queued'",
-        "running": "state = 'running'",
-        "all": "1 = 1",
-        "stuck": "(state = 'running' AND lease_until < :now)"
-        " OR (state = 'queued' AND run_after < :old)",
-    }[which]
-    rows = await conn.execute(
-        text(f"SELECT {JOB_COLUMNS} FROM transcode_job WHERE {where} ORDER BY id DESC LIMIT 500"),
-        {"now": now, "old": now - stuck_after},
-    )
-    return [_job(r) for r in rows]
+    return await jobs.list_jobs(conn, which, stuck_after)
 
 
 async def requeue(conn: AsyncConnection, job_id: int) -> bool:
-    """Put a failed, cancelled or stuck job back at the head of its priority, attempts reset."""
-    job = await get_job(conn, job_id)
-    if job is None:
+    """Put a job back at the head of its priority, attempts reset; False if it cannot run again.
+
+    A job cannot run again when its video is gone, or is neither waiting for an import nor in
+    a status a transcode may start from (e.g. upload_failed).
+    """
+    job = await jobs.get_job(conn, job_id)
+    if job is None or not await videos.lock_video(conn, job.video_id):
         return False
-    await lock_video(conn, job.video_id)
-    now = time.time()
-    await conn.execute(
-        text(
-            "UPDATE transcode_job SET state = 'queued', attempts = 0, run_after = 0, error = NULL,"
-            " lease_until = NULL, lease_token = lease_token + 1, update_time = :now"
-            " WHERE id = :id"
-        ),
-        {"now": now, "id": job_id},
+    job = await jobs.get_job(conn, job_id)
+    video = await videos.get_video(conn, job.video_id) if job else None
+    if job is None or video is None:
+        return False
+    fetch_first = job.kind == "import" and video.status == V.UPLOADING
+    if not fetch_first and video.status not in TRANSCODABLE:
+        return False
+    # One live job per video: requeueing an old job supersedes a newer one.
+    for other, state in await jobs.live_jobs_of_video(conn, video.id):
+        if other != job_id:
+            await jobs.move_job(
+                conn, other, state, J.CANCELLED, error="superseded", finished_at=time.time()
+            )
+    await jobs.move_job(
+        conn,
+        job_id,
+        job.state,
+        J.QUEUED,
+        attempts=0,
+        run_after=0,
+        error=None,
+        lease_until=None,
     )
-    await videos.transition(conn, job.video_id, VideoStatus.TRANSCODE_QUEUED.value)
+    if not fetch_first:
+        await videos.move_video(conn, video.id, video.status, V.TRANSCODE_QUEUED)
     return True
 
 
-async def video_state_fix(conn: AsyncConnection) -> int:
+async def video_state_fix(conn: AsyncConnection, max_attempts: int) -> int:
     """Videos left in transcode_queued/transcoding with no live job get a job again (safety net)."""
-    rows = await conn.execute(
-        text(
-            "SELECT v.id, v.app_id, v.task_priority FROM video v WHERE v.deleted_at IS NULL"
-            " AND v.parent_id IS NULL AND v.status IN ('transcode_queued', 'transcoding')"
-            " AND v.update_time < :old AND NOT EXISTS (SELECT 1 FROM transcode_job j"
-            " WHERE j.video_id = v.id AND j.state IN ('queued', 'running')) LIMIT 50"
-        ),
-        {"old": int(time.time()) - 60},
-    )
     fixed = 0
-    for vid, app_id, priority in list(rows):
-        await conn.execute(
-            text(
-                "INSERT INTO transcode_job (app_id, video_id, kind, priority, state, max_attempts,"
-                " run_after, params, create_time, update_time)"
-                " VALUES (:app, :vid, 'transcode', :prio, 'queued', 4, 0, '{}', :now, :now)"
-            ),
-            {"app": app_id, "vid": vid, "prio": priority, "now": time.time()},
-        )
+    for vid, app_id, priority in await jobs.videos_without_live_job(conn, int(time.time()) - 60):
+        video = await videos.get_video(conn, vid, for_update=True)
+        # Checked again under the lock: an enqueue may have come in since the plain read.
+        waiting = video is not None and video.status in (V.TRANSCODE_QUEUED, V.TRANSCODING)
+        if not waiting or await jobs.has_live_job(conn, vid):
+            continue
+        await enqueue(conn, app_id, vid, "transcode", priority, max_attempts)
         fixed += 1
     return fixed

@@ -9,6 +9,7 @@ slot lease, and a lost lease or a lost slot stops FFmpeg.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import secrets
@@ -31,8 +32,6 @@ from vasset.settings import Settings
 from vasset.transcode import failures, pipeline, queue
 from vasset.transcode.queue import Job
 from vasset.transcode.slots import SlotSemaphore
-from vasset.videos import repository as videos
-from vasset.videos.state import VideoStatus
 
 log = structlog.get_logger(__name__)
 
@@ -173,14 +172,11 @@ class Worker:
         if got != 1:
             return False
 
-        async def claim(conn) -> Job | None:
-            job = await queue.claim(conn, self.id, self.ctx.settings.job_lease)
-            if job is not None and job.kind != "import":
-                await videos.transition(conn, job.video_id, VideoStatus.TRANSCODING.value)
-            return job
-
         try:
-            job = await run_transaction(self.ctx.engine, claim)
+            job = await run_transaction(
+                self.ctx.engine,
+                functools.partial(queue.claim, worker=self.id, lease=self.ctx.settings.job_lease),
+            )
         except BaseException:
             await self._release_slot(holder)
             raise
@@ -308,7 +304,10 @@ class Worker:
         lock = LeaseLock(self.ctx.redis, s.redis_prefix + "lock:scheduler", int(s.job_lease * 1000))
 
         async def reap(conn) -> tuple[list[tuple[int, str]], int]:
-            return await queue.reap(conn, s.job_backoff_base), await queue.video_state_fix(conn)
+            return (
+                await queue.reap(conn, s.job_backoff_base),
+                await queue.video_state_fix(conn, s.job_max_attempts),
+            )
 
         while True:
             await asyncio.sleep(min(5.0, s.job_lease / 3))

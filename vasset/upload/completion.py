@@ -16,16 +16,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vasset import errors
 from vasset.db import transaction
+from vasset.lifecycle import LostRace
 from vasset.settings import Settings
 from vasset.storage.base import BlobStore, PartInfo
 from vasset.upload import md5state
 from vasset.upload import repository as repo
 from vasset.upload.md5state import ResumableMD5
 from vasset.upload.repository import UploadRow
+from vasset.upload.state import ENDED_BADLY, UploadStatus
 from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
 
 log = structlog.get_logger(__name__)
+
+U = UploadStatus
+V = VideoStatus
 
 #: Called inside the completing transaction when a video is uploaded with auto=1.
 EnqueueHook = Callable[[AsyncConnection, int, int, int], Awaitable[None]]
@@ -60,7 +65,7 @@ class Completion:
     # resume
     async def resume(self, row: UploadRow) -> dict:
         """Which parts are missing, reconciled with what storage actually holds."""
-        if row.status == "uploaded":
+        if row.status == U.UPLOADED:
             return {
                 "upload_id": row.upload_id,
                 "status": "uploaded",
@@ -68,7 +73,7 @@ class Completion:
                 "md5": row.client_md5,
                 "size": row.file_size,
             }
-        if row.status in ("failed", "aborted"):
+        if row.status in ENDED_BADLY:
             return {
                 "upload_id": row.upload_id,
                 "status": "upload_failed",
@@ -76,7 +81,7 @@ class Completion:
                 "error": row.error,
             }
         recorded = await self._reconcile(row)
-        if row.status == "uploading" and len(recorded) >= row.part_count:
+        if row.status == U.UPLOADING and len(recorded) >= row.part_count:
             # Every part is stored but completion never ran (e.g. the process died): finish now.
             return await self.complete(row)
         missing = [p for p in range(1, row.part_count + 1) if p not in recorded]
@@ -121,18 +126,27 @@ class Completion:
         """Expire unfinished uploads past their TTL and drop their parts; returns how many."""
         now = int(now or time.time())
         count = 0
+        skipped: set[int] = set()
         while True:
             async with transaction(self.engine) as conn:
                 rows = await repo.expired_uploads(conn, now)
+            rows = [r for r in rows if r.id not in skipped]
             if not rows:
                 return count
             for row in rows:
                 await self.store.abort_multipart(row.storage_key, row.multipart_id)
-                async with transaction(self.engine) as conn:
-                    await repo.set_status(conn, row.id, "expired")
-                    await videos.transition(
-                        conn, row.video_id, VideoStatus.UPLOAD_FAILED.value, error="UploadExpired"
-                    )
+                try:
+                    async with transaction(self.engine) as conn:
+                        await videos.lock_video(conn, row.video_id)
+                        await repo.move_upload(conn, row.id, row.status, U.EXPIRED)
+                        await videos.move_video(
+                            conn, row.video_id, V.UPLOADING, V.UPLOAD_FAILED, error="UploadExpired"
+                        )
+                except LostRace:
+                    # A completion or a delete ended it since the read: nothing left to expire.
+                    log.info("upload_expiry_skipped", upload_id=row.upload_id, vid=row.video_id)
+                    skipped.add(row.id)
+                    continue
                 log.info("upload_expired", upload_id=row.upload_id, vid=row.video_id)
                 count += 1
 
@@ -141,13 +155,13 @@ class Completion:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             current = await self._load_quiet(row.upload_id)
-            if current.status == "uploaded":
+            if current.status == U.UPLOADED:
                 return self._uploaded_answer(current)
-            if current.status == "failed":
+            if current.status == U.FAILED:
                 raise errors.UploadAborted(current.error or "the upload failed verification")
-            if current.status == "uploading":
+            if current.status == U.UPLOADING:
                 return await self.resume(current)
-            if current.status == "completing" and (current.completing_at or 0) < (
+            if current.status == U.COMPLETING and (current.completing_at or 0) < (
                 time.time() - self.settings.completion_lease
             ):
                 return await self.complete(current)
@@ -165,19 +179,31 @@ class Completion:
 
     async def complete(self, row: UploadRow) -> dict:
         """Verify every part and the whole file, then publish the video (exactly once)."""
-        async with transaction(self.engine) as conn:
-            taken = await repo.take_completion(conn, row.id, self.settings.completion_lease)
-        if not taken:
+        try:
+            async with transaction(self.engine) as conn:
+                await repo.take_completion(conn, row.id, self.settings.completion_lease)
+        except LostRace:
+            # Another request is completing (or just completed): its answer is ours too.
             return await self._await_completion(row)
         try:
             return await self._complete_taken(row)
         except errors.VerificationFailed:
             raise
+        except LostRace as lost:
+            # A delete (or expiry) ended the upload while it was being completed.
+            log.warning("upload_completion_lost", upload_id=row.upload_id, found=lost.found)
+            raise errors.UploadAborted(vid=row.video_id) from None
         except BaseException:
-            # Give the upload back so a retry (or resume) can complete it.
-            async with transaction(self.engine) as conn:
-                await repo.set_status(conn, row.id, "uploading", completing_at=None)
+            await self.give_back(row)
             raise
+
+    async def give_back(self, row: UploadRow) -> None:
+        """Return a completion that stopped half-way, so a retry (or resume) can complete it."""
+        try:
+            async with transaction(self.engine) as conn:
+                await repo.move_upload(conn, row.id, U.COMPLETING, U.UPLOADING, completing_at=None)
+        except LostRace:
+            pass  # a delete or expiry ended the upload meanwhile: nothing to give back
 
     async def _complete_taken(self, row: UploadRow) -> dict:
         row = await self._load_quiet(row.upload_id)
@@ -205,7 +231,9 @@ class Completion:
                 # Storage lost or replaced these parts: ask the client to send them again.
                 async with transaction(self.engine) as conn:
                     await repo.forget_parts(conn, row.id, wrong)
-                    await repo.set_status(conn, row.id, "uploading", completing_at=None)
+                    await repo.move_upload(
+                        conn, row.id, U.COMPLETING, U.UPLOADING, completing_at=None
+                    )
                 log.warning("parts_invalidated", upload_id=row.upload_id, parts=wrong)
                 return {
                     "upload_id": row.upload_id,
@@ -228,10 +256,13 @@ class Completion:
                 md5=md5,
             )
         async with transaction(self.engine) as conn:
-            await videos.transition(
-                conn, row.video_id, VideoStatus.UPLOADED.value, hash=md5, file_size=row.file_size
+            # The video first, then its upload: the lock order of a delete.
+            await videos.move_video(
+                conn, row.video_id, V.UPLOADING, V.UPLOADED, hash=md5, file_size=row.file_size
             )
-            await repo.set_status(conn, row.id, "uploaded", client_md5=md5, md5_state=None)
+            await repo.move_upload(
+                conn, row.id, U.COMPLETING, U.UPLOADED, client_md5=md5, md5_state=None
+            )
             if row.auto_transcode and self.enqueue_transcode is not None:
                 await self.enqueue_transcode(conn, row.app_id, row.video_id, row.task_priority)
         if row.auto_transcode and self.after_enqueue is not None:
@@ -264,9 +295,11 @@ class Completion:
     async def _fail(self, row: UploadRow, reason: str, delete_object: bool = False) -> None:
         """Mark the upload and its video failed; the bytes are dropped, never indexed."""
         async with transaction(self.engine) as conn:
-            await repo.set_status(conn, row.id, "failed", error=reason, md5_state=None)
-            await videos.transition(
-                conn, row.video_id, VideoStatus.UPLOAD_FAILED.value, error=reason, hash=None
+            await videos.move_video(
+                conn, row.video_id, V.UPLOADING, V.UPLOAD_FAILED, error=reason, hash=None
+            )
+            await repo.move_upload(
+                conn, row.id, U.COMPLETING, U.FAILED, error=reason, md5_state=None
             )
         if delete_object:
             await self.store.delete(row.storage_key)

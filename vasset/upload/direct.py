@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from vasset import errors
 from vasset.auth.verify import App
 from vasset.db import transaction
+from vasset.lifecycle import LostRace
 from vasset.settings import Settings
 from vasset.storage import keys
 from vasset.storage.oss import OssBlobStore
@@ -36,10 +37,14 @@ from vasset.upload import repository as repo
 from vasset.upload.names import decode_file_name
 from vasset.upload.repository import UploadRow
 from vasset.upload.service import MD5_RE, UploadService, check_md5
+from vasset.upload.state import ENDED_BADLY, UploadStatus
 from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
 
 log = structlog.get_logger(__name__)
+
+U = UploadStatus
+V = VideoStatus
 
 #: Presigned part URLs handed out per answer (init and direct/urls).
 URL_BATCH = 1000
@@ -105,9 +110,9 @@ class DirectUploads:
 
     @staticmethod
     def _check_open(row: UploadRow) -> None:
-        if row.status == "uploaded":
+        if row.status == U.UPLOADED:
             raise errors.UploadCompleted(vid=row.video_id)
-        if row.status in ("failed", "aborted"):
+        if row.status in ENDED_BADLY:
             raise errors.UploadAborted(vid=row.video_id)
 
     async def part_urls(self, app: App, upload_id: str, pseqs: list[int] | None) -> dict:
@@ -138,7 +143,7 @@ class DirectUploads:
     async def complete(self, app: App, upload_id: str) -> dict:
         """Check OSS's parts, record them, then complete and verify like a proxied upload."""
         row = await self._direct_row(app, upload_id)
-        if row.status == "uploaded":
+        if row.status == U.UPLOADED:
             return {
                 "upload_id": row.upload_id,
                 "vid": row.video_id,
@@ -147,7 +152,7 @@ class DirectUploads:
                 "size": row.file_size,
             }
         self._check_open(row)
-        if row.status == "uploading":
+        if row.status == U.UPLOADING:
             await self._record_stored_parts(row)
         answer = await self.uploads.complete(row)
         if answer.get("status") == "uploaded":
@@ -268,11 +273,11 @@ class DirectUploads:
         async with transaction(self.uploads.engine) as conn:
             row = await repo.get_upload(conn, upload_id)
             live = row is not None and await videos.get_video(conn, row.video_id, app.id)
-        if row is not None and row.status == "uploaded":
+        if row is not None and row.status == U.UPLOADED:
             if not live:
                 raise errors.ObjectNotFound()  # registered, then deleted with its bytes
             return self._registered(row, row.client_md5)
-        if row is not None and row.status in ("failed", "aborted", "expired"):
+        if row is not None and row.status in (*ENDED_BADLY, U.EXPIRED):
             raise errors.UploadAborted(vid=row.video_id)
         info = await self.store.head(posted)
         if info is None:
@@ -282,19 +287,23 @@ class DirectUploads:
             row = await self._insert_registration(
                 app, upload_id, posted, info.size, fn, md5, auto, priority
             )
-            if row.status == "uploaded":
+            if row.status == U.UPLOADED:
                 return self._registered(row, row.client_md5)
-        async with transaction(self.uploads.engine) as conn:
-            taken = await repo.take_completion(conn, row.id, self.settings.completion_lease)
-        if not taken:
-            raise errors.UploadInProgress("this key is being registered; retry shortly")
+        try:
+            async with transaction(self.uploads.engine) as conn:
+                await repo.take_completion(conn, row.id, self.settings.completion_lease)
+        except LostRace:
+            # A concurrent register of the same key holds it (or just finished).
+            raise errors.UploadInProgress("this key is being registered; retry shortly") from None
         try:
             return await self._register_taken(row, posted, md5)
         except errors.VerificationFailed:
             raise
+        except LostRace:
+            # The video was deleted while its posted object was being registered.
+            raise errors.UploadAborted(vid=row.video_id) from None
         except BaseException:
-            async with transaction(self.uploads.engine) as conn:
-                await repo.set_status(conn, row.id, "uploading", completing_at=None)
+            await self.uploads.give_back(row)
             raise
 
     def _check_posted(self, size: int, content_type: str) -> None:
@@ -344,7 +353,6 @@ class DirectUploads:
                     # the upload handle of a PostObject is the posted key (nothing to abort)
                     multipart_id=posted,
                     direct=1,
-                    status="uploading",
                     auto_transcode=int(auto),
                     task_priority=priority,
                     expires_at=now + self.settings.upload_ttl,
@@ -372,10 +380,10 @@ class DirectUploads:
         computed = digest.hexdigest()
         if md5 is not None and computed != md5:
             async with transaction(self.uploads.engine) as conn:
-                await repo.set_status(conn, row.id, "failed", error="HashMismatch")
-                await videos.transition(
-                    conn, row.video_id, VideoStatus.UPLOAD_FAILED.value, error="HashMismatch"
+                await videos.move_video(
+                    conn, row.video_id, V.UPLOADING, V.UPLOAD_FAILED, error="HashMismatch"
                 )
+                await repo.move_upload(conn, row.id, U.COMPLETING, U.FAILED, error="HashMismatch")
             await self.store.delete(row.storage_key)
             await self.store.delete(posted)
             raise errors.HashMismatch(
@@ -384,15 +392,12 @@ class DirectUploads:
                 md5=computed,
             )
         async with transaction(self.uploads.engine) as conn:
-            await videos.transition(
-                conn,
-                row.video_id,
-                VideoStatus.UPLOADED.value,
-                hash=computed,
-                file_size=info.size,
+            # The video first, then its upload: the lock order of a delete.
+            await videos.move_video(
+                conn, row.video_id, V.UPLOADING, V.UPLOADED, hash=computed, file_size=info.size
             )
-            await repo.set_status(
-                conn, row.id, "uploaded", client_md5=computed, file_size=info.size
+            await repo.move_upload(
+                conn, row.id, U.COMPLETING, U.UPLOADED, client_md5=computed, file_size=info.size
             )
             if row.auto_transcode and self.uploads.enqueue_transcode is not None:
                 await self.uploads.enqueue_transcode(

@@ -25,6 +25,7 @@ from vasset.upload.md5state import ResumableMD5
 from vasset.upload.names import decode_file_name
 from vasset.upload.partlocks import PartLocks
 from vasset.upload.repository import UploadRow
+from vasset.upload.state import ENDED_BADLY, UploadStatus
 from vasset.upload.stream import BodyReader, PartSink
 from vasset.upload.wholefile import WholeFile
 from vasset.videos import repository as videos
@@ -158,7 +159,6 @@ class UploadService(WholeFile):
                     storage_key=key,
                     multipart_id=multipart_id,
                     direct=int(direct),
-                    status="uploading",
                     auto_transcode=int(auto),
                     task_priority=priority,
                     expires_at=expires_at,
@@ -242,14 +242,14 @@ class UploadService(WholeFile):
                 raise errors.UploadNotFound()
         elif token is None or not token_matches(token, row.token_hash):
             raise errors.InvalidUploadToken()
-        if row.status == "expired" or row.expired():
+        if row.status == UploadStatus.EXPIRED or row.expired():
             raise errors.UploadNotFound("the upload has expired")
         return row
 
     def _check_writable(self, row: UploadRow) -> None:
-        if row.status == "uploaded":
+        if row.status == UploadStatus.UPLOADED:
             raise errors.UploadCompleted(vid=row.video_id)
-        if row.status in ("failed", "aborted"):
+        if row.status in ENDED_BADLY:
             raise errors.UploadAborted(vid=row.video_id)
 
     # part mode
@@ -276,7 +276,7 @@ class UploadService(WholeFile):
                 f"{content_length}",
                 expected_size=expected,
             )
-        if row.status == "completing":
+        if row.status == UploadStatus.COMPLETING:
             return await self._await_completion(row)
         self._check_writable(row)
         reader = BodyReader(chunks)

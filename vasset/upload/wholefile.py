@@ -15,6 +15,7 @@ from vasset.storage.base import PartInfo
 from vasset.upload import repository as repo
 from vasset.upload.completion import Completion
 from vasset.upload.repository import UploadRow
+from vasset.upload.state import UploadStatus
 from vasset.upload.stream import BodyReader
 
 #: At most 19 ASCII digits per number (BIGINT); longer numbers never reach int().
@@ -47,7 +48,7 @@ class WholeFile(Completion):
             )
         if content_length is not None and content_length != end - start + 1:
             raise errors.InvalidContentRange("Content-Length does not match Content-Range")
-        if row.status == "completing":
+        if row.status == UploadStatus.COMPLETING:
             return await self._await_completion(row)
         self._check_writable(row)
         async with transaction(self.engine) as conn:

@@ -6,11 +6,11 @@ import base64
 import binascii
 
 import msgspec
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vasset import errors
 from vasset.db import transaction
+from vasset.videos import repository
 from vasset.videos.state import VideoStatus
 
 MAX_LIMIT = 100
@@ -67,15 +67,6 @@ def check_status(value: str | None) -> str | None:
         ) from None
 
 
-_LIST_SQL = (
-    "SELECT v.id, v.source_name, v.status, v.duration, v.file_size, v.create_time,"
-    " EXISTS (SELECT 1 FROM video r WHERE r.parent_id = v.id AND r.deleted_at IS NULL"
-    "  AND r.status = 'playable') AS playable"
-    " FROM video v WHERE v.app_id = :app AND v.parent_id IS NULL AND v.deleted_at IS NULL"
-    " {status} {cursor} ORDER BY v.id DESC LIMIT :limit"
-)
-
-
 async def list_videos(
     engine: AsyncEngine, app_id: int, status: str | None, limit: int, cursor: str | None
 ) -> VideoPage:
@@ -83,25 +74,18 @@ async def list_videos(
     status = check_status(status)
     if not 1 <= limit <= MAX_LIMIT:
         raise errors.InvalidParameter(f"limit must be between 1 and {MAX_LIMIT}", parameter="limit")
-    params: dict = {"app": app_id, "limit": limit + 1}
-    clauses = {"status": "", "cursor": ""}
-    if status is not None:
-        clauses["status"] = "AND v.status = :status"
-        params["status"] = status
-    if cursor:
-        clauses["cursor"] = "AND v.id < :before"
-        params["before"] = decode_cursor(cursor)
+    before = decode_cursor(cursor) if cursor else None
     async with transaction(engine) as conn:
-        rows = (await conn.execute(text(_LIST_SQL.format(**clauses)), params)).all()
+        rows = await repository.list_videos(conn, app_id, limit + 1, status, before)
     page = [
         VideoSummary(
-            vid=int(r[0]),
-            source_name=r[1],
-            status=r[2],
-            playable=bool(r[6]),
-            duration=r[3],
-            file_size=int(r[4]),
-            create_time=int(r[5]),
+            vid=r.id,
+            source_name=r.source_name,
+            status=r.status,
+            playable=r.playable,
+            duration=r.duration,
+            file_size=r.file_size,
+            create_time=r.create_time,
         )
         for r in rows[:limit]
     ]

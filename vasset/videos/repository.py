@@ -1,14 +1,22 @@
-"""SQL for the video table; every read is scoped to its owning app."""
+"""Every query of the video family (video, video_snapshot); only this module runs them.
+
+Reads by a caller's app are scoped to that app; rows are mapped by column name; a status
+changes only through ``move_video`` (checked against videos.state, guarded on the old status).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vasset.videos.state import sources_allowed
+from vasset.lifecycle import LostRace, Transition, record
+from vasset.videos.state import VIDEO, VideoStatus
 
 VIDEO_COLUMNS = (
     "id, app_id, parent_id, unique_id, source_name, create_time, update_time, file_size,"
@@ -34,7 +42,7 @@ class VideoRow(msgspec.Struct):
     hash: str | None
     definition: str | None
     storage_uri: str | None
-    status: str
+    status: VideoStatus
     image_index: int
     image_count: int
     task_priority: int
@@ -45,10 +53,36 @@ class VideoRow(msgspec.Struct):
     deleted_at: int | None
 
 
-def _video(row) -> VideoRow:
-    return VideoRow(*row)
+class SnapshotRow(msgspec.Struct):
+    """One row of the video_snapshot table."""
+
+    image_index: int
+    time_ms: int
+    storage_uri: str
+    width: int | None
+    height: int | None
 
 
+class VideoListRow(msgspec.Struct):
+    """A top-level video as the list calls show it."""
+
+    id: int
+    source_name: str
+    status: str
+    progress: int
+    duration: int | None
+    file_size: int
+    create_time: int
+    playable: bool
+
+
+def _video(row: Row) -> VideoRow:
+    values = dict(row._mapping)
+    values["status"] = VideoStatus(values["status"])
+    return VideoRow(**values)
+
+
+# reads
 async def get_video(
     conn: AsyncConnection, vid: int, app_id: int | None = None, for_update: bool = False
 ) -> VideoRow | None:
@@ -65,34 +99,17 @@ async def get_video(
     return _video(row) if row else None
 
 
-async def insert_video(conn: AsyncConnection, **values) -> int:
-    """Insert a video row and return its id."""
-    now = int(time.time())
-    values.setdefault("create_time", now)
-    values.setdefault("update_time", now)
-    cols = ", ".join(values)
-    params = ", ".join(f":{k}" for k in values)
-    result = await conn.execute(text(f"INSERT INTO video ({cols}) VALUES ({params})"), values)
-    return int(result.lastrowid)
+async def lock_video(conn: AsyncConnection, vid: int, skip_locked: bool = False) -> bool:
+    """Lock a video's row (deleted or not); False if it is missing or, with skip_locked, held.
 
-
-async def update_video(conn: AsyncConnection, vid: int, **values) -> None:
-    """Set columns of one video."""
-    values["update_time"] = int(time.time())
-    sets = ", ".join(f"{k} = :{k}" for k in values)
-    await conn.execute(text(f"UPDATE video SET {sets} WHERE id = :vid"), {**values, "vid": vid})
-
-
-async def transition(conn: AsyncConnection, vid: int, target: str, **values) -> bool:
-    """Move a video to target only from a status the state machine allows; True if it moved."""
-    allowed = sources_allowed(target)
-    values["update_time"] = int(time.time())
-    sets = ", ".join(["status = :target", *(f"{k} = :{k}" for k in values)])
-    stmt = text(
-        f"UPDATE video SET {sets} WHERE id = :vid AND status IN :allowed AND deleted_at IS NULL"
-    ).bindparams(bindparam("allowed", expanding=True))
-    result = await conn.execute(stmt, {**values, "target": target, "vid": vid, "allowed": allowed})
-    return result.rowcount == 1
+    Lock order: the video row, then its upload and jobs. The API (enqueue, delete) locks the
+    video first; a transaction that took a job first and then the video would deadlock against
+    it (MySQL 1213), so every one that touches both starts here.
+    """
+    sql = "SELECT id FROM video WHERE id = :v FOR UPDATE"
+    if skip_locked:
+        sql += " SKIP LOCKED"
+    return (await conn.execute(text(sql), {"v": vid})).first() is not None
 
 
 async def find_instant_source(
@@ -104,10 +121,15 @@ async def find_instant_source(
             text(
                 f"SELECT {VIDEO_COLUMNS} FROM video WHERE app_id = :app AND hash = :h"
                 " AND file_size = :s AND parent_id IS NULL AND deleted_at IS NULL"
-                " AND storage_uri IS NOT NULL"
-                " AND status NOT IN ('uploading', 'upload_failed') ORDER BY id LIMIT 1 FOR UPDATE"
-            ),
-            {"app": app_id, "h": md5, "s": size},
+                " AND storage_uri IS NOT NULL AND status NOT IN :unverified"
+                " ORDER BY id LIMIT 1 FOR UPDATE"
+            ).bindparams(bindparam("unverified", expanding=True)),
+            {
+                "app": app_id,
+                "h": md5,
+                "s": size,
+                "unverified": [VideoStatus.UPLOADING.value, VideoStatus.UPLOAD_FAILED.value],
+            },
         )
     ).first()
     return _video(row) if row else None
@@ -134,3 +156,203 @@ async def children(conn: AsyncConnection, vid: int) -> list[VideoRow]:
         {"vid": vid},
     )
     return [_video(r) for r in rows]
+
+
+_LIST_SQL = (
+    "SELECT v.id, v.source_name, v.status, v.progress, v.duration, v.file_size, v.create_time,"
+    " EXISTS (SELECT 1 FROM video r WHERE r.parent_id = v.id AND r.deleted_at IS NULL"
+    "  AND r.status = 'playable') AS playable"
+    " FROM video v WHERE v.app_id = :app AND v.parent_id IS NULL AND v.deleted_at IS NULL"
+    " {status} {cursor} ORDER BY v.id DESC LIMIT :limit"
+)
+
+
+async def list_videos(
+    conn: AsyncConnection,
+    app_id: int,
+    limit: int,
+    status: str | None = None,
+    before: int | None = None,
+) -> list[VideoListRow]:
+    """Up to limit top-level live videos of an app, newest first, optionally below a vid."""
+    params: dict = {"app": app_id, "limit": limit}
+    clauses = {"status": "", "cursor": ""}
+    if status is not None:
+        clauses["status"] = "AND v.status = :status"
+        params["status"] = status
+    if before is not None:
+        clauses["cursor"] = "AND v.id < :before"
+        params["before"] = before
+    rows = await conn.execute(text(_LIST_SQL.format(**clauses)), params)
+    return [
+        VideoListRow(**{**r._mapping, "playable": bool(r.playable), "progress": int(r.progress)})
+        for r in rows
+    ]
+
+
+# writes
+async def insert_video(conn: AsyncConnection, **values: Any) -> int:
+    """Insert a video row (its first status included) and return its id."""
+    now = int(time.time())
+    values.setdefault("create_time", now)
+    values.setdefault("update_time", now)
+    cols = ", ".join(values)
+    params = ", ".join(f":{k}" for k in values)
+    result = await conn.execute(text(f"INSERT INTO video ({cols}) VALUES ({params})"), values)
+    return int(result.lastrowid)
+
+
+async def update_video(conn: AsyncConnection, vid: int, **values: Any) -> None:
+    """Set columns of one video other than its status (that is move_video's)."""
+    if "status" in values:
+        raise ValueError("a video's status changes only through move_video")
+    values["update_time"] = int(time.time())
+    sets = ", ".join(f"{k} = :{k}" for k in values)
+    await conn.execute(text(f"UPDATE video SET {sets} WHERE id = :vid"), {**values, "vid": vid})
+
+
+async def move_video(
+    conn: AsyncConnection,
+    vid: int,
+    source: VideoStatus | Iterable[VideoStatus],
+    target: VideoStatus,
+    **payload: Any,
+) -> Transition:
+    """Move a live video from source (one status or several) to target, setting payload.
+
+    IllegalTransition if the lifecycle has no such move; LostRace if the row is no longer in
+    a source status (or was deleted). Runs in the caller's transaction.
+    """
+    sources = VIDEO.check(source, target)
+    old = sources[0]
+    if len(sources) > 1:
+        found = await _status(conn, vid, lock=True)
+        if found not in sources:
+            raise LostRace("video", vid, sources, target, found)
+        old = VideoStatus(found)
+    sets = ", ".join(["status = :target", "update_time = :now", *(f"{k} = :{k}" for k in payload)])
+    result = await conn.execute(
+        text(f"UPDATE video SET {sets} WHERE id = :vid AND status = :old AND deleted_at IS NULL"),
+        {**payload, "target": target.value, "now": int(time.time()), "vid": vid, "old": old.value},
+    )
+    if result.rowcount != 1:
+        raise LostRace("video", vid, sources, target, await _status(conn, vid))
+    return await record(conn, Transition("video", vid, old.value, target.value, payload))
+
+
+async def _status(conn: AsyncConnection, vid: int, lock: bool = False) -> str | None:
+    """The status of a live video, or None."""
+    sql = "SELECT status FROM video WHERE id = :v AND deleted_at IS NULL"
+    row = (await conn.execute(text(sql + (" FOR UPDATE" if lock else "")), {"v": vid})).first()
+    return row.status if row else None
+
+
+async def set_progress(conn: AsyncConnection, vid: int, progress: int) -> None:
+    """Record transcode progress while the video is transcoding (not a status move)."""
+    await conn.execute(
+        text("UPDATE video SET progress = :p WHERE id = :v AND status = :s"),
+        {"p": progress, "v": vid, "s": VideoStatus.TRANSCODING.value},
+    )
+
+
+async def mark_deleted(conn: AsyncConnection, vid: int) -> None:
+    """Hide a video and its renditions (their bytes go later)."""
+    now = int(time.time())
+    await conn.execute(
+        text("UPDATE video SET deleted_at = :t, update_time = :t WHERE id = :v OR parent_id = :v"),
+        {"t": now, "v": vid},
+    )
+
+
+async def retire_renditions(conn: AsyncConnection, vid: int) -> None:
+    """Hide a video's current renditions (same transaction as the new ones)."""
+    await conn.execute(
+        text("UPDATE video SET deleted_at = :t WHERE parent_id = :v AND deleted_at IS NULL"),
+        {"t": int(time.time()), "v": vid},
+    )
+
+
+async def output_keys(conn: AsyncConnection, vid: int) -> list[str]:
+    """Keys of a video's live renditions and snapshots."""
+    rows = await conn.execute(
+        text(
+            "SELECT storage_uri FROM video WHERE parent_id = :v AND deleted_at IS NULL"
+            " UNION ALL SELECT storage_uri FROM video_snapshot WHERE video_id = :v"
+        ),
+        {"v": vid},
+    )
+    return [r.storage_uri for r in rows if r.storage_uri]
+
+
+async def unreferenced_sources(conn: AsyncConnection, limit: int = 500) -> list[str]:
+    """Source keys of deleted videos that no live video points at any more."""
+    rows = await conn.execute(
+        text(
+            "SELECT DISTINCT d.storage_uri FROM video d WHERE d.deleted_at IS NOT NULL"
+            " AND d.storage_uri IS NOT NULL AND d.parent_id IS NULL AND NOT EXISTS"
+            " (SELECT 1 FROM video l WHERE l.storage_uri = d.storage_uri"
+            " AND l.deleted_at IS NULL) LIMIT :lim"
+        ),
+        {"lim": limit},
+    )
+    return [r.storage_uri for r in rows]
+
+
+async def forget_source(conn: AsyncConnection, key: str) -> None:
+    """Drop a removed object's key from the deleted videos that pointed at it."""
+    await conn.execute(
+        text(
+            "UPDATE video SET storage_uri = NULL WHERE storage_uri = :k AND deleted_at IS NOT NULL"
+        ),
+        {"k": key},
+    )
+
+
+# snapshots
+async def snapshots(conn: AsyncConnection, vid: int) -> list[SnapshotRow]:
+    """A video's snapshots in index order."""
+    rows = await conn.execute(
+        text(
+            "SELECT image_index, time_ms, storage_uri, width, height FROM video_snapshot"
+            " WHERE video_id = :v ORDER BY image_index"
+        ),
+        {"v": vid},
+    )
+    return [SnapshotRow(**r._mapping) for r in rows]
+
+
+async def cover_key(conn: AsyncConnection, vid: int, image_index: int) -> str | None:
+    """The key of the cover snapshot (image_index, else the first one), or None."""
+    row = (
+        await conn.execute(
+            text(
+                "SELECT storage_uri FROM video_snapshot WHERE video_id = :v"
+                " ORDER BY image_index = :i DESC, image_index LIMIT 1"
+            ),
+            {"v": vid, "i": image_index},
+        )
+    ).first()
+    return row.storage_uri if row else None
+
+
+async def delete_snapshots(conn: AsyncConnection, vid: int) -> list[str]:
+    """Delete a video's snapshot rows; returns their keys."""
+    keys = [s.storage_uri for s in await snapshots(conn, vid)]
+    await conn.execute(text("DELETE FROM video_snapshot WHERE video_id = :v"), {"v": vid})
+    return keys
+
+
+async def replace_snapshots(
+    conn: AsyncConnection, vid: int, rows: list[tuple[int, int, str]], width: int, height: int
+) -> None:
+    """Swap a video's snapshots for (index, time_ms, key) rows and record their count."""
+    await conn.execute(text("DELETE FROM video_snapshot WHERE video_id = :v"), {"v": vid})
+    for index, at, key in rows:
+        await conn.execute(
+            text(
+                "INSERT INTO video_snapshot (video_id, image_index, time_ms, width, height,"
+                " storage_uri) VALUES (:v, :i, :t, :w, :h, :k)"
+            ),
+            {"v": vid, "i": index, "t": at, "w": width, "h": height, "k": key},
+        )
+    await update_video(conn, vid, image_count=len(rows))

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable
 
 import structlog
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vasset import errors
@@ -15,8 +13,10 @@ from vasset.db import transaction
 from vasset.storage.base import BlobStore
 from vasset.storage.keys import output_prefix_of
 from vasset.upload import repository as uploads
+from vasset.upload.state import UploadStatus
 from vasset.videos import repository as repo
 from vasset.videos.repository import VideoRow
+from vasset.videos.state import VideoStatus
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +48,7 @@ class VideoService:
         video = await self.get(app_id, vid)
         async with transaction(self.engine) as conn:
             renditions = await repo.children(conn, vid)
-        playable = any(r.status == "playable" for r in renditions)
+        playable = any(r.status == VideoStatus.PLAYABLE for r in renditions)
         return {
             "vid": video.id,
             "status": video.status,
@@ -94,39 +94,18 @@ class VideoService:
 
     async def delete(self, app_id: int, vid: int) -> dict:
         """Delete a video, its renditions and snapshots; shared source bytes survive."""
-        now = int(time.time())
         async with transaction(self.engine) as conn:
+            # The video row first: completions and the queue lock it before its upload and jobs.
             video = await repo.get_video(conn, vid, app_id, for_update=True)
             if video is None:
                 raise errors.VideoNotFound()
             renditions = await repo.children(conn, vid)
-            await conn.execute(
-                text(
-                    "UPDATE video SET deleted_at = :t, update_time = :t"
-                    " WHERE id = :v OR parent_id = :v"
-                ),
-                {"t": now, "v": vid},
-            )
-            snaps = await conn.execute(
-                text("SELECT storage_uri FROM video_snapshot WHERE video_id = :v"), {"v": vid}
-            )
-            snapshot_keys = [r[0] for r in snaps]
-            await conn.execute(text("DELETE FROM video_snapshot WHERE video_id = :v"), {"v": vid})
-            upload = (
-                await conn.execute(
-                    text(
-                        "SELECT upload_id FROM upload WHERE video_id = :v AND status IN"
-                        " ('uploading', 'completing')"
-                    ),
-                    {"v": vid},
-                )
-            ).first()
+            await repo.mark_deleted(conn, vid)
+            snapshot_keys = await repo.delete_snapshots(conn, vid)
+            upload = await uploads.open_upload_of_video(conn, vid)
             if upload is not None:
-                await uploads.set_status(
-                    conn,
-                    (await uploads.get_upload(conn, upload[0])).id,
-                    "aborted",
-                    error="VideoDeleted",
+                await uploads.move_upload(
+                    conn, upload.id, upload.status, UploadStatus.ABORTED, error="VideoDeleted"
                 )
             if self.cancel_jobs is not None:
                 await self.cancel_jobs(conn, vid)
@@ -151,16 +130,11 @@ class VideoService:
             for prefix in sorted(p for p in prefixes if p):
                 await self.store.delete_prefix(prefix)
             if video.storage_uri and refs == 0:
-                if video.status == "uploading":
+                if video.status == VideoStatus.UPLOADING:
                     async with transaction(self.engine) as conn:
-                        row = (
-                            await conn.execute(
-                                text("SELECT multipart_id FROM upload WHERE video_id = :v"),
-                                {"v": video.id},
-                            )
-                        ).first()
-                    if row:
-                        await self.store.abort_multipart(video.storage_uri, row[0])
+                        multipart_id = await uploads.multipart_id_of_video(conn, video.id)
+                    if multipart_id:
+                        await self.store.abort_multipart(video.storage_uri, multipart_id)
                 await self.store.delete(video.storage_uri)
         except errors.VassetError as exc:
             log.warning("video_bytes_left_for_janitor", vid=video.id, error=exc.code)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from vasset.errors import InvalidState
+from vasset.lifecycle import Machine
 
 
 class VideoStatus(StrEnum):
@@ -27,7 +27,8 @@ TRANSITIONS: dict[VideoStatus, frozenset[VideoStatus]] = {
     S.UPLOADED: frozenset({S.TRANSCODE_QUEUED, S.TRANSCODE_FAILED}),
     S.UPLOAD_FAILED: frozenset(),
     # transcode_failed from queued: the source turned out not to be a video at probe time.
-    S.TRANSCODE_QUEUED: frozenset({S.TRANSCODING, S.TRANSCODE_FAILED}),
+    # queued -> queued: a new request (or the safety net) replaces the queued job.
+    S.TRANSCODE_QUEUED: frozenset({S.TRANSCODING, S.TRANSCODE_FAILED, S.TRANSCODE_QUEUED}),
     # transcoding -> transcode_queued: a crashed or timed-out attempt goes back to the queue.
     S.TRANSCODING: frozenset({S.TRANSCODE_SUCCEEDED, S.TRANSCODE_FAILED, S.TRANSCODE_QUEUED}),
     S.TRANSCODE_SUCCEEDED: frozenset({S.PLAYABLE, S.TRANSCODE_QUEUED}),
@@ -35,21 +36,12 @@ TRANSITIONS: dict[VideoStatus, frozenset[VideoStatus]] = {
     S.PLAYABLE: frozenset({S.TRANSCODE_QUEUED}),
 }
 
+VIDEO = Machine("video", TRANSITIONS)
+
+#: Statuses a transcode (or retranscode) may be requested from.
+TRANSCODABLE = frozenset(s for s, moves in TRANSITIONS.items() if S.TRANSCODE_QUEUED in moves)
+
 
 def can_transition(current: str, target: str) -> bool:
-    """Whether the lifecycle allows current -> target (staying put is always allowed)."""
-    cur, tgt = VideoStatus(current), VideoStatus(target)
-    return cur == tgt or tgt in TRANSITIONS[cur]
-
-
-def check_transition(current: str, target: str) -> VideoStatus:
-    """The target status, or InvalidState when the lifecycle forbids the move."""
-    if not can_transition(current, target):
-        raise InvalidState(f"a video that is {current} cannot become {target}")
-    return VideoStatus(target)
-
-
-def sources_allowed(target: str) -> list[str]:
-    """Every status from which target may be entered (for guarded SQL updates)."""
-    tgt = VideoStatus(target)
-    return [s.value for s, nxt in TRANSITIONS.items() if tgt in nxt or s == tgt]
+    """Whether the lifecycle allows current -> target."""
+    return VIDEO.allows(VideoStatus(current), VideoStatus(target))
