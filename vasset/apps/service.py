@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import secrets
-import time
 
 import structlog
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vasset.apps import repository as apps
 from vasset.auth.verify import announce_app_change
 from vasset.redis_client import REDIS_DOWN
 
@@ -21,26 +20,17 @@ async def create_app_keys(engine: AsyncEngine, name: str) -> dict:
     # Hex, so a secret never starts with "-" (command lines would read it as an option).
     app_secret = secrets.token_hex(32)
     async with engine.begin() as conn:
-        result = await conn.execute(
-            text(
-                "INSERT INTO app (name, app_key, app_secret, enabled, create_time)"
-                " VALUES (:n, :k, :s, 1, :t)"
-            ),
-            {"n": name[:128], "k": app_key, "s": app_secret, "t": int(time.time())},
-        )
-    return {"id": int(result.lastrowid), "name": name, "app_key": app_key, "app_secret": app_secret}
+        app_id = await apps.insert_app(conn, name[:128], app_key, app_secret)
+    return {"id": app_id, "name": name, "app_key": app_key, "app_secret": app_secret}
 
 
 async def find_app_by_name(engine: AsyncEngine, name: str) -> dict | None:
     """The first app with this name, secret included (for the local demo only)."""
     async with engine.begin() as conn:
-        row = (
-            await conn.execute(
-                text("SELECT id, name, app_key, app_secret FROM app WHERE name = :n ORDER BY id"),
-                {"n": name},
-            )
-        ).first()
-    return dict(zip(("id", "name", "app_key", "app_secret"), row, strict=True)) if row else None
+        row = await apps.app_by_name(conn, name)
+    if row is None:
+        return None
+    return {"id": row.id, "name": row.name, "app_key": row.app_key, "app_secret": row.app_secret}
 
 
 async def set_enabled(
@@ -48,14 +38,11 @@ async def set_enabled(
 ) -> bool:
     """Enable or disable an app key, and tell every API process at once; True if it exists."""
     async with engine.begin() as conn:
-        result = await conn.execute(
-            text("UPDATE app SET enabled = :e WHERE app_key = :k"),
-            {"e": int(enabled), "k": app_key},
-        )
+        found = await apps.set_enabled(conn, app_key, enabled)
     if redis is not None:
         # After the commit, so a process that sees the new generation reads the new row.
         try:
             await announce_app_change(redis, redis_prefix)
         except REDIS_DOWN as exc:
             log.warning("app_change_not_announced", app_key=app_key, error=str(exc))
-    return result.rowcount == 1
+    return found

@@ -9,10 +9,10 @@ import time
 from typing import NamedTuple
 
 import msgspec
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vasset import errors
+from vasset.apps import repository as apps
 from vasset.auth.nonces import NonceBatcher
 from vasset.auth.signing import parse_query, sign, signatures_match
 from vasset.db import transaction
@@ -71,8 +71,9 @@ class Authenticator:
             return hit.app
         # Tag with a generation seen before the read: the row is at least that current.
         tag = self._nonces.seen if generation is _ANY else generation
-        row = await self._select("app_key = :k", {"k": app_key})
-        app = App(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+        async with transaction(self._engine) as conn:
+            row = await apps.app_by_key(conn, app_key)
+        app = App(**msgspec.structs.asdict(row)) if row else None
         self._by_key = self._remember(self._by_key, app_key, tag, app)
         return app
 
@@ -87,8 +88,9 @@ class Authenticator:
         if hit and hit.expires > time.monotonic() and hit.generation == generation:
             app = hit.app
         else:
-            row = await self._select("id = :i", {"i": app_id})
-            app = App(row[0], row[1], row[2], row[3], bool(row[4])) if row else None
+            async with transaction(self._engine) as conn:
+                row = await apps.app_by_id(conn, app_id)
+            app = App(**msgspec.structs.asdict(row)) if row else None
             self._by_id = self._remember(self._by_id, app_id, generation, app)
         if app is None or not app.enabled:
             raise errors.InvalidAppKey("the app of this upload is disabled")
@@ -99,15 +101,6 @@ class Authenticator:
         except REDIS_DOWN:
             # MySQL stays the truth: without Redis every check reads the row again.
             return _UNKNOWN
-
-    async def _select(self, where: str, params: dict):
-        async with transaction(self._engine) as conn:
-            return (
-                await conn.execute(
-                    text(f"SELECT id, name, app_key, app_secret, enabled FROM app WHERE {where}"),
-                    params,
-                )
-            ).first()
 
     def _remember(self, cache: dict, key, generation: object, app: App | None) -> dict:
         if len(cache) > 10_000:
