@@ -4,31 +4,42 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Router, get
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 
 from vasset import errors
 from vasset.context import Context, build_context, close_context
+from vasset.http.deps import DEPENDENCIES
 from vasset.http.middleware import request_id_middleware
+from vasset.http.openapi import PUBLIC, doc, openapi_config, swagger_asset
 from vasset.http.responses import (
     handle_http_exception,
     handle_unexpected,
     handle_vasset_error,
-    json_response,
 )
+from vasset.http.schemas import Health
 from vasset.logs import configure_logging
 from vasset.settings import Settings, load_settings
 
 
-@get("/health")
-async def health(request: Request) -> Response:
+@get("/health", sync_to_thread=False, **doc(tag="service", auth=PUBLIC, example={"ok": True}))
+def health() -> Health:
     """Liveness: the process answers."""
-    return json_response({"ok": True})
+    return Health(ok=True)
 
 
-def route_handlers() -> list:
+def _version() -> str:
+    try:
+        return version("vasset")
+    except PackageNotFoundError:  # a checkout that was never installed
+        return "0"
+
+
+def route_handlers() -> list[Any]:
     """Every route, gathered from the domain folders."""
     from vasset.console.api import ROUTES as console_routes
     from vasset.playback.api import ROUTES as playback_routes
@@ -39,12 +50,14 @@ def route_handlers() -> list:
 
     return [
         health,
+        swagger_asset,
         *upload_routes,
         *direct_routes,
         *video_routes,
         *transcode_routes,
         *playback_routes,
-        *console_routes,
+        # The console's cookie-session routes serve its page only: not part of the API schema.
+        Router("/", route_handlers=console_routes, include_in_schema=False),
     ]
 
 
@@ -56,8 +69,6 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         own = ctx is None
         app.state.ctx = ctx or build_context(settings)
-        for hook in app.state.ctx.extras.get("startup", []):
-            await hook(app.state.ctx)
         try:
             yield
         finally:
@@ -67,13 +78,14 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     return Litestar(
         route_handlers=route_handlers(),
         lifespan=[lifespan],
+        dependencies=DEPENDENCIES,
         exception_handlers={
             errors.VassetError: handle_vasset_error,
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },
         state=State({"settings": settings}),
-        openapi_config=None,
+        openapi_config=openapi_config(_version()),
         debug=False,
         request_max_body_size=1024 * 1024,
     )

@@ -1,24 +1,39 @@
-"""The per-process wiring: connections, stores and services, built once from Settings."""
+"""The per-process wiring: connections, stores and every service, built once from Settings.
+
+Handlers get the Context as a Litestar dependency (vasset/http/deps.py); workers and admin
+commands build their own. Nothing is created lazily by whichever request comes first.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import msgspec
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vasset.auth.verify import Authenticator
+from vasset.console.gate import ConsoleGate
 from vasset.db import create_engine
+from vasset.playback.service import PlaybackService
+from vasset.playback.stream import StreamLimiter
 from vasset.redis_client import create_redis
 from vasset.settings import Settings
 from vasset.storage.base import BlobStore
 from vasset.storage.factory import open_store
+from vasset.transcode import hooks
+from vasset.transcode.requests import TranscodeRequests
+from vasset.transcode.wakeup import JobWakeup
 from vasset.upload.service import UploadService
 from vasset.videos.service import VideoService
 
+if TYPE_CHECKING:
+    from vasset.upload.direct import DirectUploads  # imports oss2: only on OSS deployments
 
-class Context(msgspec.Struct, kw_only=True):
+
+@dataclass(kw_only=True, eq=False)
+class Context:
     """Everything a request or a worker needs, passed in explicitly."""
 
     settings: Settings
@@ -28,32 +43,45 @@ class Context(msgspec.Struct, kw_only=True):
     auth: Authenticator
     uploads: UploadService
     videos: VideoService
-    extras: dict = msgspec.field(default_factory=dict)
+    wakeup: JobWakeup
+    streams: StreamLimiter
+    console: ConsoleGate
+    #: Direct-to-OSS uploads; None on local-disk storage.
+    direct: DirectUploads | None = None
+    # Services that take the whole Context: set by build_context right after the fields above.
+    playback: PlaybackService = field(init=False)
+    transcodes: TranscodeRequests = field(init=False)
 
 
 def build_context(settings: Settings) -> Context:
     """Create connections and services (nothing is contacted until first use)."""
-    from vasset.transcode import hooks
-
     engine = create_engine(settings.database_url, settings.db_pool_size, settings.db_pool_overflow)
     redis = create_redis(settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout)
     store = open_store(settings)
+    auth = Authenticator(engine, redis, settings)
+    wakeup = JobWakeup(redis, settings)
+    uploads = UploadService(engine, store, settings, hooks.enqueue_on_upload(settings))
+    uploads.after_enqueue = wakeup.wake
     ctx = Context(
         settings=settings,
         engine=engine,
         redis=redis,
         store=store,
-        auth=Authenticator(engine, redis, settings),
-        uploads=UploadService(engine, store, settings, hooks.enqueue_on_upload(settings)),
+        auth=auth,
+        uploads=uploads,
         videos=VideoService(engine, store, hooks.cancel_video_jobs),
+        wakeup=wakeup,
+        streams=StreamLimiter(settings.max_concurrent_streams),
+        console=ConsoleGate(settings, engine, auth),
     )
-    ctx.uploads.after_enqueue = hooks.notifier(ctx)
+    ctx.playback = PlaybackService(ctx)
+    ctx.transcodes = TranscodeRequests(ctx)
     if settings.storage_is_oss:
         from vasset.storage.oss import OssBlobStore
         from vasset.upload.direct import DirectUploads
 
         assert isinstance(store, OssBlobStore)
-        ctx.extras["direct_uploads"] = DirectUploads(ctx.uploads, store, settings)
+        ctx.direct = DirectUploads(uploads, store, settings)
     return ctx
 
 

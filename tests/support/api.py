@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 import httpx
 
+from tests.support.contract import contract_for
+
 
 def enc(value: str) -> str:
     """RFC 3986 percent-encoding."""
@@ -38,8 +40,17 @@ def b64name(name: str) -> str:
 class Api:
     """Signed calls against a running vasset."""
 
-    def __init__(self, base_url: str, app_key: str, app_secret: str, timeout: float = 60) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        app_key: str,
+        app_secret: str,
+        timeout: float = 60,
+        check_contract: bool = True,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        # Every answer is checked against the server's OpenAPI document (tests/support/contract.py).
+        self.check_contract = check_contract
         self.app_key = app_key
         self.app_secret = app_secret
         self.http = httpx.Client(timeout=timeout)
@@ -52,10 +63,13 @@ class Api:
     def call(
         self, method: str, path: str, params: dict | None = None, content=None, headers=None, **over
     ):
-        """Send a signed request; returns the httpx.Response."""
-        return self.http.request(
+        """Send a signed request; returns the httpx.Response (checked against the contract)."""
+        response = self.http.request(
             method, self.url(method, path, params, **over), content=content, headers=headers
         )
+        if self.check_contract:
+            contract_for(self.base_url).check(response)
+        return response
 
     def init(self, name: str, data: bytes, psize: int, with_hash: bool = True, **extra):
         """POST /video/upload/init for data."""

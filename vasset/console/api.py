@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 from pathlib import Path
 
 import msgspec
@@ -19,12 +18,11 @@ from litestar import Request, Response, get, post
 from vasset import errors
 from vasset.auth.verify import App
 from vasset.console import session
-from vasset.context import Context
 from vasset.db import transaction
-from vasset.http.auth import ctx_of, query_string
+from vasset.http.auth import query_string
+from vasset.http.deps import Ctx
 from vasset.http.params import Count, Priority, parse_params
 from vasset.http.responses import json_response
-from vasset.playback.secret import url_secret
 from vasset.redis_client import redis_guard
 from vasset.videos import repository as video_rows
 
@@ -112,49 +110,16 @@ def _read_asset(path: Path) -> tuple[bytes, str] | None:
     return data, etag
 
 
-def _enabled(ctx: Context) -> bool:
-    return bool(ctx.settings.console_key)
+async def _logged_in(request: Request, ctx: Ctx) -> bool:
+    return await ctx.console.logged_in(request.cookies.get(session.COOKIE))
 
 
-def _require_enabled(ctx: Context) -> None:
-    if not _enabled(ctx):
-        raise errors.NotFound("the console is disabled (VASSET_CONSOLE_KEY is not set)")
-
-
-async def _secret(ctx: Context) -> bytes:
-    secret = ctx.extras.get("console_secret")
-    if secret is None:
-        secret = ctx.extras["console_secret"] = await url_secret(ctx.engine, "console_session")
-    return secret
-
-
-async def _logged_in(request: Request) -> bool:
-    ctx = ctx_of(request)
-    if not _enabled(ctx):
-        return False
-    value = request.cookies.get(session.COOKIE)
-    if not value:
-        return False
-    return session.valid(await _secret(ctx), ctx.settings.console_key, value, time.time())
-
-
-async def _console_app(ctx: Context) -> App:
-    key = ctx.settings.console_app_key
-    app = await ctx.auth.current_app(key) if key else None
-    if app is None or not app.enabled:
-        raise errors.InvalidState(
-            "the console is not configured: VASSET_CONSOLE_APP_KEY names no enabled app"
-        )
-    return app
-
-
-async def _authorized(request: Request) -> App:
+async def _authorized(request: Request, ctx: Ctx) -> App:
     """The console's app for a request with a valid session cookie (else 401 / 404)."""
-    ctx = ctx_of(request)
-    _require_enabled(ctx)
-    if not await _logged_in(request):
+    ctx.console.require_enabled()
+    if not await _logged_in(request, ctx):
         raise errors.InvalidConsoleKey()
-    return await _console_app(ctx)
+    return await ctx.console.app()
 
 
 def _require_json(request: Request) -> None:
@@ -183,10 +148,9 @@ def _client_address(request: Request) -> str:
 
 
 @get("/console", include_in_schema=False)
-async def console_page(request: Request) -> Response:
+async def console_page(ctx: Ctx) -> Response:
     """The console page, or a 404 page that says how to enable it."""
-    ctx = ctx_of(request)
-    if not _enabled(ctx):
+    if not ctx.console.enabled:
         return Response(
             DISABLED_PAGE,
             status_code=404,
@@ -200,9 +164,9 @@ async def console_page(request: Request) -> Response:
 
 
 @get("/console/static/{name:str}", include_in_schema=False)
-async def console_asset(request: Request, name: str) -> Response:
+async def console_asset(request: Request, ctx: Ctx, name: str) -> Response:
     """One of the page's scripts or styles (a fixed list)."""
-    _require_enabled(ctx_of(request))
+    ctx.console.require_enabled()
     entry = ASSETS.get(name)
     found = _read_asset(entry[0]) if entry else None
     if entry is None or found is None:
@@ -228,10 +192,9 @@ class LoginBody(msgspec.Struct):
 
 
 @post("/console/login", status_code=200)
-async def console_login(request: Request) -> Response:
+async def console_login(request: Request, ctx: Ctx) -> Response:
     """Exchange the console key for an HttpOnly, SameSite=Strict session cookie."""
-    ctx = ctx_of(request)
-    _require_enabled(ctx)
+    ctx.console.require_enabled()
     body = await _json_body(request, LoginBody)
     counter = f"{ctx.settings.redis_prefix}console:login:{_client_address(request)}"
     matches = session.key_matches(body.key, ctx.settings.console_key)
@@ -246,7 +209,7 @@ async def console_login(request: Request) -> Response:
         )
     if not matches:
         raise errors.InvalidConsoleKey("wrong console key")
-    value = session.issue(await _secret(ctx), ctx.settings.console_key, int(time.time()))
+    value = await ctx.console.issue()
     app = await ctx.auth.app_by_key(ctx.settings.console_app_key)
     response = json_response({"logged_in": True, "app": app.name if app else None})
     response.set_cookie(
@@ -262,22 +225,21 @@ async def console_login(request: Request) -> Response:
 
 
 @post("/console/logout", status_code=200)
-async def console_logout(request: Request) -> Response:
+async def console_logout(ctx: Ctx) -> Response:
     """Drop the session cookie."""
-    _require_enabled(ctx_of(request))
+    ctx.console.require_enabled()
     response = json_response({"logged_in": False})
     response.delete_cookie(session.COOKIE, path="/console")
     return response
 
 
 @get("/console/api/session")
-async def console_session(request: Request) -> Response:
+async def console_session(request: Request, ctx: Ctx) -> Response:
     """Whether this browser is logged in, and for which app."""
-    ctx = ctx_of(request)
-    _require_enabled(ctx)
-    if not await _logged_in(request):
+    ctx.console.require_enabled()
+    if not await _logged_in(request, ctx):
         return json_response({"enabled": True, "logged_in": False})
-    app = await _console_app(ctx)
+    app = await ctx.console.app()
     return json_response(
         {
             "enabled": True,
@@ -303,10 +265,9 @@ class UploadBody(msgspec.Struct):
 
 
 @post("/console/api/uploads", status_code=200)
-async def console_create_upload(request: Request) -> Response:
+async def console_create_upload(request: Request, ctx: Ctx) -> Response:
     """Server-side init for the console's app (auto-transcode); answers with an upload token."""
-    app = await _authorized(request)
-    ctx = ctx_of(request)
+    app = await _authorized(request, ctx)
     body = await _json_body(request, UploadBody)
     psize = body.part_size or max(DEFAULT_PART_SIZE, ctx.uploads.smallest_part_size(body.size))
     fn = base64.b64encode(body.name.encode()).decode()
@@ -321,12 +282,12 @@ class ListParams(msgspec.Struct):
 
 
 @get("/console/api/videos")
-async def console_videos(request: Request) -> Response:
+async def console_videos(request: Request, ctx: Ctx) -> Response:
     """The console app's most recent videos."""
-    app = await _authorized(request)
+    app = await _authorized(request, ctx)
     p = parse_params(query_string(request), ListParams)
     limit = max(1, min(p.limit, 100))
-    async with transaction(ctx_of(request).engine) as conn:
+    async with transaction(ctx.engine) as conn:
         rows = await video_rows.list_videos(conn, app.id, limit)
         videos = [
             {
@@ -344,30 +305,26 @@ async def console_videos(request: Request) -> Response:
 
 
 @get("/console/api/videos/{vid:int}")
-async def console_video(request: Request, vid: int) -> Response:
+async def console_video(request: Request, ctx: Ctx, vid: int) -> Response:
     """Status, progress and media info of one video."""
-    app = await _authorized(request)
-    videos = ctx_of(request).videos
+    app = await _authorized(request, ctx)
+    videos = ctx.videos
     status = await videos.status(app.id, vid)
     return json_response({**status, "media": await videos.mediainfo(app.id, vid)})
 
 
 @get("/console/api/videos/{vid:int}/play")
-async def console_play(request: Request, vid: int) -> Response:
+async def console_play(request: Request, ctx: Ctx, vid: int) -> Response:
     """The playurl answer: signed, expiring URLs (MP4 per definition and the HLS master)."""
-    from vasset.playback.api import playback
-
-    app = await _authorized(request)
-    return json_response(await playback(request).playurl(app.id, vid, None, None, None))
+    app = await _authorized(request, ctx)
+    return json_response(await ctx.playback.playurl(app.id, vid, None, None, None))
 
 
 @get("/console/api/videos/{vid:int}/snapshots")
-async def console_snapshots(request: Request, vid: int) -> Response:
+async def console_snapshots(request: Request, ctx: Ctx, vid: int) -> Response:
     """The snapshot answer: signed snapshot URLs and the cover index."""
-    from vasset.playback.api import playback
-
-    app = await _authorized(request)
-    return json_response(await playback(request).snapshots(app.id, vid, None))
+    app = await _authorized(request, ctx)
+    return json_response(await ctx.playback.snapshots(app.id, vid, None))
 
 
 ROUTES = [

@@ -49,6 +49,7 @@ def parse_params(query_string: str | bytes, model: type[T]) -> T:
     except msgspec.ValidationError as exc:
         text = str(exc)
         if m := _MISSING.search(text):
-            raise MissingParameter(f"missing required parameter: {m.group(1)}") from None
+            name = m.group(1)
+            raise MissingParameter(f"missing required parameter: {name}", parameter=name) from None
         name = m.group(1) if (m := _AT.search(text)) else "parameter"
         raise InvalidParameter(f"invalid {name}: {text.split(' - ')[0]}", parameter=name) from None

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 
 from vasset import errors
 
@@ -52,12 +52,27 @@ def handle_vasset_error(request: Request, exc: errors.VassetError) -> Response:
     return error_response(request, exc)
 
 
+def _invalid_input(exc: ValidationException) -> errors.VassetError:
+    """Litestar's own validation failure (a path parameter) as MissingParameter/InvalidParameter."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    first = problems[0] if problems and isinstance(problems[0], dict) else {}
+    name = str(first.get("key") or "parameter")
+    text = str(first.get("message") or exc.detail)
+    if "missing" in text.lower():
+        return errors.MissingParameter(f"missing required parameter: {name}", parameter=name)
+    return errors.InvalidParameter(f"invalid {name}: {text}", parameter=name)
+
+
 def handle_http_exception(request: Request, exc: HTTPException) -> Response:
-    """Framework errors (unknown route, wrong method) in the same error shape."""
+    """Framework errors (unknown route, wrong method, invalid input) in the same error shape."""
+    if isinstance(exc, ValidationException):
+        return error_response(request, _invalid_input(exc))
     code = _LITESTAR_CODES.get(exc.status_code, "InvalidParameter")
     wrapped = errors.VassetError(str(exc.detail))
     wrapped.code = code  # type: ignore[misc]
     wrapped.status = exc.status_code  # type: ignore[misc]
+    # e.g. Allow on 405: the framework's headers describe the refusal.
+    wrapped.extra_headers.update(exc.headers or {})
     return error_response(request, wrapped)
 
 

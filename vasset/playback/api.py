@@ -2,57 +2,56 @@
 
 from __future__ import annotations
 
-import msgspec
-from litestar import Request, Response, get
+from litestar import get
 
-from vasset.http.auth import ctx_of, query_string, signed_app
-from vasset.http.params import Count, Id, parse_params
-from vasset.http.responses import json_response
+from vasset.http.deps import Caller, Ctx, query
+from vasset.http.openapi import doc
+from vasset.http.schemas import shaped
 from vasset.playback.files import play_file
-from vasset.playback.service import PlaybackService
+from vasset.playback.schemas import Playback, PlayParams, SnapshotParams, Snapshots
 
 
-class PlayParams(msgspec.Struct):
-    """Query of GET /video/playurl."""
-
-    vid: Id
-    definition: str | None = None
-    format: str | None = None
-    expires: Count | None = None
-
-
-class SnapshotParams(msgspec.Struct):
-    """Query of GET /video/snapshot."""
-
-    vid: Id
-    expires: Count | None = None
-
-
-def playback(request: Request) -> PlaybackService:
-    """The process's PlaybackService."""
-    ctx = ctx_of(request)
-    service = ctx.extras.get("playback")
-    if service is None:
-        service = ctx.extras["playback"] = PlaybackService(ctx)
-    return service
-
-
-@get("/video/playurl")
-async def video_playurl(request: Request) -> Response:
+@get(
+    "/video/playurl",
+    dependencies={"q": query(PlayParams, signed=True)},
+    **doc(
+        tag="playback",
+        query=PlayParams,
+        codes=("VideoNotFound", "VideoNotPlayable"),
+        example={
+            "vid": 42,
+            "status": "playable",
+            "duration": 12000,
+            "cover_url": "http://127.0.0.1:8000/play/1700003600/3f1c.../media/42/cover.jpg",
+            "play_urls": [
+                {
+                    "definition": "360p",
+                    "format": "mp4",
+                    "url": "http://127.0.0.1:8000/play/1700003600/9a0b.../media/42/360p.mp4",
+                    "width": 640,
+                    "height": 360,
+                    "bitrate": 800000,
+                    "size": 1200000,
+                    "expires_at": 1700003600,
+                }
+            ],
+        },
+    ),
+)
+async def video_playurl(ctx: Ctx, caller: Caller, q: PlayParams) -> Playback:
     """Signed, expiring play URLs per definition, and the HLS master."""
-    app = await signed_app(request)
-    p = parse_params(query_string(request), PlayParams)
-    return json_response(
-        await playback(request).playurl(app.id, p.vid, p.definition, p.format, p.expires)
-    )
+    answer = await ctx.playback.playurl(caller.id, q.vid, q.definition, q.format, q.expires)
+    return shaped(answer, Playback)
 
 
-@get("/video/snapshot")
-async def video_snapshot(request: Request) -> Response:
+@get(
+    "/video/snapshot",
+    dependencies={"q": query(SnapshotParams, signed=True)},
+    **doc(tag="playback", query=SnapshotParams, codes=("VideoNotFound",)),
+)
+async def video_snapshot(ctx: Ctx, caller: Caller, q: SnapshotParams) -> Snapshots:
     """Signed snapshot URLs and the cover index."""
-    app = await signed_app(request)
-    p = parse_params(query_string(request), SnapshotParams)
-    return json_response(await playback(request).snapshots(app.id, p.vid, p.expires))
+    return shaped(await ctx.playback.snapshots(caller.id, q.vid, q.expires), Snapshots)
 
 
 ROUTES = [video_playurl, video_snapshot, play_file]

@@ -15,8 +15,9 @@ from litestar import Request, Response, route
 
 from vasset import errors
 from vasset.http.auth import ctx_of
+from vasset.http.openapi import PUBLIC, doc
 from vasset.playback import urls
-from vasset.playback.stream import READ_SIZE, ObjectBody, ObjectStream, StreamLimiter
+from vasset.playback.stream import READ_SIZE, ObjectBody, ObjectStream
 from vasset.storage.local import guess_content_type
 
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
@@ -24,6 +25,16 @@ _MAX_DIGITS = 19
 _MAX_KEY_BYTES = 1023  # OSS's longest object key
 _MAX_NAME_BYTES = 255  # the longest file name of Linux file systems
 _URI_ATTR = re.compile(r'URI="([^"]+)"')
+#: What /play serves (vasset/storage/local.py's content types).
+PLAY_TYPES = (
+    "video/mp4",
+    "application/vnd.apple.mpegurl",
+    "video/mp2t",
+    "video/iso.segment",
+    "image/jpeg",
+    "application/json",
+    "application/octet-stream",
+)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -64,14 +75,6 @@ def servable_key(key: str) -> bool:
     )
 
 
-def _limiter(request: Request) -> StreamLimiter:
-    ctx = ctx_of(request)
-    limiter = ctx.extras.get("stream_limiter")
-    if limiter is None:
-        limiter = ctx.extras["stream_limiter"] = StreamLimiter(ctx.settings.max_concurrent_streams)
-    return limiter
-
-
 async def _rewrite_playlist(request: Request, text: str, key: str, expires_at: int) -> str:
     """Point every segment URI of a variant playlist at a presigned OSS URL."""
     ctx = ctx_of(request)
@@ -92,14 +95,30 @@ async def _rewrite_playlist(request: Request, text: str, key: str, expires_at: i
     return "\n".join(lines) + "\n"
 
 
-@route("/play/{expires_at:int}/{signature:str}/{key:path}", http_method=["GET", "HEAD"])
+@route(
+    "/play/{expires_at:int}/{signature:str}/{key:path}",
+    http_method=["GET", "HEAD"],
+    **doc(
+        tag="playback",
+        auth=PUBLIC,
+        codes=(
+            "InvalidParameter",
+            "InvalidUrlSignature",
+            "ObjectNotFound",
+            "InvalidRange",
+            "Throttled",
+        ),
+        binary=PLAY_TYPES,
+    ),
+)
 async def play_file(request: Request, expires_at: int, signature: str, key: str) -> Response:
-    """A stored object under a signed, expiring URL."""
+    """A stored object under a signed, expiring URL (the URLs playurl and snapshot answer).
+
+    Supports HEAD, one byte range (206, 416) and If-None-Match (304).
+    """
     ctx = ctx_of(request)
     key = unquote(key.lstrip("/"))
-    from vasset.playback.api import playback
-
-    secret = await playback(request).secret()
+    secret = await ctx.playback.secret()
     if not urls.verify(secret, key, expires_at, signature, time.time()):
         raise errors.InvalidUrlSignature()
     if not servable_key(key):
@@ -113,8 +132,8 @@ async def play_file(request: Request, expires_at: int, signature: str, key: str)
     }
     if key.endswith(".m3u8") and ctx.store.presigns:
         data = b"".join([chunk async for chunk in ctx.store.read(key)])
-        body = await _rewrite_playlist(request, data.decode(), key, expires_at)
-        return Response(content=body, media_type=content_type, headers=base_headers)
+        playlist = await _rewrite_playlist(request, data.decode(), key, expires_at)
+        return Response(content=playlist, media_type=content_type, headers=base_headers)
     etag = f'"{info.etag}"'
     headers = {**base_headers, "ETag": etag, "Accept-Ranges": "bytes"}
     if request.headers.get("if-none-match") in (etag, "*"):
@@ -131,7 +150,7 @@ async def play_file(request: Request, expires_at: int, signature: str, key: str)
     headers["Content-Length"] = str(end - start + 1)
     if request.method == "HEAD" or info.size == 0:
         return Response(content=b"", status_code=status, headers=headers, media_type=content_type)
-    slot = _limiter(request).acquire()
+    slot = ctx.streams.acquire()
     source = ctx.store.read(key, start, end, chunk_size=READ_SIZE)
     try:
         # The first read happens here, so an object that vanished since HEAD is still a 404.

@@ -23,14 +23,3 @@ async def cancel_video_jobs(conn: AsyncConnection, vid: int) -> None:
     from vasset.transcode import queue
 
     await queue.cancel_for_video(conn, vid)
-
-
-def notifier(ctx):
-    """Wakes an idle worker after an enqueue commits."""
-
-    async def wake() -> None:
-        from vasset.transcode.worker import notify
-
-        await notify(ctx)
-
-    return wake

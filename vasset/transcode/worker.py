@@ -32,6 +32,7 @@ from vasset.settings import Settings
 from vasset.transcode import failures, pipeline, queue
 from vasset.transcode.queue import Job
 from vasset.transcode.slots import SlotSemaphore
+from vasset.transcode.wakeup import notify_key
 
 log = structlog.get_logger(__name__)
 
@@ -68,18 +69,9 @@ def node_limit(settings: Settings) -> int:
     return max(1, min(cores, by_memory))
 
 
-def notify_key(settings: Settings) -> str:
-    """Redis list that wakes an idle worker when a job is enqueued."""
-    return settings.redis_prefix + "jobs:notify"
-
-
 async def notify(ctx: Context) -> None:
     """Wake one idle worker (best effort: workers also poll)."""
-    try:
-        await ctx.redis.lpush(notify_key(ctx.settings), b"1")
-        await ctx.redis.ltrim(notify_key(ctx.settings), 0, 99)
-    except REDIS_FAILED:
-        pass
+    await ctx.wakeup.wake()
 
 
 class Worker:

@@ -2,50 +2,60 @@
 
 from __future__ import annotations
 
-import msgspec
-from litestar import Request, Response, get, post, put
+from litestar import Request, get, post, put
 
 from vasset import errors
-from vasset.http.auth import ctx_of, query_string, signed_app
+from vasset.auth.verify import App
+from vasset.http.auth import query_string, raw_path
 from vasset.http.body import ClientGone, body_chunks
-from vasset.http.params import Count, Priority, parse_params, query_dict
-from vasset.http.responses import json_response
+from vasset.http.deps import Caller, Ctx, query
+from vasset.http.openapi import TOKEN, doc
+from vasset.http.params import query_dict
+from vasset.http.schemas import shaped
+from vasset.upload.schemas import (
+    INIT_ANSWERS,
+    PUT_ANSWERS,
+    RESUME_ANSWERS,
+    Failed,
+    InitParams,
+    Instant,
+    Limits,
+    OffsetAdvanced,
+    Open,
+    PartsLost,
+    PartStored,
+    ResumeParams,
+    Started,
+    Uploaded,
+    UploadParams,
+)
+
+UPLOAD_CODES = ("UploadNotFound", "InvalidUploadToken")
+PART_CODES = (
+    *UPLOAD_CODES,
+    "InvalidDigest",
+    "InvalidPartSize",
+    "InvalidContentRange",
+    "IncompleteBody",
+    "UploadCompleted",
+    "UploadAborted",
+    "UploadInProgress",
+    "OffsetMismatch",
+    "InvalidState",
+    "EntityTooLarge",
+    "HashMismatch",
+    "SizeMismatch",
+)
+_EXAMPLE_PART = {"upload_id": "u_7Jc2kQ", "pseq": 1, "received": 1, "part_count": 3}
 
 
-class InitParams(msgspec.Struct):
-    """Query of POST /video/upload/init."""
-
-    fn: str
-    fsize: Count
-    psize: Count
-    hash: str | None = None
-    auto: int = msgspec.field(default=0)
-    priority: Priority = 0
-    direct: int = 0
-
-
-class UploadParams(msgspec.Struct):
-    """Query of PUT /video/upload/upload."""
-
-    upid: str
-    pseq: Count | None = None
-    hash: str | None = None
-    token: str | None = None
-
-
-class ResumeParams(msgspec.Struct):
-    """Query of GET /video/upload/resume."""
-
-    upid: str
-    token: str | None = None
-
-
-async def _caller(request: Request, token: str | None):
+async def _caller(request: Request, ctx: Ctx, token: str | None) -> tuple[App | None, str | None]:
     """(app, token): a signed call names the app; a token call names only the upload."""
     raw = query_dict(query_string(request))
     if token is not None and "signature" not in raw:
         return None, token
-    return await signed_app(request), None
+    app = await ctx.auth.verify_signed(request.method, raw_path(request), query_string(request))
+    return app, None
 
 
 def _content_length(request: Request) -> int | None:
@@ -59,33 +69,62 @@ def _content_length(request: Request) -> int | None:
     return int(value)
 
 
-@post("/video/upload/init", status_code=200)
-async def init_upload(request: Request) -> Response:
+@post(
+    "/video/upload/init",
+    status_code=200,
+    dependencies={"q": query(InitParams, signed=True)},
+    **doc(
+        tag="uploads",
+        query=InitParams,
+        codes=("InvalidPartSize", "EntityTooLarge"),
+        example={
+            "upload_id": "u_7Jc2kQ",
+            "vid": 42,
+            "status": "uploading",
+            "size": 10485760,
+            "md5": "9e107d9d372bb6826bd81d3542a419d6",
+            "part_size": 4194304,
+            "part_count": 3,
+            "expires_at": 1700086400,
+            "upload_token": "t_3nQ8",
+        },
+    ),
+)
+async def init_upload(ctx: Ctx, caller: Caller, q: InitParams) -> Started | Instant:
     """Start an upload (or finish it instantly by MD5)."""
-    app = await signed_app(request)
-    p = parse_params(query_string(request), InitParams)
-    if p.auto not in (0, 1):
+    if q.auto not in (0, 1):
         raise errors.InvalidParameter("auto must be 0 or 1", parameter="auto")
-    ctx = ctx_of(request)
-    if p.direct:
-        direct = ctx.extras.get("direct_uploads")
-        if direct is None:
+    args = (caller, q.fn, q.fsize, q.psize, q.hash, bool(q.auto), q.priority)
+    if q.direct:
+        if ctx.direct is None:
             raise errors.InvalidParameter(
                 "direct uploads need OSS storage; this service stores on local disk",
                 parameter="direct",
             )
-        return json_response(
-            await direct.init(app, p.fn, p.fsize, p.psize, p.hash, bool(p.auto), p.priority)
-        )
-    answer = await ctx.uploads.init(app, p.fn, p.fsize, p.psize, p.hash, bool(p.auto), p.priority)
-    return json_response(answer)
+        return shaped(await ctx.direct.init(*args), *INIT_ANSWERS)
+    return shaped(await ctx.uploads.init(*args), *INIT_ANSWERS)
 
 
-@put("/video/upload/upload", status_code=200, request_max_body_size=None)
-async def upload_part(request: Request) -> Response:
+@put(
+    "/video/upload/upload",
+    status_code=200,
+    request_max_body_size=None,
+    dependencies={"q": query(UploadParams)},
+    **doc(
+        tag="uploads",
+        auth=TOKEN,
+        query=UploadParams,
+        codes=PART_CODES,
+        body="the part's bytes (part mode), or the Content-Range slice (whole-file mode)",
+        example=_EXAMPLE_PART,
+    ),
+)
+async def upload_part(
+    request: Request, ctx: Ctx, q: UploadParams
+) -> PartStored | OffsetAdvanced | Uploaded | PartsLost | Open | Failed:
     """Store one part (pseq) or a Content-Range slice of the whole file."""
     try:
-        return await _upload_part(request)
+        return shaped(await _upload_part(request, ctx, q), *PUT_ANSWERS)
     except errors.VassetError as exc:
         # The body may be unread: drain a little so keep-alive works, else close the connection.
         body_done = request.scope.get("state", {}).get("body_done") is True
@@ -113,45 +152,47 @@ async def _drain(request: Request, limit: int) -> bool:
     return True
 
 
-async def _upload_part(request: Request) -> Response:
-    p = parse_params(query_string(request), UploadParams)
-    app, token = await _caller(request, p.token)
-    ctx = ctx_of(request)
-    row = await ctx.uploads.load(p.upid, app, token)
+async def _upload_part(request: Request, ctx: Ctx, q: UploadParams) -> dict:
+    app, token = await _caller(request, ctx, q.token)
+    row = await ctx.uploads.load(q.upid, app, token)
     if app is None:  # a token call: the upload's app must still be enabled
         await ctx.auth.check_app_enabled(row.app_id)
     length = _content_length(request)
     try:
-        if p.pseq is not None:
-            answer = await ctx.uploads.put_part(row, p.pseq, p.hash, length, body_chunks(request))
-        else:
-            answer = await ctx.uploads.put_range(
-                row, request.headers.get("content-range"), length, body_chunks(request)
-            )
+        if q.pseq is not None:
+            return await ctx.uploads.put_part(row, q.pseq, q.hash, length, body_chunks(request))
+        return await ctx.uploads.put_range(
+            row, request.headers.get("content-range"), length, body_chunks(request)
+        )
     except ClientGone:
         raise errors.IncompleteBody(
             "the client disconnected mid-body; nothing was stored"
         ) from None
-    return json_response(answer)
 
 
-@get("/video/upload/resume")
-async def resume_upload(request: Request) -> Response:
+@get(
+    "/video/upload/resume",
+    dependencies={"q": query(ResumeParams)},
+    **doc(
+        tag="uploads",
+        auth=TOKEN,
+        query=ResumeParams,
+        codes=(*UPLOAD_CODES, "UploadInProgress", "HashMismatch", "SizeMismatch"),
+    ),
+)
+async def resume_upload(request: Request, ctx: Ctx, q: ResumeParams) -> Open | Uploaded | Failed:
     """Which parts are missing and the contiguous offset."""
-    p = parse_params(query_string(request), ResumeParams)
-    app, token = await _caller(request, p.token)
-    ctx = ctx_of(request)
-    row = await ctx.uploads.load(p.upid, app, token)
+    app, token = await _caller(request, ctx, q.token)
+    row = await ctx.uploads.load(q.upid, app, token)
     if app is None:  # a token call: the upload's app must still be enabled
         await ctx.auth.check_app_enabled(row.app_id)
-    return json_response(await ctx.uploads.resume(row))
+    return shaped(await ctx.uploads.resume(row), *RESUME_ANSWERS)
 
 
-@get("/video/upload/limits")
-async def upload_limits(request: Request) -> Response:
+@get("/video/upload/limits", **doc(tag="uploads"))
+async def upload_limits(ctx: Ctx, caller: Caller) -> Limits:
     """The configured upload limits."""
-    await signed_app(request)
-    return json_response(ctx_of(request).uploads.limits())
+    return shaped(ctx.uploads.limits(), Limits)
 
 
 ROUTES = [init_upload, upload_part, resume_upload, upload_limits]

@@ -6,48 +6,36 @@ import hashlib
 import hmac
 from typing import TYPE_CHECKING
 
-import msgspec
 from litestar import Request, Response, get, post
 
 from vasset import errors
-from vasset.http.auth import ctx_of, query_string, signed_app
-from vasset.http.params import Priority, parse_params
-from vasset.http.responses import json_response
+from vasset.http.deps import Caller, Ctx, query
+from vasset.http.openapi import doc
+from vasset.http.schemas import shaped
+from vasset.upload.api import PART_CODES
+from vasset.upload.schemas import (
+    CompleteParams,
+    Credentials,
+    DirectUrls,
+    PartsLost,
+    Registered,
+    RegisterParams,
+    Uploaded,
+    UrlsParams,
+)
 
 if TYPE_CHECKING:
     from vasset.upload.direct import DirectUploads  # imports oss2: only on OSS deployments
 
-
-class UrlsParams(msgspec.Struct):
-    """Query of GET /video/upload/direct/urls."""
-
-    upid: str
-    pseqs: str | None = None
+_CODES = ("UploadNotFound", "UploadCompleted", "UploadAborted")
 
 
-class CompleteParams(msgspec.Struct):
-    """Query of POST /video/upload/complete."""
-
-    upid: str
-
-
-class RegisterParams(msgspec.Struct):
-    """Query of POST /video/upload/register."""
-
-    key: str
-    fn: str | None = None
-    hash: str | None = None
-    auto: int = 0
-    priority: Priority = 0
-
-
-def _direct(request: Request) -> DirectUploads:
-    direct = ctx_of(request).extras.get("direct_uploads")
-    if direct is None:
+def _direct(ctx: Ctx) -> DirectUploads:
+    if ctx.direct is None:
         raise errors.InvalidParameter(
             "direct uploads need OSS storage; this service stores on local disk"
         )
-    return direct
+    return ctx.direct
 
 
 def _pseqs(value: str | None) -> list[int] | None:
@@ -61,38 +49,57 @@ def _pseqs(value: str | None) -> list[int] | None:
         ) from None
 
 
-@get("/video/upload/direct/urls")
-async def direct_urls(request: Request) -> Response:
+@get(
+    "/video/upload/direct/urls",
+    dependencies={"q": query(UrlsParams, signed=True)},
+    **doc(tag="direct", query=UrlsParams, codes=_CODES),
+)
+async def direct_urls(ctx: Ctx, caller: Caller, q: UrlsParams) -> DirectUrls:
     """Fresh presigned part URLs: for pseqs, or for every part OSS does not hold yet."""
-    app = await signed_app(request)
-    p = parse_params(query_string(request), UrlsParams)
-    return json_response(await _direct(request).part_urls(app, p.upid, _pseqs(p.pseqs)))
+    answer = await _direct(ctx).part_urls(caller, q.upid, _pseqs(q.pseqs))
+    return shaped(answer, DirectUrls)
 
 
-@post("/video/upload/complete", status_code=200)
-async def direct_complete(request: Request) -> Response:
+@post(
+    "/video/upload/complete",
+    status_code=200,
+    dependencies={"q": query(CompleteParams, signed=True)},
+    **doc(tag="direct", query=CompleteParams, codes=PART_CODES),
+)
+async def direct_complete(ctx: Ctx, caller: Caller, q: CompleteParams) -> Uploaded | PartsLost:
     """Verify a direct upload's parts and the whole file, then publish the video."""
-    app = await signed_app(request)
-    p = parse_params(query_string(request), CompleteParams)
-    return json_response(await _direct(request).complete(app, p.upid))
+    return shaped(await _direct(ctx).complete(caller, q.upid), Uploaded, PartsLost)
 
 
-@get("/api/oss/credentials")
-async def oss_credentials(request: Request) -> Response:
+@get("/api/oss/credentials", **doc(tag="direct"))
+async def oss_credentials(ctx: Ctx, caller: Caller) -> Credentials:
     """A PostObject policy for one browser upload of a small video."""
-    app = await signed_app(request)
-    return json_response(_direct(request).credentials(app))
+    return shaped(_direct(ctx).credentials(caller), Credentials)
 
 
-@post("/video/upload/register", status_code=200)
-async def register_posted(request: Request) -> Response:
+@post(
+    "/video/upload/register",
+    status_code=200,
+    dependencies={"q": query(RegisterParams, signed=True)},
+    **doc(
+        tag="direct",
+        query=RegisterParams,
+        codes=(
+            "ObjectNotFound",
+            "InvalidPartSize",
+            "InvalidState",
+            "EntityTooLarge",
+            "HashMismatch",
+            "UploadInProgress",
+        ),
+    ),
+)
+async def register_posted(ctx: Ctx, caller: Caller, q: RegisterParams) -> Registered:
     """Register an object uploaded with PostObject as a video (after hashing it)."""
-    app = await signed_app(request)
-    p = parse_params(query_string(request), RegisterParams)
-    if p.auto not in (0, 1):
+    if q.auto not in (0, 1):
         raise errors.InvalidParameter("auto must be 0 or 1", parameter="auto")
-    direct = _direct(request)
-    return json_response(await direct.register(app, p.key, p.fn, p.hash, bool(p.auto), p.priority))
+    answer = await _direct(ctx).register(caller, q.key, q.fn, q.hash, bool(q.auto), q.priority)
+    return shaped(answer, Registered)
 
 
 def _metrics_allowed(request: Request, token: str) -> bool:
@@ -105,17 +112,15 @@ def _metrics_allowed(request: Request, token: str) -> bool:
     return hmac.compare_digest(expected, hashlib.sha256(given.strip().encode()).digest())
 
 
-@get("/internal/metrics")
-async def metrics(request: Request) -> Response:
+@get("/internal/metrics", include_in_schema=False)
+async def metrics(request: Request, ctx: Ctx) -> Response:
     """This process's counters in Prometheus text format, for holders of VASSET_METRICS_TOKEN."""
-    ctx = ctx_of(request)
     # Off unless configured, and indistinguishable from an unknown path without the token.
     if not _metrics_allowed(request, ctx.settings.metrics_token):
         raise errors.NotFound("Not Found")
     counters = {"vasset_upload_bytes_received_total": ctx.uploads.bytes_received}
-    direct = ctx.extras.get("direct_uploads")
-    if direct is not None:
-        counters.update(direct.metrics())
+    if ctx.direct is not None:
+        counters.update(ctx.direct.metrics())
     lines = []
     for name, value in counters.items():
         lines += [f"# TYPE {name} counter", f"{name} {value}"]

@@ -2,71 +2,63 @@
 
 from __future__ import annotations
 
-import msgspec
-from litestar import Request, Response, get, post
+from litestar import get, post
 
-from vasset.http.auth import ctx_of, query_string, signed_app
-from vasset.http.params import Count, Id, parse_params
-from vasset.http.responses import json_response
-from vasset.videos.listing import list_videos
+from vasset.http.deps import Caller, Ctx, query
+from vasset.http.openapi import doc
+from vasset.http.schemas import shaped
+from vasset.videos.listing import VideoPage, list_videos
+from vasset.videos.schemas import Deleted, ListParams, MediaInfo, Status, VidParams
 
-
-class VidParams(msgspec.Struct):
-    """A query that names one video."""
-
-    vid: Id = msgspec.field()
+NOT_FOUND = ("VideoNotFound",)
 
 
-class ListParams(msgspec.Struct):
-    """Query of GET /video/list."""
-
-    status: str | None = None
-    limit: Count = 20
-    cursor: str | None = None
-
-
-def _vid(request: Request) -> int:
-    p = parse_params(query_string(request), VidParams)
-    if p.vid <= 0:
-        from vasset.errors import InvalidParameter
-
-        raise InvalidParameter("vid must be a positive integer", parameter="vid")
-    return p.vid
-
-
-@get("/video/status")
-async def video_status(request: Request) -> Response:
+@get(
+    "/video/status",
+    dependencies={"q": query(VidParams, signed=True)},
+    **doc(
+        tag="videos",
+        query=VidParams,
+        codes=NOT_FOUND,
+        example={"vid": 42, "status": "playable", "playable": True, "progress": 100, "error": None},
+    ),
+)
+async def video_status(ctx: Ctx, caller: Caller, q: VidParams) -> Status:
     """Status, playability and progress."""
-    app = await signed_app(request)
-    return json_response(await ctx_of(request).videos.status(app.id, _vid(request)))
+    return shaped(await ctx.videos.status(caller.id, q.vid), Status)
 
 
-@get("/video/mediainfo")
-async def video_mediainfo(request: Request) -> Response:
+@get(
+    "/video/mediainfo",
+    dependencies={"q": query(VidParams, signed=True)},
+    **doc(tag="videos", query=VidParams, codes=NOT_FOUND),
+)
+async def video_mediainfo(ctx: Ctx, caller: Caller, q: VidParams) -> MediaInfo:
     """Known media facts and renditions."""
-    app = await signed_app(request)
-    return json_response(await ctx_of(request).videos.mediainfo(app.id, _vid(request)))
+    return shaped(await ctx.videos.mediainfo(caller.id, q.vid), MediaInfo)
 
 
-@post("/video/delete", status_code=200)
-async def video_delete(request: Request) -> Response:
+@post(
+    "/video/delete",
+    status_code=200,
+    dependencies={"q": query(VidParams, signed=True)},
+    **doc(tag="videos", query=VidParams, codes=NOT_FOUND, example={"vid": 42, "deleted": True}),
+)
+async def video_delete(ctx: Ctx, caller: Caller, q: VidParams) -> Deleted:
     """Delete a video; shared bytes survive."""
-    app = await signed_app(request)
-    vid = _vid(request)
-    answer = await ctx_of(request).videos.delete(app.id, vid)
-    playback = ctx_of(request).extras.get("playback")
-    if playback is not None:
-        playback.forget(vid)
-    return json_response(answer)
+    answer = await ctx.videos.delete(caller.id, q.vid)
+    ctx.playback.forget(q.vid)
+    return shaped(answer, Deleted)
 
 
-@get("/video/list")
-async def video_list(request: Request) -> Response:
+@get(
+    "/video/list",
+    dependencies={"q": query(ListParams, signed=True)},
+    **doc(tag="videos", query=ListParams),
+)
+async def video_list(ctx: Ctx, caller: Caller, q: ListParams) -> VideoPage:
     """The caller's top-level videos, newest first, a page at a time."""
-    app = await signed_app(request)
-    p = parse_params(query_string(request), ListParams)
-    page = await list_videos(ctx_of(request).engine, app.id, p.status, p.limit, p.cursor)
-    return json_response(page)
+    return await list_videos(ctx.engine, caller.id, q.status, q.limit, q.cursor)
 
 
 ROUTES = [video_status, video_mediainfo, video_delete, video_list]

@@ -1,0 +1,57 @@
+"""Litestar dependencies: the process Context, the signed caller, and parsed queries.
+
+Handlers declare what they need in their signature (``ctx: Context``, ``caller: App``,
+``q: InitParams``). Queries are parsed from the raw query string by vasset/http/params.py,
+not by Litestar, so that empty values, duplicates and escapes behave exactly as the signature
+check sees them; ``query(Model, signed=True)`` parses only after the caller is authenticated,
+so an unsigned call learns nothing about its parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from litestar import Request
+from litestar.di import Provide
+from litestar.params import Dependency
+
+from vasset.auth.verify import App
+from vasset.context import Context
+from vasset.http.auth import query_string, raw_path
+from vasset.http.params import parse_params
+
+#: Handler parameter types. Not validated by Litestar: they are built here, not sent by clients.
+Ctx = Annotated[Context, Dependency(skip_validation=True)]
+Caller = Annotated[App, Dependency(skip_validation=True)]
+
+
+def provide_ctx(request: Request) -> Context:
+    """The Context built at startup (vasset/app.py's lifespan)."""
+    return cast(Context, request.app.state.ctx)
+
+
+async def provide_caller(request: Request, ctx: Ctx) -> App:
+    """The app a signed call acts for (raises the 401 of docs/API.md otherwise)."""
+    return await ctx.auth.verify_signed(request.method, raw_path(request), query_string(request))
+
+
+def query(model: type, *, signed: bool = False) -> Provide:
+    """A dependency that parses the query into model (after authentication when signed)."""
+    if signed:
+
+        def parse_signed(request: Request, caller: Caller) -> Any:
+            return parse_params(query_string(request), model)
+
+        return Provide(parse_signed, sync_to_thread=False)
+
+    def parse(request: Request) -> Any:
+        return parse_params(query_string(request), model)
+
+    return Provide(parse, sync_to_thread=False)
+
+
+#: App-wide dependencies (routes add their own ``q``).
+DEPENDENCIES = {
+    "ctx": Provide(provide_ctx, sync_to_thread=False),
+    "caller": Provide(provide_caller),
+}

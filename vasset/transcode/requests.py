@@ -1,0 +1,102 @@
+"""What the transcode calls decide: which videos may be queued, and imports as new videos."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from vasset import errors
+from vasset.db import run_transaction
+from vasset.transcode import importer, ladder, queue
+from vasset.videos import repository as videos
+from vasset.videos.state import VideoStatus
+
+if TYPE_CHECKING:
+    from vasset.context import Context
+
+TRANSCODABLE = {
+    VideoStatus.UPLOADED.value,
+    VideoStatus.TRANSCODE_QUEUED.value,
+    VideoStatus.TRANSCODING.value,
+    VideoStatus.TRANSCODE_SUCCEEDED.value,
+    VideoStatus.TRANSCODE_FAILED.value,
+    VideoStatus.PLAYABLE.value,
+}
+
+
+def checked_definitions(value: str | None, default: str) -> str | None:
+    """Validate a comma list of definitions against the configured ladder."""
+    if not value:
+        return None
+    try:
+        wanted = ladder.parse_ladder(value)
+        known = {r.name for r in ladder.parse_ladder(default)}
+    except ValueError as exc:
+        raise errors.InvalidParameter(str(exc), parameter="definitions") from None
+    unknown = [r.name for r in wanted if r.name not in known]
+    if unknown:
+        raise errors.InvalidParameter(
+            f"unknown definitions {unknown}; the ladder is {default}", parameter="definitions"
+        )
+    return ",".join(r.name for r in wanted)
+
+
+class TranscodeRequests:
+    """Queues transcodes of existing videos and imports of source URIs (built once per process)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def enqueue(
+        self, app_id: int, vid: int, kind: str, priority: int | None, definitions: str | None
+    ) -> int:
+        """Queue a (re)transcode of one of the app's videos; returns the vid."""
+        ctx = self.ctx
+        defs = checked_definitions(definitions, ctx.settings.ladder)
+
+        async def enqueue(conn: AsyncConnection) -> None:
+            video = await videos.get_video(conn, vid, app_id, for_update=True)
+            if video is None or video.parent_id is not None:
+                raise errors.VideoNotFound()
+            if video.status not in TRANSCODABLE:
+                raise errors.InvalidState(f"a video that is {video.status} cannot be transcoded")
+            prio = video.task_priority if priority is None else priority
+            params = {"definitions": defs} if defs else {}
+            await queue.enqueue(
+                conn, app_id, vid, kind, prio, ctx.settings.job_max_attempts, params
+            )
+
+        # Run again on a deadlock: a burst on one video must not answer 503 for a lock conflict.
+        await run_transaction(ctx.engine, enqueue)
+        await ctx.wakeup.wake()
+        return vid
+
+    async def import_source(
+        self, app_id: int, src: str, dst: str | None, priority: int, definitions: str | None
+    ) -> int:
+        """Create a video fetched from src by a worker; returns its vid."""
+        ctx = self.ctx
+        s = ctx.settings
+        await importer.check_source(ctx, app_id, src)
+        defs = checked_definitions(definitions, s.ladder)
+        name = src.rstrip("/").rsplit("/", 1)[-1][:200] or "import"
+
+        async def create(conn: AsyncConnection) -> int:
+            vid = await videos.insert_video(
+                conn,
+                app_id=app_id,
+                source_name=name,
+                status=VideoStatus.UPLOADING.value,
+                task_priority=priority,
+                image_count=s.image_count,
+            )
+            params = {"src": src, "dst": dst}
+            if defs:
+                params["definitions"] = defs
+            await queue.enqueue(conn, app_id, vid, "import", priority, s.job_max_attempts, params)
+            return vid
+
+        vid = await run_transaction(ctx.engine, create)
+        await ctx.wakeup.wake()
+        return vid

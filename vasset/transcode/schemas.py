@@ -1,0 +1,47 @@
+"""Query parameters and answers of /video/transcode and /video/retranscode."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from vasset.http.params import Id, Priority
+from vasset.http.schemas import Answer
+from vasset.videos.schemas import Vid
+
+Definitions = Annotated[
+    str | None,
+    msgspec.Meta(description="comma list of ladder definitions", examples=["360p,720p"]),
+]
+TaskPriority = Annotated[Priority | None, msgspec.Meta(description="task_priority (higher first)")]
+
+
+class TranscodeParams(msgspec.Struct):
+    """Query of POST /video/transcode: vid, or src (and dst) to import a new video."""
+
+    vid: Annotated[Id | None, msgspec.Meta(description="video to transcode")] = None
+    src: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="source URI to import (http(s) from allowed hosts, or oss://BUCKET/key)"
+        ),
+    ] = None
+    dst: Annotated[str | None, msgspec.Meta(description="recorded with the job")] = None
+    priority: TaskPriority = None
+    definitions: Definitions = None
+
+
+class RetranscodeParams(msgspec.Struct):
+    """Query of POST /video/retranscode."""
+
+    vid: Vid
+    priority: TaskPriority = None
+    definitions: Definitions = None
+
+
+class Queued(Answer):
+    """A transcode (or import) is queued."""
+
+    vid: int
+    status: Literal["transcode_queued"]

@@ -1,0 +1,79 @@
+"""Query parameters and answers of /video/status, /video/mediainfo, /video/delete, /video/list."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from vasset.http.params import Count, Id
+from vasset.http.schemas import Answer, Md5Hex, VideoStatusName
+
+Vid = Annotated[Id, msgspec.Meta(description="video id", examples=[42])]
+
+
+class VidParams(msgspec.Struct):
+    """A query that names one video."""
+
+    vid: Vid
+
+
+class ListParams(msgspec.Struct):
+    """Query of GET /video/list."""
+
+    status: Annotated[
+        str | None, msgspec.Meta(description="only videos in this status", examples=["playable"])
+    ] = None
+    limit: Annotated[Count, msgspec.Meta(description="page size, 1-100")] = 20
+    cursor: Annotated[str | None, msgspec.Meta(description="next_cursor of the last page")] = None
+
+
+class Status(Answer):
+    """Answer of GET /video/status."""
+
+    vid: int
+    status: VideoStatusName
+    playable: bool
+    progress: Annotated[int, msgspec.Meta(ge=0, le=100)]
+    error: Annotated[
+        str | None, msgspec.Meta(description="`Code` or `Code: message` of a failed upload/job")
+    ]
+
+
+class Rendition(Answer):
+    """One rendition of a video."""
+
+    definition: str | None
+    format: str | None
+    width: int | None
+    height: int | None
+    size: int | None
+    bitrate: int | None
+    status: str
+
+
+class MediaInfo(Answer):
+    """Answer of GET /video/mediainfo (media fields are null until probed)."""
+
+    vid: int
+    source_name: str
+    file_size: int | None
+    md5: Md5Hex | None
+    status: VideoStatusName
+    duration: int | None
+    video_width: int | None
+    video_height: int | None
+    video_codec: str | None
+    audio_codec: str | None
+    bitrate: int | None
+    frame_rate: float | None
+    rotation: int | None
+    format: str | None
+    renditions: list[Rendition]
+
+
+class Deleted(Answer):
+    """Answer of POST /video/delete."""
+
+    vid: int
+    deleted: Literal[True]
