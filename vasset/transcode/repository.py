@@ -89,7 +89,7 @@ async def holds(conn: AsyncConnection, job: Job, lock: bool = False) -> bool:
     if lock:
         sql += " FOR UPDATE"
     row = (await conn.execute(text(sql), {"id": job.id})).first()
-    return row is not None and row.lease_token == job.lease_token and row.state == "running"
+    return row is not None and row.lease_token == job.lease_token and row.state == JobState.RUNNING
 
 
 async def live_jobs_of_video(conn: AsyncConnection, vid: int) -> list[tuple[int, JobState]]:
