@@ -194,10 +194,6 @@ class InvalidRange(VassetError):
     default_message = "the requested range is not satisfiable"
 
 
-# The old name, kept while vasset/playback still raises it; the wire code is InvalidRange.
-RangeNotSatisfiable = InvalidRange
-
-
 class VerificationFailed(VassetError):
     status = 422
     category = True

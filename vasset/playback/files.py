@@ -43,20 +43,20 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     match = _RANGE.match(header.strip())
     if not match or (not match.group(1) and not match.group(2)):
-        raise errors.RangeNotSatisfiable()
+        raise errors.InvalidRange()
     first, last = match.groups()
     # No object is 10**19 bytes long: longer numbers are refused before int() has to parse them.
     if len(first) > _MAX_DIGITS or len(last) > _MAX_DIGITS:
-        raise errors.RangeNotSatisfiable()
+        raise errors.InvalidRange()
     if not first:
         length = int(last)
         if length == 0:
-            raise errors.RangeNotSatisfiable()
+            raise errors.InvalidRange()
         return max(0, size - length), size - 1
     start = int(first)
     end = min(int(last), size - 1) if last else size - 1
     if start >= size or end < start:
-        raise errors.RangeNotSatisfiable()
+        raise errors.InvalidRange()
     return start, end
 
 
@@ -140,7 +140,7 @@ async def play_file(request: Request, expires_at: int, signature: str, key: str)
         return Response(content=b"", status_code=304, headers=headers)
     try:
         byte_range = parse_range(request.headers.get("range"), info.size)
-    except errors.RangeNotSatisfiable as exc:
+    except errors.InvalidRange as exc:
         exc.extra_headers["Content-Range"] = f"bytes */{info.size}"
         raise
     start, end = byte_range or (0, info.size - 1)
