@@ -186,3 +186,11 @@ def test_missing_and_invalid_query_parameters_name_the_parameter(api):
     assert missing.json()["parameter"] == "vid"
     invalid = api.call("GET", "/video/status", {"vid": "x"})
     assert (invalid.json()["code"], invalid.json()["parameter"]) == ("InvalidParameter", "vid")
+
+
+def test_signing_parameters_are_named_when_missing_or_malformed(api):
+    base = f"{api.base_url}/video/status?vid=1&app_key={api.app_key}&signature=00"
+    missing = httpx.get(base + "&random=0123456789abcdef", timeout=30).json()
+    assert (missing["code"], missing["parameter"]) == ("MissingParameter", "timestamp")
+    bad = httpx.get(base + "&random=short&timestamp=1", timeout=30).json()
+    assert (bad["code"], bad["parameter"]) == ("InvalidParameter", "random")

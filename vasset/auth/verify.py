@@ -120,12 +120,14 @@ class Authenticator:
             params.setdefault(name, value)
         for name in ("app_key", "timestamp", "random", "signature"):
             if not params.get(name):
-                raise errors.MissingParameter(f"missing required parameter: {name}")
+                raise errors.MissingParameter(f"missing required parameter: {name}", parameter=name)
         if not TIMESTAMP_RE.fullmatch(params["timestamp"]):
-            raise errors.InvalidParameter("timestamp must be Unix seconds")
+            raise errors.InvalidParameter("timestamp must be Unix seconds", parameter="timestamp")
         timestamp = int(params["timestamp"])
         if not NONCE_RE.fullmatch(params["random"]):
-            raise errors.InvalidParameter("random must be 16-64 characters of [A-Za-z0-9_-]")
+            raise errors.InvalidParameter(
+                "random must be 16-64 characters of [A-Za-z0-9_-]", parameter="random"
+            )
         now = int(time.time())
         if abs(now - timestamp) > self._settings.signature_window:
             raise errors.SignatureExpired(

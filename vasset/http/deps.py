@@ -9,7 +9,8 @@ so an unsigned call learns nothing about its parameters.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from litestar import Request
 from litestar.di import Provide
@@ -17,7 +18,8 @@ from litestar.params import Dependency
 
 from vasset.auth.verify import App
 from vasset.context import Context
-from vasset.http.auth import query_string, raw_path
+from vasset.errors import VassetError
+from vasset.http.auth import ctx_of, query_string, raw_path
 from vasset.http.params import parse_params
 
 #: Handler parameter types. Not validated by Litestar: they are built here, not sent by clients.
@@ -27,7 +29,7 @@ Caller = Annotated[App, Dependency(skip_validation=True)]
 
 def provide_ctx(request: Request) -> Context:
     """The Context built at startup (vasset/app.py's lifespan)."""
-    return cast(Context, request.app.state.ctx)
+    return ctx_of(request)
 
 
 async def provide_caller(request: Request, ctx: Ctx) -> App:
@@ -35,8 +37,27 @@ async def provide_caller(request: Request, ctx: Ctx) -> App:
     return await ctx.auth.verify_signed(request.method, raw_path(request), query_string(request))
 
 
-def query(model: type, *, signed: bool = False) -> Provide:
-    """A dependency that parses the query into model (after authentication when signed)."""
+def query(
+    model: type,
+    *,
+    signed: bool = False,
+    on_error: Callable[[Request, VassetError], Awaitable[None]] | None = None,
+) -> Provide:
+    """A dependency that parses the query into model (after authentication when signed).
+
+    on_error runs before a refusal propagates (a part upload must settle its unread body).
+    """
+    if on_error is not None:
+        hook = on_error
+
+        async def parse_or_settle(request: Request) -> Any:
+            try:
+                return parse_params(query_string(request), model)
+            except VassetError as exc:
+                await hook(request, exc)
+                raise
+
+        return Provide(parse_or_settle)
     if signed:
 
         def parse_signed(request: Request, caller: Caller) -> Any:

@@ -105,32 +105,12 @@ async def init_upload(ctx: Ctx, caller: Caller, q: InitParams) -> Started | Inst
     return shaped(await ctx.uploads.init(*args), *INIT_ANSWERS)
 
 
-@put(
-    "/video/upload/upload",
-    status_code=200,
-    request_max_body_size=None,
-    dependencies={"q": query(UploadParams)},
-    **doc(
-        tag="uploads",
-        auth=TOKEN,
-        query=UploadParams,
-        codes=PART_CODES,
-        body="the part's bytes (part mode), or the Content-Range slice (whole-file mode)",
-        example=_EXAMPLE_PART,
-    ),
-)
-async def upload_part(
-    request: Request, ctx: Ctx, q: UploadParams
-) -> PartStored | OffsetAdvanced | Uploaded | PartsLost | Open | Failed:
-    """Store one part (pseq) or a Content-Range slice of the whole file."""
-    try:
-        return shaped(await _upload_part(request, ctx, q), *PUT_ANSWERS)
-    except errors.VassetError as exc:
-        # The body may be unread: drain a little so keep-alive works, else close the connection.
-        body_done = request.scope.get("state", {}).get("body_done") is True
-        if not body_done and not await _drain(request, limit=1 << 20):
-            exc.extra_headers["Connection"] = "close"
-        raise
+async def _settle_body(request: Request, exc: errors.VassetError) -> None:
+    """Before a refusal: the body may be unread, so drain a little or close the connection."""
+    # Drained, keep-alive works; left unread, the next request on the connection would fail.
+    body_done = request.scope.get("state", {}).get("body_done") is True
+    if not body_done and not await _drain(request, limit=1 << 20):
+        exc.extra_headers["Connection"] = "close"
 
 
 async def _drain(request: Request, limit: int) -> bool:
@@ -150,6 +130,32 @@ async def _drain(request: Request, limit: int) -> bool:
     except (ClientGone, RuntimeError):
         return False
     return True
+
+
+@put(
+    "/video/upload/upload",
+    status_code=200,
+    request_max_body_size=None,
+    # A refused query still settles the unread body (see _settle_body).
+    dependencies={"q": query(UploadParams, on_error=_settle_body)},
+    **doc(
+        tag="uploads",
+        auth=TOKEN,
+        query=UploadParams,
+        codes=PART_CODES,
+        body="the part's bytes (part mode), or the Content-Range slice (whole-file mode)",
+        example=_EXAMPLE_PART,
+    ),
+)
+async def upload_part(
+    request: Request, ctx: Ctx, q: UploadParams
+) -> PartStored | OffsetAdvanced | Uploaded | PartsLost | Open | Failed:
+    """Store one part (pseq) or a Content-Range slice of the whole file."""
+    try:
+        return shaped(await _upload_part(request, ctx, q), *PUT_ANSWERS)
+    except errors.VassetError as exc:
+        await _settle_body(request, exc)
+        raise
 
 
 async def _upload_part(request: Request, ctx: Ctx, q: UploadParams) -> dict:
