@@ -2,36 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from vasset_client import errors
 from vasset_client.client import Client
-from vasset_client.models import PartResult, PartUrl, UploadResult
+from vasset_client.models import PartResult, UploadResult
+from vasset_client.parallel import Stopped, run_parallel
+from vasset_client.part_urls import PartUrls
+from vasset_client.progress import Progress, ProgressMeter, RatePacer
+from vasset_client.resume_state import DEFAULT_STATE_DIR, StateFile
 
 __all__ = ["DEFAULT_STATE_DIR", "Uploader", "upload_file"]
 
-DEFAULT_STATE_DIR = "~/.cache/vasset"
 CHUNK = 64 << 10
 HASH_CHUNK = 1 << 20
-STATE_VERSION = 1
-
-Progress = Callable[[int, int], None]
 
 
 class _Restart(Exception):
     """The upload is gone on the server (expired): start a new one."""
-
-
-class _Stopped(Exception):
-    """A part given up because another part failed (never the error to report)."""
 
 
 class _Completed(Exception):
@@ -77,17 +72,20 @@ class Uploader:
         #: Bytes per second across all parts (None: unlimited).
         self.max_rate = max_rate
         self.direct = direct
-        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._rate_next = 0.0
-        self._size = 0
-        self._done = 0
-        self._part_sent: dict[int, int] = {}
-        self._parts_sent = 0
-        self._reported = 0
+        self._meter = ProgressMeter(on_progress)
+        self._pacer = RatePacer()
         self._is_direct = False
-        self._urls: dict[int, PartUrl] = {}
-        self._url_lock = threading.Lock()
+        self._urls = PartUrls(client)
+
+    @property
+    def _size(self) -> int:
+        """The file's size (the progress meter's total)."""
+        return self._meter.total
+
+    @_size.setter
+    def _size(self, value: int) -> None:
+        self._meter.total = value
 
     # public
     def run(self) -> UploadResult:
@@ -107,7 +105,7 @@ class Uploader:
                 info = None
             if info is not None and info.status == "uploaded" and info.vid is not None:
                 self._remove_state(mtime_ns)
-                self._report_all()
+                self._meter.all_done()
                 return self._result(info.vid, info.raw.get("md5") or md5, state["upload_id"], True)
             if info is not None and info.status == "uploading" and info.part_size:
                 self._is_direct = bool(state.get("direct"))
@@ -117,7 +115,7 @@ class Uploader:
                     list(info.missing),
                     True,
                 )
-                self._preset_progress(part_size, missing)
+                self._meter.preset(part_size, missing)
         for _attempt in range(3):
             if upid is None:
                 limits = self.client.limits()
@@ -135,7 +133,7 @@ class Uploader:
                 )
                 if init.instant and init.vid is not None:
                     self._remove_state(mtime_ns)
-                    self._report_all()
+                    self._meter.all_done()
                     return self._result(init.vid, init.md5 or md5, None, False, instant=True)
                 if not init.upload_id:
                     raise errors.VassetError(f"init answered without an upload_id: {init.raw}")
@@ -144,10 +142,9 @@ class Uploader:
                 count = init.part_count or -(-self._size // part_size)
                 missing = list(range(1, count + 1))
                 self._is_direct = init.direct or init.part_urls is not None
-                self._urls = {u.pseq: u for u in init.part_urls or []}
+                self._urls.reset(init.part_urls or [])
                 self._save_state(mtime_ns, upid, part_size, md5, init.expires_at)
-                self._part_sent.clear()
-                self._done = 0
+                self._meter.reset()
             try:
                 vid, server_md5 = self._send_all(upid, part_size, missing)
             except _Restart:
@@ -163,7 +160,7 @@ class Uploader:
                     f"the server stored MD5 {server_md5}, the file's MD5 is {md5}", status=422
                 )
             self._remove_state(mtime_ns)
-            self._report_all()
+            self._meter.all_done()
             return self._result(vid, server_md5 or md5, upid, resumed)
         raise errors.UploadNotFound("the upload kept expiring; giving up", status=404)
 
@@ -221,46 +218,22 @@ class Uploader:
         if not missing:
             return
         if self._is_direct:
-            self._prefetch_urls(upid, missing)
-        pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="vasset-part")
-        futures: list[Future[PartResult | None]] = [
-            pool.submit(self._send_part, upid, part_size, pseq) for pseq in missing
-        ]
-        try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            if any(f.exception() is not None for f in done):
-                self._stop.set()
-                for f in futures:
-                    f.cancel()
-                wait(futures)
-                failures = [
-                    exc for f in futures if not f.cancelled() and (exc := f.exception()) is not None
-                ]
-                # Report the failure that stopped the others, not a part it cut short.
-                failures.sort(key=lambda exc: isinstance(exc, _Stopped))
-                raise failures[0]
-        except BaseException:
-            # Stop queued parts and cut the bodies in flight (also on Ctrl-C in the main thread).
-            self._stop.set()
-            for f in futures:
-                f.cancel()
-            raise
-        finally:
-            pool.shutdown(wait=True)
-        for f in futures:
-            answer = f.result()
+            try:
+                self._urls.prefetch(upid, missing)
+            except errors.UploadCompleted as exc:
+                raise _Completed(exc.vid) from None
+        answers = run_parallel(
+            [functools.partial(self._try_part, upid, part_size, pseq) for pseq in missing],
+            self.parallel,
+            self._stop,
+            "vasset-part",
+        )
+        for answer in answers:
             if answer is not None and answer.completed:
                 raise _Completed(answer.vid, answer.md5)
 
-    def _send_part(self, upid: str, part_size: int, pseq: int) -> PartResult | None:
-        """One part with retries; None when stopped early. A failure stops the other parts."""
-        try:
-            return self._try_part(upid, part_size, pseq)
-        except BaseException:
-            self._stop.set()  # before this thread takes the next queued part
-            raise
-
     def _try_part(self, upid: str, part_size: int, pseq: int) -> PartResult | None:
+        """One part with retries; None when stopped early."""
         offset = (pseq - 1) * part_size
         length = min(part_size, self._size - offset)
         attempt = 0
@@ -272,7 +245,7 @@ class Uploader:
                 digest = self._hash_range(offset, length)
                 if self._is_direct:
                     answer = None
-                    url = self._url_for(upid, pseq, force=refresh)
+                    url = self._urls.url_for(upid, pseq, force=refresh)
                     etag = self.client.put_part_url(
                         url.url, lambda: self._stream(pseq, offset, length), size=length
                     )
@@ -309,12 +282,9 @@ class Uploader:
                 self.client.sleep(self.client.backoff_delay(attempt + 1))
                 attempt += 1
                 continue
-            with self._lock:
-                self._parts_sent += 1
-            self._advance(pseq, length)
+            self._meter.part_done(pseq, length)
             return answer
 
-    # direct-to-storage part URLs
     def _check_alive(self, upid: str) -> None:
         """Raise _Restart or _Completed when the API says the upload is gone or done."""
         try:
@@ -326,36 +296,6 @@ class Uploader:
         if info.status != "uploading":
             raise errors.UploadAborted(f"the upload is {info.status}", status=409, body=info.raw)
 
-    @staticmethod
-    def _fresh(url: PartUrl | None) -> bool:
-        return url is not None and (url.expires_at is None or url.expires_at - time.time() > 60)
-
-    def _fetch_urls(self, upid: str, pseqs: list[int]) -> None:
-        """Ask the API for part URLs (at most 1000 per call)."""
-        try:
-            for i in range(0, len(pseqs), 1000):
-                answer = self.client.direct_part_urls(upid, pseqs[i : i + 1000])
-                self._urls.update({u.pseq: u for u in answer.part_urls})
-        except errors.UploadCompleted as exc:
-            raise _Completed(exc.vid) from None
-        except errors.UploadNotFound:
-            raise _Restart() from None
-
-    def _prefetch_urls(self, upid: str, pseqs: list[int]) -> None:
-        """Fetch part URLs for every listed part without a fresh one."""
-        with self._url_lock:
-            self._fetch_urls(upid, [p for p in pseqs if not self._fresh(self._urls.get(p))])
-
-    def _url_for(self, upid: str, pseq: int, force: bool = False) -> PartUrl:
-        """The part's URL, fetched again when missing, about to expire or refused."""
-        with self._url_lock:
-            if force or not self._fresh(self._urls.get(pseq)):
-                self._fetch_urls(upid, [pseq])
-            url = self._urls.get(pseq)
-        if url is None:
-            raise errors.VassetError(f"the server gave no URL for part {pseq}")
-        return url
-
     def _stream(self, pseq: int, offset: int, length: int) -> Iterator[bytes]:
         """The part's bytes from the file, in small chunks, counted for progress."""
         sent = 0
@@ -363,13 +303,13 @@ class Uploader:
             f.seek(offset)
             while sent < length:
                 if self._stop.is_set():
-                    raise _Stopped()
+                    raise Stopped()
                 chunk = f.read(min(CHUNK, length - sent))
                 if not chunk:
                     raise errors.FileChanged(f"{self.path} became shorter during the upload")
-                self._pace(len(chunk))
+                self._pacer.pace(len(chunk), self.max_rate)
                 sent += len(chunk)
-                self._advance(pseq, sent)
+                self._meter.advance(pseq, sent)
                 yield chunk
 
     def _hash_range(self, offset: int, length: int) -> str:
@@ -400,48 +340,6 @@ class Uploader:
             raise errors.FileChanged(f"{self.path} changed size while it was hashed")
         return md5.hexdigest()
 
-    def _pace(self, n: int) -> None:
-        """Block so that all parts together stay under max_rate bytes per second."""
-        if not self.max_rate:
-            return
-        with self._lock:
-            now = time.monotonic()
-            self._rate_next = max(self._rate_next, now) + n / self.max_rate
-            delay = self._rate_next - now - n / self.max_rate
-        if delay > 0:
-            time.sleep(delay)
-
-    # progress
-    def _preset_progress(self, part_size: int, missing: list[int]) -> None:
-        gone = set(missing)
-        count = -(-self._size // part_size) if part_size else 0
-        with self._lock:
-            for pseq in range(1, count + 1):
-                if pseq not in gone:
-                    length = min(part_size, self._size - (pseq - 1) * part_size)
-                    self._part_sent[pseq] = length
-                    self._done += length
-            self._report()
-
-    def _advance(self, pseq: int, sent: int) -> None:
-        with self._lock:
-            before = self._part_sent.get(pseq, 0)
-            if sent > before:
-                self._part_sent[pseq] = sent
-                self._done += sent - before
-                self._report()
-
-    def _report_all(self) -> None:
-        with self._lock:
-            self._done = self._size
-            self._report()
-
-    def _report(self) -> None:
-        value = max(self._reported, min(self._done, self._size))
-        self._reported = value
-        if self.on_progress is not None:
-            self.on_progress(value, self._size)
-
     def _result(
         self,
         vid: int,
@@ -457,10 +355,14 @@ class Uploader:
             instant=instant,
             upload_id=upid,
             resumed=resumed,
-            parts_sent=self._parts_sent,
+            parts_sent=self._meter.parts_sent,
         )
 
     # state file
+    @property
+    def _state(self) -> StateFile:
+        return StateFile(self.state_dir, self.path)
+
     def state_path(self, mtime_ns: int | None = None) -> Path | None:
         """The state file of this file (absolute path, size, mtime)."""
         if self.state_dir is None:
@@ -468,60 +370,27 @@ class Uploader:
         if mtime_ns is None:
             st = self.path.stat()
             self._size, mtime_ns = st.st_size, st.st_mtime_ns
-        # Keyed by the file alone: an upload_id the server does not know (another server or
-        # app) answers UploadNotFound, and the uploader then starts over with the saved MD5.
-        key = f"{self.path}\n{self._size}\n{mtime_ns}"
-        return self.state_dir / f"upload-{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+        return self._state.location(self._size, mtime_ns)
 
     def _load_state(self, mtime_ns: int) -> dict[str, Any] | None:
-        path = self.state_path(mtime_ns)
-        if path is None:
-            return None
-        try:
-            state = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            return None
-        if (
-            state.get("path") != str(self.path)
-            or state.get("size") != self._size
-            or state.get("mtime_ns") != mtime_ns
-        ):
-            return None
-        expires = state.get("expires_at")
-        if isinstance(expires, int) and expires <= time.time():
-            state.pop("upload_id", None)  # expired: the MD5 is still good
-        return state
+        return self._state.load(self._size, mtime_ns)
 
     def _save_state(
         self, mtime_ns: int, upid: str, part_size: int, md5: str | None, expires_at: int | None
     ) -> None:
-        path = self.state_path(mtime_ns)
-        if path is None:
-            return
-        state = {
-            "version": STATE_VERSION,
-            "path": str(self.path),
-            "size": self._size,
-            "mtime_ns": mtime_ns,
-            "base_url": self.client.base_url,
-            "upload_id": upid,
-            "part_size": part_size,
-            "md5": md5,
-            "direct": self._is_direct,
-            "expires_at": expires_at,
-            "created_at": int(time.time()),
-        }
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, path)
+        self._state.save(
+            self._size,
+            mtime_ns,
+            base_url=self.client.base_url,
+            upload_id=upid,
+            part_size=part_size,
+            md5=md5,
+            direct=self._is_direct,
+            expires_at=expires_at,
+        )
 
     def _remove_state(self, mtime_ns: int) -> None:
-        path = self.state_path(mtime_ns)
-        if path is not None:
-            path.unlink(missing_ok=True)
+        self._state.remove(self._size, mtime_ns)
 
 
 def upload_file(client: Client, path: str | os.PathLike[str], **options: Any) -> UploadResult:
