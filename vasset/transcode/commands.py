@@ -1,57 +1,40 @@
-"""FFmpeg command lines for the rendition ladder, HLS and snapshots (pure: argv lists only).
+"""FFmpeg command lines for the rendition ladder and HLS (pure: argv lists only).
 
 One process decodes the source once; ``split`` feeds one scaler and one H.264 encoder per
 rendition, and each encoder's packets go through the ``tee`` muxer to both a faststart MP4 and a
-VOD HLS variant, so HLS costs no second encode. Inputs are opened with a protocol whitelist
-(``file`` only) and a demuxer whitelist, which refuses e.g. an HLS playlist renamed to ``.mp4``.
-The caller must create ``TranscodeCommand.directories`` first (the HLS muxer does not), and check
-the outputs afterwards: a failing tee slave does not always change FFmpeg's exit code.
+VOD HLS variant, so HLS costs no second encode. Inputs are opened as ``ffargs`` says (file
+protocol only, whitelisted demuxers); snapshot commands are in ``snapshots``. The caller must
+create ``TranscodeCommand.directories`` first (the HLS muxer does not), and check the outputs
+afterwards: a failing tee slave does not always change FFmpeg's exit code.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 
+from vasset.transcode.ffargs import VIDEO_DEMUXERS, common_args, input_args
 from vasset.transcode.ladder import RenditionPlan
+from vasset.transcode.snapshots import build_snapshots, snapshot_times
 
-FFMPEG = "ffmpeg"
-
-# Demuxers a source video may be read with. No playlists (hls, concat), no image sequences, no
-# demuxers that open other files or URLs; "mov" also covers mp4, m4a, 3gp and 3g2.
-VIDEO_DEMUXERS: tuple[str, ...] = (
-    "mov",
-    "matroska",
-    "webm",
-    "avi",
-    "flv",
-    "mpegts",
-    "mpeg",
-    "asf",
-    "ogg",
-    "h264",
-    "hevc",
-    "m4v",
-    "mpegvideo",
-    "ivf",
-    "dv",
-)
-# Probing also accepts audio and still-image demuxers, only to say "not a video" precisely.
-AUDIO_DEMUXERS: tuple[str, ...] = ("mp3", "aac", "wav", "flac", "ogg")
-IMAGE_DEMUXERS: tuple[str, ...] = (
-    "png_pipe",
-    "jpeg_pipe",
-    "webp_pipe",
-    "bmp_pipe",
-    "tiff_pipe",
-    "gif",
-    "gif_pipe",
-)
-PROTOCOLS = "file"
+# VIDEO_DEMUXERS, input_args and the snapshot commands moved to ffargs and snapshots; they are
+# re-exported because tests and bench/ import them from here.
+__all__ = [
+    "VIDEO_DEMUXERS",
+    "RenditionOutput",
+    "TranscodeCommand",
+    "build_snapshots",
+    "build_transcode",
+    "codecs_string",
+    "h264_level",
+    "input_args",
+    "master_playlist",
+    "snapshot_times",
+]
 
 # GOP and segment lengths: a key frame every 2 s, so 4 s HLS segments cut on key frames.
 GOP_SECONDS = 2.0
@@ -69,36 +52,6 @@ _H264_LEVELS: tuple[tuple[str, int, int], ...] = (
     ("5.1", 983_040, 36_864),
     ("5.2", 2_073_600, 36_864),
 )
-
-
-def whitelist(demuxers: Iterable[str]) -> str:
-    """Comma list for -format_whitelist, without duplicates."""
-    return ",".join(dict.fromkeys(demuxers))
-
-
-def input_args(source: str | os.PathLike[str], *, demuxer: str | None = None) -> list[str]:
-    """Options and -i for a source: file protocol only, whitelisted demuxers, optional -f."""
-    args = ["-protocol_whitelist", PROTOCOLS, "-format_whitelist", whitelist(VIDEO_DEMUXERS)]
-    if demuxer:
-        # FFmpeg names demuxers "mov,mp4,m4a,..."; -f takes one name. Pinning it means the
-        # transcode reads the file exactly as the probe did.
-        args += ["-f", demuxer.split(",")[0]]
-    return [*args, "-i", os.fspath(source)]
-
-
-def common_args(*, loglevel: str = "warning") -> list[str]:
-    """Options every vasset FFmpeg run starts with: no stdin, progress on stdout, no stats."""
-    return [
-        FFMPEG,
-        "-nostdin",
-        "-hide_banner",
-        "-y",
-        "-loglevel",
-        loglevel,
-        "-nostats",
-        "-progress",
-        "pipe:1",
-    ]
 
 
 def h264_level(width: int, height: int, frame_rate: float) -> str:
@@ -331,79 +284,3 @@ def master_playlist(renditions: Sequence[RenditionOutput], *, base: str | None =
     if len(lines) == 3:
         raise ValueError("no rendition has an HLS playlist")
     return "\n".join(lines) + "\n"
-
-
-def snapshot_times(duration_ms: int, count: int) -> list[int]:
-    """Evenly spaced instants in ms, centred in equal slices (never the first or last frame)."""
-    if count <= 0 or duration_ms <= 0:
-        return []
-    return [int(duration_ms * (2 * i + 1) / (2 * count)) for i in range(count)]
-
-
-class SnapshotCommand(msgspec.Struct, frozen=True, kw_only=True):
-    """One FFmpeg run that writes one JPEG per time."""
-
-    argv: list[str]
-    times_ms: list[int]
-    paths: list[str]
-    width: int
-    height: int
-
-
-def build_snapshots(
-    source: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    times_ms: Sequence[int],
-    *,
-    width: int,
-    height: int,
-    demuxer: str | None = None,
-    video_stream: int | None = None,
-    quality: int = 3,
-    decoder_threads: int = 1,
-    name: str = "snapshot_{index:02d}.jpg",
-    loglevel: str = "warning",
-) -> SnapshotCommand:
-    """Snapshots with fast seek: one process, one input per time, each with -ss before -i.
-
-    width x height is the display size (see ladder.snapshot_size): FFmpeg autorotates before
-    the scaler, so these are the dimensions of the written JPEGs. A time past the last frame
-    writes no file; callers keep the snapshots that exist.
-    """
-    if not times_ms:
-        raise ValueError("no snapshot times")
-    out = Path(out_dir)
-    argv = common_args(loglevel=loglevel)
-    for t in times_ms:
-        # -ss before -i seeks the demuxer to the key frame before t and decodes only from there
-        # (still frame-accurate). One decoder thread per input: ten inputs already keep the cores
-        # busy, and measured faster and ~25 % smaller than default threading.
-        argv += ["-ss", f"{t / 1000:.3f}", "-threads", str(decoder_threads)]
-        argv += input_args(source, demuxer=demuxer)
-    paths: list[str] = []
-    for index in range(len(times_ms)):
-        path = os.fspath(out / name.format(index=index))
-        paths.append(path)
-        argv += [
-            "-map",
-            f"{index}:{video_stream}" if video_stream is not None else f"{index}:v:0",
-            "-frames:v",
-            "1",
-            "-vf",
-            f"scale={width}:{height}:flags=bicubic,setsar=1",
-            "-q:v",
-            str(quality),
-            "-an",
-            "-sn",
-            "-dn",
-            "-map_metadata",
-            "-1",
-            "-f",
-            "image2",
-            "-update",
-            "1",
-            path,
-        ]
-    return SnapshotCommand(
-        argv=argv, times_ms=list(times_ms), paths=paths, width=width, height=height
-    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from vasset import errors
+from vasset.transcode.outcome import FfmpegError
 from vasset.transcode.probe import MediaError
-from vasset.transcode.sandbox import FfmpegError
 
 # FFmpeg names its contexts by heap address ("[h264 @ 0x56286c52d580]"), and errors name
 # worker paths: neither is the client's business, and they make equal errors look different.

@@ -20,7 +20,7 @@ from vasset import errors
 from vasset.context import Context
 from vasset.db import run_transaction, transaction
 from vasset.storage import keys
-from vasset.transcode import commands, ladder, queue
+from vasset.transcode import commands, ladder, queue, snapshots
 from vasset.transcode.jobstate import JobState
 from vasset.transcode.outputs import verify_outputs
 from vasset.transcode.probe import MediaInfo, probe
@@ -167,7 +167,7 @@ async def _make_snapshots(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg)
     async with transaction(run.ctx.engine) as conn:
         video = await videos.get_video(conn, run.job.video_id)
     count = (video.image_count if video else 0) or run.ctx.settings.image_count
-    times = commands.snapshot_times(info.duration_ms, count)
+    times = snapshots.snapshot_times(info.duration_ms, count)
     if not times:
         return
     width, height = ladder.snapshot_size(
@@ -175,7 +175,7 @@ async def _make_snapshots(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg)
     )
     out = run.workdir / "snapshots"
     out.mkdir(exist_ok=True)
-    cmd = commands.build_snapshots(
+    cmd = snapshots.build_snapshots(
         source,
         out,
         times,

@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from vasset.transcode.commands import (
+from vasset.transcode.ffargs import (
     AUDIO_DEMUXERS,
     FFMPEG,
     IMAGE_DEMUXERS,
