@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import secrets
 import time
 
 import pytest
 from sqlalchemy import text
 
-from tests.support.db import drop_database
+from tests.support.db import drop_database, sql
 from vasset.db import create_engine, ensure_database, upgrade
 from vasset.lifecycle import IllegalTransition, LostRace, Transition
 from vasset.transcode import queue
@@ -24,7 +25,7 @@ from vasset.transcode.jobstate import JOB, JobState
 from vasset.upload import repository as uploads
 from vasset.upload.state import UPLOAD, UploadStatus
 from vasset.videos import repository as videos
-from vasset.videos.state import TRANSITIONS, VIDEO, VideoStatus, can_transition
+from vasset.videos.state import TRANSCODABLE, TRANSITIONS, VIDEO, VideoStatus, can_transition
 
 
 @pytest.fixture(scope="module")
@@ -243,6 +244,26 @@ def test_retry_and_retranscode_moves():
     for source in ("transcoding", "playable", "transcode_failed", "uploaded"):
         assert can_transition(source, "transcode_queued")
     assert TRANSITIONS[VideoStatus.UPLOAD_FAILED] == frozenset()
+
+
+def test_the_transcode_call_accepts_exactly_the_statuses_the_machine_moves_to_queued(api, test_env):
+    vid = api.upload("machine.mp4", os.urandom(1000), 1000)["vid"]
+    try:
+        for status in VideoStatus:
+            # Bend the row: the call, not the path that got the video there, is under test.
+            sql(test_env, "UPDATE video SET status = :s WHERE id = :v", s=status.value, v=vid)
+            for call in ("/video/transcode", "/video/retranscode"):
+                r = api.call("POST", call, {"vid": vid})
+                now = api.call("GET", "/video/status", {"vid": vid}).json()["status"]
+                if status in TRANSCODABLE:
+                    assert r.status_code == 200 and now == "transcode_queued", (status, r.text)
+                    sql(test_env, "UPDATE video SET status = :s WHERE id = :v", s=status, v=vid)
+                else:
+                    assert r.status_code == 409, (status, call, r.text)
+                    assert r.json()["code"] == "InvalidState" and now == status
+    finally:
+        # No worker serves this database, but leave no live job behind for one that might.
+        sql(test_env, "UPDATE transcode_job SET state = 'cancelled' WHERE video_id = :v", v=vid)
 
 
 def test_statuses_are_the_stored_values():

@@ -10,19 +10,10 @@ from vasset import errors
 from vasset.db import run_transaction
 from vasset.transcode import importer, ladder, queue
 from vasset.videos import repository as videos
-from vasset.videos.state import VideoStatus
+from vasset.videos.state import TRANSCODABLE, VideoStatus
 
 if TYPE_CHECKING:
     from vasset.context import Context
-
-TRANSCODABLE = {
-    VideoStatus.UPLOADED.value,
-    VideoStatus.TRANSCODE_QUEUED.value,
-    VideoStatus.TRANSCODING.value,
-    VideoStatus.TRANSCODE_SUCCEEDED.value,
-    VideoStatus.TRANSCODE_FAILED.value,
-    VideoStatus.PLAYABLE.value,
-}
 
 
 def checked_definitions(value: str | None, default: str) -> str | None:
