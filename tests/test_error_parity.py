@@ -1,11 +1,12 @@
 """Error-code parity: vasset/errors.py, docs/API.md, the Python SDK and the JS SDK list one set.
 
-Also the job failure codes: errors.FailureCode, their table in docs/API.md, and what the
-worker and the upload code write into a video's `error`.
+Also the job failure codes: errors.FailureCode and their table in docs/API.md; and no code is
+spelled outside vasset/errors.py (what the worker and uploads write into `error` included).
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import json
@@ -183,35 +184,52 @@ def _ffmpeg_codes() -> set[str]:
     return codes
 
 
-# What writes a video's or an upload's `error`: `error="Code"`, `_fail(row, "Code"...)`, and
-# strings that start "Code: " (failures.classify, the reaper). Codes are CamelCase; lower-case
-# words (a cancelled job's "superseded") are operator notes on job rows, never in /video/status.
-_WRITTEN = re.compile(
-    r"""error\s*=\s*["']([A-Z][A-Za-z]+)["']"""
-    r"""|_fail\(\s*\w+,\s*["']([A-Z][A-Za-z]+)["']"""
-    r"""|(?<!["'\w])f?["']([A-Z][A-Za-z]+): """
-)
-
-
-def _written_codes() -> dict[str, str]:
-    found = {}
-    for path in sorted((ROOT / "vasset").rglob("*.py")):
-        for match in _WRITTEN.finditer(path.read_text(encoding="utf-8")):
-            code = next(group for group in match.groups() if group)
-            found.setdefault(code, str(path.relative_to(ROOT)))
+def _code_literals(source: str) -> set[str]:
+    """String constants that spell a code: the code alone, or text starting "Code:" (f-strings)."""
+    # Lower-case words (a cancelled job's "superseded") are operator notes, never codes.
+    codes = {str(c) for c in errors.FailureCode} | set(errors.http_codes())
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            head, colon, _ = node.value.partition(":")
+            if node.value in codes or (colon and head.strip() in codes):
+                found.add(node.value)
     return found
 
 
-def test_every_failure_the_worker_and_uploads_write_is_a_documented_code():
+def test_the_code_finder_sees_every_way_a_code_was_spelled():
+    source = (
+        'video.error = "UploadExpired"\n'
+        'move(row, error=f"TranscodeAbandoned: lease expired (attempt {n})")\n'
+        'fail(row, "HashMismatch")\n'
+        'codes = ("VideoNotFound", "InternalError: boom")\n'
+        'note = "superseded"; text = "see NotAVideo"\n'
+    )
+    assert _code_literals(source) == {
+        "UploadExpired",
+        "TranscodeAbandoned: lease expired (attempt ",
+        "HashMismatch",
+        "VideoNotFound",
+        "InternalError: boom",
+    }
+
+
+def test_no_code_is_spelled_outside_errors_py():
+    """Failures written into `error`, route docs, examples: all name errors.py's members."""
+    strays = {}
+    for path in sorted((ROOT / "vasset").rglob("*.py")):
+        if path != ROOT / "vasset" / "errors.py":
+            for text in _code_literals(path.read_text(encoding="utf-8")):
+                strays.setdefault(str(path.relative_to(ROOT)), []).append(text)
+    assert strays == {}, "use errors.FailureCode members, or an error class (or its .code)"
+
+
+def test_every_failure_the_worker_writes_is_a_documented_code():
     allowed = {str(c) for c in errors.FailureCode} | set(errors.http_codes())
     media = {vars(c)["code"] for c in _all_subclasses(MediaError) if "code" in vars(c)}
     media.discard("MediaError")  # the abstract base's placeholder, never raised itself
     assert media - allowed == set(), "a MediaError code is not documented"
     assert _ffmpeg_codes() - allowed == set(), "an FFmpeg outcome code is not documented"
-    written = _written_codes()
-    assert {"UploadExpired", "TranscodeAbandoned", "HashMismatch"} <= set(written)
-    undocumented = {code: where for code, where in written.items() if code not in allowed}
-    assert undocumented == {}, "codes written into `error` must be documented"
 
 
 def test_media_error_classes_name_their_code():

@@ -76,18 +76,21 @@ _SIGNING_PARAMS = (
     ),
 )
 
+#: An error a route documents: the class that stands for its code in vasset/errors.py.
+ErrorClass = type[errors.VassetError]
+
 #: Codes every signed call may answer, besides its own.
-SIGNED_CODES = (
-    "MissingParameter",
-    "InvalidParameter",
-    "InvalidAppKey",
-    "SignatureDoesNotMatch",
-    "SignatureExpired",
-    "SignatureNonceUsed",
-    "Throttled",
+SIGNED_CODES: tuple[ErrorClass, ...] = (
+    errors.MissingParameter,
+    errors.InvalidParameter,
+    errors.InvalidAppKey,
+    errors.SignatureDoesNotMatch,
+    errors.SignatureExpired,
+    errors.SignatureNonceUsed,
+    errors.Throttled,
 )
-#: Codes any call may answer.
-COMMON_CODES = ("InternalError", "ServiceUnavailable")
+#: Codes any call may answer (VassetError itself is InternalError).
+COMMON_CODES: tuple[ErrorClass, ...] = (errors.VassetError, errors.ServiceUnavailable)
 
 _DESCRIPTIONS = {
     400: "Malformed or inconsistent input",
@@ -102,19 +105,6 @@ _DESCRIPTIONS = {
     500: "Internal error (the request id finds it in the logs)",
     503: "A dependency is down; retry after Retry-After",
 }
-
-
-@cache
-def error_classes() -> dict[str, type[errors.VassetError]]:
-    """Every error code vasset/errors.py defines, mapped to its class."""
-    found: dict[str, type[errors.VassetError]] = {}
-    pending: list[type[errors.VassetError]] = [errors.VassetError]
-    while pending:
-        cls = pending.pop()
-        pending.extend(cls.__subclasses__())
-        if "code" in vars(cls) and not vars(cls).get("category", False):
-            found.setdefault(cls.code, cls)
-    return found
 
 
 def signing_parameters(required: bool) -> list[Parameter]:
@@ -156,33 +146,35 @@ def query_parameters(model: type) -> tuple[Parameter, ...]:
     return tuple(params)
 
 
-def error_responses(codes: tuple[str, ...]) -> dict[int, ResponseSpec]:
+def error_responses(codes: tuple[ErrorClass, ...]) -> dict[int, ResponseSpec]:
     """One response per status: the shared Error schema with an example per code."""
-    by_status: dict[int, list[str]] = {}
-    classes = error_classes()
-    for code in codes:
-        by_status.setdefault(classes[code].status, []).append(code)
+    by_status: dict[int, list[ErrorClass]] = {}
+    for cls in codes:
+        if "code" not in vars(cls) or vars(cls).get("category", False):
+            raise TypeError(f"{cls.__name__} does not stand for a code of its own")
+        by_status.setdefault(cls.status, []).append(cls)
     return {
         status: ResponseSpec(
             data_container=Error,
             generate_examples=False,
             media_type=JSON,
-            description=f"{_DESCRIPTIONS.get(status, 'Error')}: {', '.join(names)}",
+            description=f"{_DESCRIPTIONS.get(status, 'Error')}: "
+            + ", ".join(cls.code for cls in classes),
             examples=[
                 Example(
-                    summary=name,
+                    summary=cls.code,
                     value={
-                        "code": name,
-                        "message": vars(classes[name]).get(
+                        "code": cls.code,
+                        "message": vars(cls).get(
                             "default_message", _DESCRIPTIONS.get(status, "error").lower()
                         ),
                         "request_id": "5f2b7c0d9e8a4b1c3d6e7f80",
                     },
                 )
-                for name in names
+                for cls in classes
             ],
         )
-        for status, names in sorted(by_status.items())
+        for status, classes in sorted(by_status.items())
     }
 
 
@@ -236,7 +228,7 @@ def doc(
     tag: str,
     auth: str = SIGNED,
     query: type | None = None,
-    codes: tuple[str, ...] = (),
+    codes: tuple[ErrorClass, ...] = (),
     body: str | None = None,
     example: Any = None,
     binary: tuple[str, ...] = (),

@@ -40,10 +40,10 @@ def error_response(request: Request, exc: errors.VassetError) -> Response:
 
 
 _LITESTAR_CODES = {
-    404: "NotFound",
-    405: "MethodNotAllowed",
-    413: "EntityTooLarge",
-    400: "InvalidParameter",
+    404: errors.NotFound.code,
+    405: errors.MethodNotAllowed.code,
+    413: errors.EntityTooLarge.code,
+    400: errors.InvalidParameter.code,
 }
 
 
@@ -67,7 +67,7 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     """Framework errors (unknown route, wrong method, invalid input) in the same error shape."""
     if isinstance(exc, ValidationException):
         return error_response(request, _invalid_input(exc))
-    code = _LITESTAR_CODES.get(exc.status_code, "InvalidParameter")
+    code = _LITESTAR_CODES.get(exc.status_code, errors.InvalidParameter.code)
     wrapped = errors.VassetError(str(exc.detail))
     wrapped.code = code  # type: ignore[misc]
     wrapped.status = exc.status_code  # type: ignore[misc]

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, TypeVar, overload
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from vasset import errors
+
 S = TypeVar("S", bound=msgspec.Struct)
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -41,7 +43,8 @@ class Error(msgspec.Struct, kw_only=True):
     """The error body of every non-2xx JSON answer (docs/API.md, "Error codes")."""
 
     code: Annotated[
-        str, msgspec.Meta(description="stable code; branch on it", examples=["VideoNotFound"])
+        str,
+        msgspec.Meta(description="stable code; branch on it", examples=[errors.VideoNotFound.code]),
     ]
     message: Annotated[str, msgspec.Meta(description="human readable; never parse it")]
     request_id: Annotated[str, msgspec.Meta(description="the X-Request-Id of this answer")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import get
 
+from vasset import errors
 from vasset.http.deps import Caller, Ctx, query
 from vasset.http.openapi import doc
 from vasset.http.schemas import shaped
@@ -17,7 +18,7 @@ from vasset.playback.schemas import Playback, PlayParams, SnapshotParams, Snapsh
     **doc(
         tag="playback",
         query=PlayParams,
-        codes=("VideoNotFound", "VideoNotPlayable"),
+        codes=(errors.VideoNotFound, errors.VideoNotPlayable),
         example={
             "vid": 42,
             "status": "playable",
@@ -47,7 +48,7 @@ async def video_playurl(ctx: Ctx, caller: Caller, q: PlayParams) -> Playback:
 @get(
     "/video/snapshot",
     dependencies={"q": query(SnapshotParams, signed=True)},
-    **doc(tag="playback", query=SnapshotParams, codes=("VideoNotFound",)),
+    **doc(tag="playback", query=SnapshotParams, codes=(errors.VideoNotFound,)),
 )
 async def video_snapshot(ctx: Ctx, caller: Caller, q: SnapshotParams) -> Snapshots:
     """Signed snapshot URLs and the cover index."""

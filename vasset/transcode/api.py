@@ -13,7 +13,7 @@ from vasset.transcode.schemas import Queued, RetranscodeParams, TranscodeParams
 
 QUEUED: Final = "transcode_queued"
 _EXAMPLE = {"vid": 42, "status": QUEUED}
-_CODES = ("VideoNotFound", "InvalidState")
+_CODES = (errors.VideoNotFound, errors.InvalidState)
 
 
 @post(
@@ -23,7 +23,7 @@ _CODES = ("VideoNotFound", "InvalidState")
     **doc(
         tag="transcode",
         query=TranscodeParams,
-        codes=(*_CODES, "InvalidSource", "EntityTooLarge"),
+        codes=(*_CODES, errors.InvalidSource, errors.EntityTooLarge),
         example=_EXAMPLE,
     ),
 )

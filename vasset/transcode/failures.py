@@ -32,7 +32,8 @@ def _describe(exc: BaseException) -> tuple[str, bool]:
     if isinstance(exc, MediaError):
         return f"{exc.code}: {exc}", bool(getattr(exc, "permanent", True))
     if isinstance(exc, errors.VideoNotFound):
-        return "VideoNotFound: the video was deleted", True
+        return f"{errors.VideoNotFound.code}: the video was deleted", True
     if isinstance(exc, errors.VassetError):
         return f"{exc.code}: {exc.message}", exc.status < 500
-    return f"InternalError: {type(exc).__name__}: {exc}", False
+    # VassetError itself stands for InternalError.
+    return f"{errors.VassetError.code}: {type(exc).__name__}: {exc}", False

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 import structlog
 
+from vasset.errors import FailureCode
 from vasset.transcode.ffargs import (
     AUDIO_DEMUXERS,
     FFMPEG,
@@ -58,34 +59,34 @@ class MediaError(Exception):
 class ProbeFailed(MediaError):
     """The probe itself could not run (tool missing, timeout): may work on another attempt."""
 
-    code = "ProbeFailed"
+    code = FailureCode.PROBE_FAILED
 
 
 class NotAVideo(MediaError):
     """Readable media without a video stream: audio only, a still image, cover art only."""
 
-    code = "NotAVideo"
+    code = FailureCode.NOT_A_VIDEO
     permanent = True
 
 
 class UnsupportedMedia(MediaError):
     """Not media FFmpeg will read: text, a refused container (playlists), an unknown codec."""
 
-    code = "UnsupportedMedia"
+    code = FailureCode.UNSUPPORTED_MEDIA
     permanent = True
 
 
 class CorruptMedia(MediaError):
     """A media container that is damaged or truncated."""
 
-    code = "CorruptMedia"
+    code = FailureCode.CORRUPT_MEDIA
     permanent = True
 
 
 class InvalidOutput(MediaError):
     """FFmpeg exited 0 but an output is missing or malformed (e.g. a failed tee slave)."""
 
-    code = "InvalidOutput"
+    code = FailureCode.INVALID_OUTPUT
 
 
 class MediaInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vasset import errors
+from vasset.errors import FailureCode
 from vasset.lifecycle import LostRace, Transition
 from vasset.transcode import repository as jobs
 from vasset.transcode.jobstate import JobState
@@ -257,7 +258,10 @@ async def reap(
         if job is None:
             continue  # renewed, finished or cancelled since the plain read
         outcome = await retry_or_fail(
-            conn, job, f"TranscodeAbandoned: lease expired (attempt {job.attempts})", backoff_base
+            conn,
+            job,
+            f"{FailureCode.TRANSCODE_ABANDONED}: lease expired (attempt {job.attempts})",
+            backoff_base,
         )
         outcomes.append((job.id, outcome))
     return outcomes

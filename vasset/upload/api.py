@@ -30,21 +30,21 @@ from vasset.upload.schemas import (
     UploadParams,
 )
 
-UPLOAD_CODES = ("UploadNotFound", "InvalidUploadToken")
+UPLOAD_CODES = (errors.UploadNotFound, errors.InvalidUploadToken)
 PART_CODES = (
     *UPLOAD_CODES,
-    "InvalidDigest",
-    "InvalidPartSize",
-    "InvalidContentRange",
-    "IncompleteBody",
-    "UploadCompleted",
-    "UploadAborted",
-    "UploadInProgress",
-    "OffsetMismatch",
-    "InvalidState",
-    "EntityTooLarge",
-    "HashMismatch",
-    "SizeMismatch",
+    errors.InvalidDigest,
+    errors.InvalidPartSize,
+    errors.InvalidContentRange,
+    errors.IncompleteBody,
+    errors.UploadCompleted,
+    errors.UploadAborted,
+    errors.UploadInProgress,
+    errors.OffsetMismatch,
+    errors.InvalidState,
+    errors.EntityTooLarge,
+    errors.HashMismatch,
+    errors.SizeMismatch,
 )
 _EXAMPLE_PART = {"upload_id": "u_7Jc2kQ", "pseq": 1, "received": 1, "part_count": 3}
 
@@ -76,7 +76,7 @@ def _content_length(request: Request) -> int | None:
     **doc(
         tag="uploads",
         query=InitParams,
-        codes=("InvalidPartSize", "EntityTooLarge"),
+        codes=(errors.InvalidPartSize, errors.EntityTooLarge),
         example={
             "upload_id": "u_7Jc2kQ",
             "vid": 42,
@@ -183,7 +183,7 @@ async def _upload_part(request: Request, ctx: Ctx, q: UploadParams) -> dict:
         tag="uploads",
         auth=TOKEN,
         query=ResumeParams,
-        codes=(*UPLOAD_CODES, "UploadInProgress", "HashMismatch", "SizeMismatch"),
+        codes=(*UPLOAD_CODES, errors.UploadInProgress, errors.HashMismatch, errors.SizeMismatch),
     ),
 )
 async def resume_upload(request: Request, ctx: Ctx, q: ResumeParams) -> Open | Uploaded | Failed:

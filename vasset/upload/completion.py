@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vasset import errors
 from vasset.db import transaction
+from vasset.errors import FailureCode
 from vasset.lifecycle import LostRace
 from vasset.settings import Settings
 from vasset.storage.base import BlobStore, PartInfo
@@ -140,7 +141,11 @@ class Completion:
                         await videos.lock_video(conn, row.video_id)
                         await repo.move_upload(conn, row.id, row.status, U.EXPIRED)
                         await videos.move_video(
-                            conn, row.video_id, V.UPLOADING, V.UPLOAD_FAILED, error="UploadExpired"
+                            conn,
+                            row.video_id,
+                            V.UPLOADING,
+                            V.UPLOAD_FAILED,
+                            error=FailureCode.UPLOAD_EXPIRED,
                         )
                 except LostRace:
                     # A completion or a delete ended it since the read: nothing left to expire.
@@ -216,7 +221,7 @@ class Completion:
         total = sum(recorded[p][0] for p in range(1, row.part_count + 1))
         bad_size = [p for p in recorded if recorded[p][0] != row.part_length(p)]
         if total != row.file_size or bad_size:
-            await self._fail(row, "SizeMismatch")
+            await self._fail(row, errors.SizeMismatch.code)
             raise errors.SizeMismatch(
                 f"parts add up to {total} bytes, fsize is {row.file_size}", vid=row.video_id
             )
@@ -245,11 +250,11 @@ class Completion:
         # 3. the whole file's size and MD5 (continuing the saved state: no re-read in order)
         head = await self.store.head(row.storage_key)
         if head is None or head.size != row.file_size:
-            await self._fail(row, "SizeMismatch", delete_object=True)
+            await self._fail(row, errors.SizeMismatch.code, delete_object=True)
             raise errors.SizeMismatch("the stored object has the wrong size", vid=row.video_id)
         md5 = await self._whole_md5(row)
         if row.client_md5 is not None and md5 != row.client_md5:
-            await self._fail(row, "HashMismatch", delete_object=True)
+            await self._fail(row, errors.HashMismatch.code, delete_object=True)
             raise errors.HashMismatch(
                 f"the uploaded file's MD5 is {md5}, init declared {row.client_md5}",
                 vid=row.video_id,

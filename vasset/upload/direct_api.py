@@ -27,7 +27,7 @@ from vasset.upload.schemas import (
 if TYPE_CHECKING:
     from vasset.upload.direct import DirectUploads  # imports oss2: only on OSS deployments
 
-_CODES = ("UploadNotFound", "UploadCompleted", "UploadAborted")
+_CODES = (errors.UploadNotFound, errors.UploadCompleted, errors.UploadAborted)
 
 
 def _direct(ctx: Ctx) -> DirectUploads:
@@ -85,12 +85,12 @@ async def oss_credentials(ctx: Ctx, caller: Caller) -> Credentials:
         tag="direct",
         query=RegisterParams,
         codes=(
-            "ObjectNotFound",
-            "InvalidPartSize",
-            "InvalidState",
-            "EntityTooLarge",
-            "HashMismatch",
-            "UploadInProgress",
+            errors.ObjectNotFound,
+            errors.InvalidPartSize,
+            errors.InvalidState,
+            errors.EntityTooLarge,
+            errors.HashMismatch,
+            errors.UploadInProgress,
         ),
     ),
 )

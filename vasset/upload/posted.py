@@ -238,10 +238,11 @@ class PostedUploads:
         computed = digest.hexdigest()
         if md5 is not None and computed != md5:
             async with transaction(self.uploads.engine) as conn:
+                failure = errors.HashMismatch.code
                 await videos.move_video(
-                    conn, row.video_id, V.UPLOADING, V.UPLOAD_FAILED, error="HashMismatch"
+                    conn, row.video_id, V.UPLOADING, V.UPLOAD_FAILED, error=failure
                 )
-                await repo.move_upload(conn, row.id, U.COMPLETING, U.FAILED, error="HashMismatch")
+                await repo.move_upload(conn, row.id, U.COMPLETING, U.FAILED, error=failure)
             await self.store.delete(row.storage_key)
             await self.store.delete(posted)
             raise errors.HashMismatch(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from litestar import get, post
 
+from vasset import errors
 from vasset.http.deps import Caller, Ctx, query
 from vasset.http.openapi import doc
 from vasset.http.schemas import shaped
 from vasset.videos.listing import VideoPage, list_videos
 from vasset.videos.schemas import Deleted, ListParams, MediaInfo, Status, VidParams
 
-NOT_FOUND = ("VideoNotFound",)
+NOT_FOUND = (errors.VideoNotFound,)
 
 
 @get(

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vasset import errors
 from vasset.db import transaction
+from vasset.errors import FailureCode
 from vasset.storage.base import BlobStore
 from vasset.storage.keys import output_prefix_of
 from vasset.upload import repository as uploads
@@ -105,7 +106,11 @@ class VideoService:
             upload = await uploads.open_upload_of_video(conn, vid)
             if upload is not None:
                 await uploads.move_upload(
-                    conn, upload.id, upload.status, UploadStatus.ABORTED, error="VideoDeleted"
+                    conn,
+                    upload.id,
+                    upload.status,
+                    UploadStatus.ABORTED,
+                    error=FailureCode.VIDEO_DELETED,
                 )
             if self.cancel_jobs is not None:
                 await self.cancel_jobs(conn, vid)
