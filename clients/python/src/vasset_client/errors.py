@@ -174,7 +174,8 @@ _BY_STATUS: dict[int, type[VassetError]] = {
 
 #: Codes the SDK raises itself; no server answer carries them.
 CLIENT_CODES: frozenset[str] = frozenset(
-    {"NetworkError", "WaitTimeout", "VideoFailed", "UploadFailed", "TranscodeFailed", "FileChanged"}
+    cls.default_code
+    for cls in (NetworkError, WaitTimeout, VideoFailed, UploadFailed, TranscodeFailed, FileChanged)
 )
 #: Codes of server answers that have a class of their own (docs/API.md's error table).
 SERVER_CODES: frozenset[str] = frozenset(BY_CODE) - CLIENT_CODES
