@@ -14,6 +14,7 @@ from pathlib import Path
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.params import FromPath
 
 from vasset import errors
 from vasset.auth.verify import App
@@ -164,7 +165,7 @@ async def console_page(ctx: Ctx) -> Response:
 
 
 @get("/console/static/{name:str}", include_in_schema=False)
-async def console_asset(request: Request, ctx: Ctx, name: str) -> Response:
+async def console_asset(request: Request, ctx: Ctx, name: FromPath[str]) -> Response:
     """One of the page's scripts or styles (a fixed list)."""
     ctx.console.require_enabled()
     entry = ASSETS.get(name)
@@ -305,7 +306,7 @@ async def console_videos(request: Request, ctx: Ctx) -> Response:
 
 
 @get("/console/api/videos/{vid:int}")
-async def console_video(request: Request, ctx: Ctx, vid: int) -> Response:
+async def console_video(request: Request, ctx: Ctx, vid: FromPath[int]) -> Response:
     """Status, progress and media info of one video."""
     app = await _authorized(request, ctx)
     videos = ctx.videos
@@ -314,14 +315,14 @@ async def console_video(request: Request, ctx: Ctx, vid: int) -> Response:
 
 
 @get("/console/api/videos/{vid:int}/play")
-async def console_play(request: Request, ctx: Ctx, vid: int) -> Response:
+async def console_play(request: Request, ctx: Ctx, vid: FromPath[int]) -> Response:
     """The playurl answer: signed, expiring URLs (MP4 per definition and the HLS master)."""
     app = await _authorized(request, ctx)
     return json_response(await ctx.playback.playurl(app.id, vid, None, None, None))
 
 
 @get("/console/api/videos/{vid:int}/snapshots")
-async def console_snapshots(request: Request, ctx: Ctx, vid: int) -> Response:
+async def console_snapshots(request: Request, ctx: Ctx, vid: FromPath[int]) -> Response:
     """The snapshot answer: signed snapshot URLs and the cover index."""
     app = await _authorized(request, ctx)
     return json_response(await ctx.playback.snapshots(app.id, vid, None))

@@ -10,11 +10,11 @@ so an unsigned call learns nothing about its parameters.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request
-from litestar.di import Provide
-from litestar.params import Dependency
+from litestar.di import NamedDependency, Provide
+from litestar.params import SkipValidation
 
 from vasset.auth.verify import App
 from vasset.context import Context
@@ -23,8 +23,8 @@ from vasset.http.auth import ctx_of, query_string, raw_path
 from vasset.http.params import parse_params
 
 #: Handler parameter types. Not validated by Litestar: they are built here, not sent by clients.
-Ctx = Annotated[Context, Dependency(skip_validation=True)]
-Caller = Annotated[App, Dependency(skip_validation=True)]
+Ctx = NamedDependency[SkipValidation[Context]]
+Caller = NamedDependency[SkipValidation[App]]
 
 
 def provide_ctx(request: Request) -> Context:

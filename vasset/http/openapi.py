@@ -28,6 +28,7 @@ from litestar.openapi.spec import (
     SecurityScheme,
     Tag,
 )
+from litestar.params import FromPath
 
 from vasset import errors
 from vasset.http.responses import JSON
@@ -261,7 +262,7 @@ SWAGGER_FILES = {
 
 
 @get("/schema/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
-def swagger_asset(name: str) -> Response[bytes]:
+def swagger_asset(name: FromPath[str]) -> Response[bytes]:
     """A Swagger UI file shipped in the package (the page needs no internet)."""
     media_type = SWAGGER_FILES.get(name)
     if media_type is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import get
+from litestar.di import NamedDependency
 
 from vasset import errors
 from vasset.http.deps import Caller, Ctx, query
@@ -39,7 +40,7 @@ from vasset.playback.schemas import Playback, PlayParams, SnapshotParams, Snapsh
         },
     ),
 )
-async def video_playurl(ctx: Ctx, caller: Caller, q: PlayParams) -> Playback:
+async def video_playurl(ctx: Ctx, caller: Caller, q: NamedDependency[PlayParams]) -> Playback:
     """Signed, expiring play URLs per definition, and the HLS master."""
     answer = await ctx.playback.playurl(caller.id, q.vid, q.definition, q.format, q.expires)
     return shaped(answer, Playback)
@@ -50,7 +51,7 @@ async def video_playurl(ctx: Ctx, caller: Caller, q: PlayParams) -> Playback:
     dependencies={"q": query(SnapshotParams, signed=True)},
     **doc(tag="playback", query=SnapshotParams, codes=(errors.VideoNotFound,)),
 )
-async def video_snapshot(ctx: Ctx, caller: Caller, q: SnapshotParams) -> Snapshots:
+async def video_snapshot(ctx: Ctx, caller: Caller, q: NamedDependency[SnapshotParams]) -> Snapshots:
     """Signed snapshot URLs and the cover index."""
     return shaped(await ctx.playback.snapshots(caller.id, q.vid, q.expires), Snapshots)
 

@@ -12,6 +12,7 @@ import time
 from urllib.parse import unquote
 
 from litestar import Request, Response, route
+from litestar.params import FromPath
 
 from vasset import errors
 from vasset.http.auth import ctx_of
@@ -111,7 +112,9 @@ async def _rewrite_playlist(request: Request, text: str, key: str, expires_at: i
         binary=PLAY_TYPES,
     ),
 )
-async def play_file(request: Request, expires_at: int, signature: str, key: str) -> Response:
+async def play_file(
+    request: Request, expires_at: FromPath[int], signature: FromPath[str], key: FromPath[str]
+) -> Response:
     """A stored object under a signed, expiring URL (the URLs playurl and snapshot answer).
 
     Supports HEAD, one byte range (206, 416) and If-None-Match (304).

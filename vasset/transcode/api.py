@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from litestar import Request, post
+from litestar.di import NamedDependency
 
 from vasset import errors
 from vasset.http.deps import Ctx, provide_caller, query
@@ -27,7 +28,7 @@ _CODES = (errors.VideoNotFound, errors.InvalidState)
         example=_EXAMPLE,
     ),
 )
-async def transcode(request: Request, ctx: Ctx, q: TranscodeParams) -> Queued:
+async def transcode(request: Request, ctx: Ctx, q: NamedDependency[TranscodeParams]) -> Queued:
     """Queue a transcode of a video, or import a source URI as a new video."""
     if q.vid is not None:
         app = await provide_caller(request, ctx)
@@ -40,7 +41,7 @@ async def transcode(request: Request, ctx: Ctx, q: TranscodeParams) -> Queued:
     return Queued(vid=vid, status=QUEUED)
 
 
-async def _retranscode(request: Request, ctx: Ctx, q: RetranscodeParams) -> Queued:
+async def _retranscode(request: Request, ctx: Ctx, q: NamedDependency[RetranscodeParams]) -> Queued:
     app = await provide_caller(request, ctx)
     vid = await ctx.transcodes.enqueue(app.id, q.vid, "retranscode", q.priority, q.definitions)
     return Queued(vid=vid, status=QUEUED)
@@ -55,7 +56,7 @@ _RETRANSCODE = doc(tag="transcode", query=RetranscodeParams, codes=_CODES, examp
     dependencies={"q": query(RetranscodeParams)},
     **_RETRANSCODE,
 )
-async def retranscode(request: Request, ctx: Ctx, q: RetranscodeParams) -> Queued:
+async def retranscode(request: Request, ctx: Ctx, q: NamedDependency[RetranscodeParams]) -> Queued:
     """Re-run the ladder; the new renditions replace the old ones atomically when done."""
     return await _retranscode(request, ctx, q)
 
@@ -66,7 +67,7 @@ async def retranscode(request: Request, ctx: Ctx, q: RetranscodeParams) -> Queue
     dependencies={"q": query(RetranscodeParams)},
     **_RETRANSCODE,
 )
-async def retransocde(request: Request, ctx: Ctx, q: RetranscodeParams) -> Queued:
+async def retransocde(request: Request, ctx: Ctx, q: NamedDependency[RetranscodeParams]) -> Queued:
     """The specification's spelling of /video/retranscode."""
     return await _retranscode(request, ctx, q)
 

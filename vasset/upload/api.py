@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Request, get, post, put
+from litestar.di import NamedDependency
 
 from vasset import errors
 from vasset.auth.verify import App
@@ -90,7 +91,9 @@ def _content_length(request: Request) -> int | None:
         },
     ),
 )
-async def init_upload(ctx: Ctx, caller: Caller, q: InitParams) -> Started | Instant:
+async def init_upload(
+    ctx: Ctx, caller: Caller, q: NamedDependency[InitParams]
+) -> Started | Instant:
     """Start an upload (or finish it instantly by MD5)."""
     if q.auto not in (0, 1):
         raise errors.InvalidParameter("auto must be 0 or 1", parameter="auto")
@@ -148,7 +151,7 @@ async def _drain(request: Request, limit: int) -> bool:
     ),
 )
 async def upload_part(
-    request: Request, ctx: Ctx, q: UploadParams
+    request: Request, ctx: Ctx, q: NamedDependency[UploadParams]
 ) -> PartStored | OffsetAdvanced | Uploaded | PartsLost | Open | Failed:
     """Store one part (pseq) or a Content-Range slice of the whole file."""
     try:
@@ -158,7 +161,7 @@ async def upload_part(
         raise
 
 
-async def _upload_part(request: Request, ctx: Ctx, q: UploadParams) -> dict:
+async def _upload_part(request: Request, ctx: Ctx, q: NamedDependency[UploadParams]) -> dict:
     app, token = await _caller(request, ctx, q.token)
     row = await ctx.uploads.load(q.upid, app, token)
     if app is None:  # a token call: the upload's app must still be enabled
@@ -186,7 +189,9 @@ async def _upload_part(request: Request, ctx: Ctx, q: UploadParams) -> dict:
         codes=(*UPLOAD_CODES, errors.UploadInProgress, errors.HashMismatch, errors.SizeMismatch),
     ),
 )
-async def resume_upload(request: Request, ctx: Ctx, q: ResumeParams) -> Open | Uploaded | Failed:
+async def resume_upload(
+    request: Request, ctx: Ctx, q: NamedDependency[ResumeParams]
+) -> Open | Uploaded | Failed:
     """Which parts are missing and the contiguous offset."""
     app, token = await _caller(request, ctx, q.token)
     row = await ctx.uploads.load(q.upid, app, token)

@@ -7,6 +7,7 @@ import hmac
 from typing import TYPE_CHECKING
 
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 
 from vasset import errors
 from vasset.http.deps import Caller, Ctx, query
@@ -54,7 +55,7 @@ def _pseqs(value: str | None) -> list[int] | None:
     dependencies={"q": query(UrlsParams, signed=True)},
     **doc(tag="direct", query=UrlsParams, codes=_CODES),
 )
-async def direct_urls(ctx: Ctx, caller: Caller, q: UrlsParams) -> DirectUrls:
+async def direct_urls(ctx: Ctx, caller: Caller, q: NamedDependency[UrlsParams]) -> DirectUrls:
     """Fresh presigned part URLs: for pseqs, or for every part OSS does not hold yet."""
     answer = await _direct(ctx).part_urls(caller, q.upid, _pseqs(q.pseqs))
     return shaped(answer, DirectUrls)
@@ -66,7 +67,9 @@ async def direct_urls(ctx: Ctx, caller: Caller, q: UrlsParams) -> DirectUrls:
     dependencies={"q": query(CompleteParams, signed=True)},
     **doc(tag="direct", query=CompleteParams, codes=PART_CODES),
 )
-async def direct_complete(ctx: Ctx, caller: Caller, q: CompleteParams) -> Uploaded | PartsLost:
+async def direct_complete(
+    ctx: Ctx, caller: Caller, q: NamedDependency[CompleteParams]
+) -> Uploaded | PartsLost:
     """Verify a direct upload's parts and the whole file, then publish the video."""
     return shaped(await _direct(ctx).complete(caller, q.upid), Uploaded, PartsLost)
 
@@ -94,7 +97,9 @@ async def oss_credentials(ctx: Ctx, caller: Caller) -> Credentials:
         ),
     ),
 )
-async def register_posted(ctx: Ctx, caller: Caller, q: RegisterParams) -> Registered:
+async def register_posted(
+    ctx: Ctx, caller: Caller, q: NamedDependency[RegisterParams]
+) -> Registered:
     """Register an object uploaded with PostObject as a video (after hashing it)."""
     if q.auto not in (0, 1):
         raise errors.InvalidParameter("auto must be 0 or 1", parameter="auto")

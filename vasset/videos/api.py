@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import get, post
+from litestar.di import NamedDependency
 
 from vasset import errors
 from vasset.http.deps import Caller, Ctx, query
@@ -24,7 +25,7 @@ NOT_FOUND = (errors.VideoNotFound,)
         example={"vid": 42, "status": "playable", "playable": True, "progress": 100, "error": None},
     ),
 )
-async def video_status(ctx: Ctx, caller: Caller, q: VidParams) -> Status:
+async def video_status(ctx: Ctx, caller: Caller, q: NamedDependency[VidParams]) -> Status:
     """Status, playability and progress."""
     return shaped(await ctx.videos.status(caller.id, q.vid), Status)
 
@@ -34,7 +35,7 @@ async def video_status(ctx: Ctx, caller: Caller, q: VidParams) -> Status:
     dependencies={"q": query(VidParams, signed=True)},
     **doc(tag="videos", query=VidParams, codes=NOT_FOUND),
 )
-async def video_mediainfo(ctx: Ctx, caller: Caller, q: VidParams) -> MediaInfo:
+async def video_mediainfo(ctx: Ctx, caller: Caller, q: NamedDependency[VidParams]) -> MediaInfo:
     """Known media facts and renditions."""
     return shaped(await ctx.videos.mediainfo(caller.id, q.vid), MediaInfo)
 
@@ -45,7 +46,7 @@ async def video_mediainfo(ctx: Ctx, caller: Caller, q: VidParams) -> MediaInfo:
     dependencies={"q": query(VidParams, signed=True)},
     **doc(tag="videos", query=VidParams, codes=NOT_FOUND, example={"vid": 42, "deleted": True}),
 )
-async def video_delete(ctx: Ctx, caller: Caller, q: VidParams) -> Deleted:
+async def video_delete(ctx: Ctx, caller: Caller, q: NamedDependency[VidParams]) -> Deleted:
     """Delete a video; shared bytes survive."""
     answer = await ctx.videos.delete(caller.id, q.vid)
     ctx.playback.forget(q.vid)
@@ -57,7 +58,7 @@ async def video_delete(ctx: Ctx, caller: Caller, q: VidParams) -> Deleted:
     dependencies={"q": query(ListParams, signed=True)},
     **doc(tag="videos", query=ListParams),
 )
-async def video_list(ctx: Ctx, caller: Caller, q: ListParams) -> VideoPage:
+async def video_list(ctx: Ctx, caller: Caller, q: NamedDependency[ListParams]) -> VideoPage:
     """The caller's top-level videos, newest first, a page at a time."""
     return await list_videos(ctx.engine, caller.id, q.status, q.limit, q.cursor)
 
