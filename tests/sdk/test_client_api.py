@@ -61,8 +61,10 @@ def test_upload_calls_resume_and_video_calls(client):
     assert done.completed and done.md5 == md5 and done.size == len(data)
     vid = int(done.vid or 0)
     assert client.resume(init.upload_id).status == "uploaded"
+    again = client.upload_part(init.upload_id, 1, data[:PSIZE])  # its answer was lost
+    assert again.completed and again.vid == done.vid and again.md5 == md5
     with pytest.raises(errors.UploadCompleted):
-        client.upload_part(init.upload_id, 1, data[:PSIZE])
+        client.upload_part(init.upload_id, 1, os.urandom(PSIZE))
 
     st = client.status(vid)
     assert (st.vid, st.status, st.playable) == (vid, "uploaded", False)

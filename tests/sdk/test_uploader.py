@@ -127,11 +127,13 @@ def test_completed_upload_counts_as_success(client, tmp_path, state_dir):
     for i in range(3):
         answer = client.upload_part(init.upload_id, i + 1, data[i * PSIZE : (i + 1) * PSIZE])
     assert answer.completed
-    # a part answered 409 UploadCompleted: success with the vid
+    # a part re-sent after completion (its answer lost) gets the completion answer: the vid
     up = Uploader(client, f, part_size=PSIZE, state_dir=state_dir)
     up._size = len(data)
     assert up._send_all(init.upload_id, PSIZE, [2])[0] == answer.vid
     # a state file naming the completed upload: resume says uploaded, nothing is sent
+    up = Uploader(client, f, part_size=PSIZE, state_dir=state_dir)
+    up._size = len(data)
     up._save_state(f.stat().st_mtime_ns, init.upload_id, PSIZE, None, None)
     result = up.run()
     assert result.vid == answer.vid and result.resumed and result.parts_sent == 0

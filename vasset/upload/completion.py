@@ -7,6 +7,7 @@ resume that finds every part stored, and a direct upload's confirmation all end 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from vasset.upload import repository as repo
 from vasset.upload.md5state import ResumableMD5
 from vasset.upload.repository import UploadRow
 from vasset.upload.state import ENDED_BADLY, UploadStatus
+from vasset.upload.stream import BodyReader
 from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
 
@@ -173,6 +175,47 @@ class Completion:
             await asyncio.sleep(0.2)
         raise errors.UploadInProgress()
 
+    async def resent_after_completion(
+        self, row: UploadRow, pseq: int, md5: str | None, size: int, reader: BodyReader
+    ) -> dict:
+        """A part re-sent after completion (its answer was lost on the way back).
+
+        The completion answer again when the body is the stored part, else UploadCompleted.
+        """
+        loop = asyncio.get_running_loop()
+        body = hashlib.md5()
+        received = 0
+        while received < size:
+            data = await reader.read(min(size - received, 4 << 20))
+            if not data:
+                raise errors.IncompleteBody(f"part {pseq} ended after {received} of {size} bytes")
+            await loop.run_in_executor(self.pool, body.update, data)
+            received += len(data)
+        got = body.hexdigest()
+        if md5 is not None and got != md5:
+            raise errors.InvalidDigest(
+                f"part {pseq} has MD5 {got}, the hash parameter says {md5}; nothing was stored"
+            )
+        async with transaction(self.engine) as conn:
+            recorded = await repo.list_parts(conn, row.id)
+        stored_md5 = recorded.get(pseq, (0, ""))[1] or await self._stored_part_md5(row, pseq, size)
+        if got != stored_md5:
+            raise errors.UploadCompleted(
+                f"the upload is complete and part {pseq} differs from the stored one",
+                vid=row.video_id,
+            )
+        log.info("part_resent_after_completion", upload_id=row.upload_id, pseq=pseq)
+        return self._uploaded_answer(row)
+
+    async def _stored_part_md5(self, row: UploadRow, pseq: int, size: int) -> str:
+        """MD5 of a part's bytes in the completed object (parts recorded without their own MD5)."""
+        loop = asyncio.get_running_loop()
+        digest = hashlib.md5()
+        start = (pseq - 1) * row.part_size
+        async for chunk in self.store.read(row.storage_key, start, start + size - 1, 4 << 20):
+            await loop.run_in_executor(self.pool, digest.update, chunk)
+        return digest.hexdigest()
+
     def _uploaded_answer(self, row: UploadRow) -> dict:
         return {
             "upload_id": row.upload_id,
@@ -287,8 +330,6 @@ class Completion:
             ctx = ResumableMD5(row.md5_state if row.md5_parts else None)
             start = row.md5_parts * row.part_size if row.md5_parts else 0
         else:
-            import hashlib
-
             ctx, start = hashlib.md5(), 0  # type: ignore[assignment]
         if start < row.file_size:
             log.info("upload_verifying_read", upload_id=row.upload_id, from_byte=start)

@@ -278,6 +278,8 @@ class UploadService(WholeFile):
             )
         if row.status == UploadStatus.COMPLETING:
             return await self._await_completion(row)
+        if row.status == UploadStatus.UPLOADED:
+            return await self.resent_after_completion(row, pseq, md5, expected, BodyReader(chunks))
         self._check_writable(row)
         reader = BodyReader(chunks)
         if await self._store_once(row, pseq, md5, expected, reader) is None:
