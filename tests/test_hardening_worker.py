@@ -247,8 +247,17 @@ def test_worker_survives_redis_refusing_writes_and_restarting(stack, api, clips,
         # A failover demoted this Redis: every write, the slot script's too, answers READONLY.
         redis = private_redis.client()
         redis.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
-        first = upload(api, media.landscape(clips), auto=1)
+        # A slot granted just before the demotion may still be on its way to a claim, which
+        # would rightly take a job queued meanwhile. Claims run one after another, so once one
+        # has failed, every later claim needs a slot that the read-only Redis cannot grant.
         worker.wait_event("claim_failed", timeout=20)
+        first = upload(api, media.landscape(clips), auto=1)
+        refused = len(worker.events("claim_failed"))
+        wait_until(
+            lambda: len(worker.events("claim_failed")) > refused,
+            20,
+            "a claim refused with the job queued",
+        )
         time.sleep(1)
         assert worker.alive(), worker.tail()
         assert status(api, first)["status"] == "transcode_queued"
