@@ -8,27 +8,19 @@ documented answers that it matches, so an answer that drifts from the contract f
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Any, Literal, TypeVar, overload
+from typing import Annotated, Any, TypeVar, overload
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from vasset import errors
+from vasset.videos.state import VideoStatus
 
 S = TypeVar("S", bound=msgspec.Struct)
 T = TypeVar("T", bound=msgspec.Struct)
 
-#: Every value of video.status (vasset/videos/state.py), in the specification's order.
-VideoStatusName = Literal[
-    "uploading",
-    "uploaded",
-    "upload_failed",
-    "transcode_queued",
-    "transcoding",
-    "transcode_succeeded",
-    "transcode_failed",
-    "playable",
-]
+#: Every value of video.status: the lifecycle's own enum, so the schema cannot drift from it.
+VideoStatusName = VideoStatus
 
 Md5Hex = Annotated[
     str, msgspec.Meta(description="MD5 hex digest", examples=["9e107d9d372bb6826bd81d3542a419d6"])
