@@ -69,13 +69,7 @@ class Completion:
     async def resume(self, row: UploadRow) -> dict:
         """Which parts are missing, reconciled with what storage actually holds."""
         if row.status == U.UPLOADED:
-            return {
-                "upload_id": row.upload_id,
-                "status": "uploaded",
-                "vid": row.video_id,
-                "md5": row.client_md5,
-                "size": row.file_size,
-            }
+            return self._uploaded_answer(row)
         if row.status in ENDED_BADLY:
             return {
                 "upload_id": row.upload_id,

@@ -22,7 +22,7 @@ from vasset.upload import repository as repo
 from vasset.upload.posted import PostedUploads
 from vasset.upload.repository import UploadRow
 from vasset.upload.service import MD5_RE, UploadService
-from vasset.upload.state import ENDED_BADLY, UploadStatus
+from vasset.upload.state import UploadStatus
 
 log = structlog.get_logger(__name__)
 
@@ -87,17 +87,10 @@ class DirectUploads(PostedUploads):
             )
         return row
 
-    @staticmethod
-    def _check_open(row: UploadRow) -> None:
-        if row.status == U.UPLOADED:
-            raise errors.UploadCompleted(vid=row.video_id)
-        if row.status in ENDED_BADLY:
-            raise errors.UploadAborted(vid=row.video_id)
-
     async def part_urls(self, app: App, upload_id: str, pseqs: list[int] | None) -> dict:
         """Fresh URLs for the given parts, or for every part OSS does not hold yet."""
         row = await self._direct_row(app, upload_id)
-        self._check_open(row)
+        self.uploads._check_writable(row)
         answer: dict = {"upload_id": row.upload_id, "part_count": row.part_count}
         if pseqs is None:
             stored = await self.store.list_parts(row.storage_key, row.multipart_id)
@@ -123,14 +116,8 @@ class DirectUploads(PostedUploads):
         """Check OSS's parts, record them, then complete and verify like a proxied upload."""
         row = await self._direct_row(app, upload_id)
         if row.status == U.UPLOADED:
-            return {
-                "upload_id": row.upload_id,
-                "vid": row.video_id,
-                "status": "uploaded",
-                "md5": row.client_md5,
-                "size": row.file_size,
-            }
-        self._check_open(row)
+            return self.uploads._uploaded_answer(row)
+        self.uploads._check_writable(row)
         if row.status == U.UPLOADING:
             await self._record_stored_parts(row)
         answer = await self.uploads.complete(row)
