@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from vasset import errors
-from vasset.transcode.outcome import FfmpegError
 from vasset.transcode.probe import MediaError
 
 # FFmpeg names its contexts by heap address ("[h264 @ 0x56286c52d580]"), and errors name
@@ -27,10 +26,8 @@ def classify(exc: BaseException) -> tuple[str, bool]:
 
 
 def _describe(exc: BaseException) -> tuple[str, bool]:
-    if isinstance(exc, FfmpegError):
+    if isinstance(exc, MediaError):  # FfmpegError included: it sets code and permanent
         return f"{exc.code}: {exc}", exc.permanent
-    if isinstance(exc, MediaError):
-        return f"{exc.code}: {exc}", bool(getattr(exc, "permanent", True))
     if isinstance(exc, errors.VideoNotFound):
         return f"{errors.VideoNotFound.code}: the video was deleted", True
     if isinstance(exc, errors.VassetError):
