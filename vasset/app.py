@@ -91,9 +91,13 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
     )
 
 
-def app_from_env():
-    """Factory for ASGI servers: settings from the environment, request ids around everything."""
-    settings = load_settings()
+def asgi_app(settings: Settings) -> Any:
+    """The served application: logging configured, request ids around everything."""
     configure_logging(settings.log_level, settings.log_json)
     # Wrapped outside Litestar so that router-level errors (unknown path) get an id too.
     return request_id_middleware(create_app(settings))
+
+
+def app_from_env() -> Any:
+    """Factory for ASGI servers: settings from the environment."""
+    return asgi_app(load_settings())

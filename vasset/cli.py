@@ -12,7 +12,10 @@ import signal
 import socket
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
+
+import msgspec
 
 from vasset.logs import configure_logging
 from vasset.settings import Settings, SettingsError, load_settings
@@ -45,12 +48,15 @@ def _serve(
     from granian import Granian
     from granian.constants import Interfaces
 
+    from vasset.app import asgi_app
+
     if not share_port and port_in_use(host, port):
         raise CommandFailed(
             f"{host}:{port} is already in use (another vasset?); "
             "stop it, pick another --port, or pass --share-port to share it"
         )
-    os.environ.setdefault("VASSET_PUBLIC_URL", f"http://{host}:{port}")
+    if "VASSET_PUBLIC_URL" not in os.environ:
+        settings = msgspec.structs.replace(settings, public_url=f"http://{host}:{port}")
     print(f"vasset API listening on http://{host}:{port} ({workers} worker(s))", flush=True)
     Granian(
         "vasset.app:app_from_env",
@@ -63,7 +69,7 @@ def _serve(
         backlog=2048,
         # After SIGTERM, in-flight requests get this long before their worker is killed.
         workers_kill_timeout=max(1, math.ceil(settings.shutdown_grace)),
-    ).serve()
+    ).serve(target_loader=partial(asgi_app, settings), wrap_loader=False)
 
 
 async def _upgrade(settings: Settings) -> list[str]:
@@ -116,10 +122,10 @@ async def _demo_app(settings: Settings) -> tuple[dict, bool]:
         await engine.dispose()
 
 
-def _demo_console(settings: Settings, demo: dict, creds: Path) -> str:
+def _demo_console(settings: Settings, demo: dict, creds: Path) -> Settings:
     """Enable the console for the demo app unless the operator configured one."""
     if settings.console_key:
-        return settings.console_key
+        return settings
     import secrets
 
     saved = json.loads(creds.read_text()) if creds.exists() else {}
@@ -127,9 +133,9 @@ def _demo_console(settings: Settings, demo: dict, creds: Path) -> str:
     if creds.exists() and saved.get("console_key") != key:
         saved["console_key"] = key
         creds.write_text(json.dumps(saved, indent=2))
-    os.environ["VASSET_CONSOLE_KEY"] = key
-    os.environ.setdefault("VASSET_CONSOLE_APP_KEY", demo["app_key"])
-    return key
+    return msgspec.structs.replace(
+        settings, console_key=key, console_app_key=settings.console_app_key or demo["app_key"]
+    )
 
 
 def _run(settings: Settings, host: str, port: int) -> int:
@@ -148,7 +154,7 @@ def _run(settings: Settings, host: str, port: int) -> int:
         print(f"  app_key={demo['app_key']}\n  app_secret={demo['app_secret']}", flush=True)
     else:
         print(f"demo app: app_key={demo['app_key']} (secret in var/demo-app.json)", flush=True)
-    console_key = _demo_console(settings, demo, creds)
+    settings = _demo_console(settings, demo, creds)
     # The whole of `run` stops within about ten seconds: the worker's drain is bounded by the
     # API's grace (its unfinished jobs go back to the queue for the next start).
     grace = min(settings.worker_shutdown_grace, settings.shutdown_grace)
@@ -159,7 +165,7 @@ def _run(settings: Settings, host: str, port: int) -> int:
     )
     worker = subprocess.Popen([sys.executable, "-m", "vasset", "worker"], env=env)
     print(f"worker pid {worker.pid}", flush=True)
-    if console_key:
+    if settings.console_key:
         print(
             f"console: http://{host}:{port}/console  (login key in var/demo-app.json)", flush=True
         )
