@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import RssSampler, ServerProcess, bench_env, drop_database, tree_rss
+from tests.support.server import stalled_reader
 
 
 def signed_path(env: dict[str, str], key: str, lifetime: int = 3600) -> str:
@@ -38,22 +39,6 @@ def signed_path(env: dict[str, str], key: str, lifetime: int = 3600) -> str:
             await engine.dispose()
 
     return play_path(asyncio.run(secret()), key, int(time.time()) + lifetime)
-
-
-def open_reader(port: int, path: str, first: int = 4096) -> socket.socket:
-    """A connected socket that sent GET path and read the first bytes of the answer."""
-    s = socket.socket()
-    # A small receive window, so the kernel does not soak up what the server must hold.
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 10)
-    s.connect(("127.0.0.1", port))
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    got = b""
-    while len(got) < first:
-        chunk = s.recv(first - len(got))
-        if not chunk:
-            break
-        got += chunk
-    return s
 
 
 def main() -> None:
@@ -83,7 +68,7 @@ def main() -> None:
         before = tree_rss(server.proc.pid)
         sampler = RssSampler(server.proc.pid)
         sampler.start()
-        readers = [open_reader(server.port, path) for _ in range(args.readers)]
+        readers = [stalled_reader(server.port, path)[0] for _ in range(args.readers)]
         deadline = time.monotonic() + args.hold
         while time.monotonic() < deadline:
             for s in readers:  # trickle: a few KiB per reader per second

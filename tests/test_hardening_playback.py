@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from tests.support.server import stalled_reader
 from tests.support.stack import Stack
 from vasset.playback.urls import play_path
 
@@ -55,20 +56,10 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def _slow_reader(url: str, first: int = 4096) -> socket.socket:
+def _slow_reader(url: str) -> socket.socket:
     """A socket that sent GET url, read the status line and a few KiB, and then stalls."""
     host_port, path = url.split("://", 1)[1].split("/", 1)
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 10)  # little kernel slack
-    s.settimeout(20)
-    s.connect(("127.0.0.1", int(host_port.split(":")[1])))
-    s.sendall(f"GET /{path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    got = b""
-    while len(got) < first:
-        chunk = s.recv(first - len(got))
-        if not chunk:
-            break
-        got += chunk
+    s, got = stalled_reader(int(host_port.split(":")[1]), "/" + path)
     assert got.startswith(b"HTTP/1.1 200"), got[:200]
     return s
 

@@ -22,6 +22,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stalled_reader(port: int, path: str, first: int = 4096) -> tuple[socket.socket, bytes]:
+    """A socket that sent GET path and read only the first bytes of the answer, then stalls."""
+    s = socket.socket()
+    # A small receive window, so the kernel does not soak up what the server must hold.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 10)
+    s.settimeout(20)
+    s.connect(("127.0.0.1", port))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    got = b""
+    while len(got) < first:
+        chunk = s.recv(first - len(got))
+        if not chunk:
+            break
+        got += chunk
+    return s, got
+
+
 class ServerProcess:
     """A `vasset serve` subprocess with its own environment."""
 
