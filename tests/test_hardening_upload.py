@@ -431,11 +431,15 @@ async def test_local_keys_outside_or_unnameable_are_missing(tmp_path):
 async def test_part_locks_let_one_writer_in_and_bound_the_wait():
     locks = PartLocks()
     order: list[str] = []
+    inside = [0, 0]  # writers inside the lock now, the most ever at once
 
     async def writer(name: str, wait: float) -> None:
         async with locks.hold("up", 1, wait):
             order.append(name)
+            inside[0] += 1
+            inside[1] = max(inside)
             await asyncio.sleep(0.05)
+            inside[0] -= 1
 
     async with locks.hold("up", 1):
         with pytest.raises(errors.UploadInProgress):
@@ -448,6 +452,7 @@ async def test_part_locks_let_one_writer_in_and_bound_the_wait():
         assert order == []
     await asyncio.gather(*waiters)
     assert sorted(order) == [f"w{i}" for i in range(5)]
+    assert inside[1] == 1, "two writers of one part held the lock at once"
     assert locks._held == {}
 
 
