@@ -16,10 +16,11 @@ from vasset.errors import FailureCode
 from vasset.lifecycle import LostRace, Transition
 from vasset.transcode import repository as jobs
 from vasset.transcode.jobstate import JobState
-from vasset.transcode.repository import Add, Job
+from vasset.transcode.repository import Add, Job, holds, list_jobs, live_attempts
 from vasset.videos import repository as videos
 from vasset.videos.state import TRANSCODABLE, VideoStatus
 
+# holds, list_jobs and live_attempts are the repository's reads, re-exported for the callers.
 __all__ = [
     "Job",
     "cancel_for_video",
@@ -125,16 +126,6 @@ async def claim(conn: AsyncConnection, worker: str, lease: float) -> Job | None:
         assert job is not None
         return job
     return None
-
-
-async def holds(conn: AsyncConnection, job: Job, lock: bool = False) -> bool:
-    """Whether the job is still running under this worker's fencing token."""
-    return await jobs.holds(conn, job, lock)
-
-
-async def live_attempts(conn: AsyncConnection, job_ids: list[int]) -> set[tuple[int, int]]:
-    """(job id, lease token) of those jobs that are running now (their temp dirs are in use)."""
-    return await jobs.live_attempts(conn, job_ids)
 
 
 async def heartbeat(conn: AsyncConnection, job: Job, lease: float, progress: int) -> bool:
@@ -265,11 +256,6 @@ async def reap(
         )
         outcomes.append((job.id, outcome))
     return outcomes
-
-
-async def list_jobs(conn: AsyncConnection, which: str, stuck_after: float) -> list[Job]:
-    """Jobs an operator looks at: open, stuck (queued long or lease expired), failed, or all."""
-    return await jobs.list_jobs(conn, which, stuck_after)
 
 
 async def requeue(conn: AsyncConnection, job_id: int) -> bool:
