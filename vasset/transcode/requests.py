@@ -48,7 +48,7 @@ class TranscodeRequests:
 
         async def enqueue(conn: AsyncConnection) -> None:
             video = await videos.get_video(conn, vid, app_id, for_update=True)
-            if video is None or video.parent_id is not None:
+            if video is None:  # with app_id, renditions are not found either
                 raise errors.VideoNotFound()
             if video.status not in TRANSCODABLE:
                 raise errors.InvalidState(f"a video that is {video.status} cannot be transcoded")
