@@ -107,17 +107,17 @@ class Worker:
         )
         await self._sweep_temp()
         background = [asyncio.create_task(self._reaper()), asyncio.create_task(self._janitor())]
-        failures = 0
+        failed_claims = 0  # in a row (not "failures": that is the module)
         try:
             while not self.stopping.is_set():
                 try:
                     started = len(self.running) < self.capacity and await self._try_start()
                 except Exception as exc:
-                    failures += 1
-                    loop_error("claim_failed", exc, failures=failures)
-                    await self._pause(self._backoff(failures))
+                    failed_claims += 1
+                    loop_error("claim_failed", exc, failures=failed_claims)
+                    await self._pause(self._backoff(failed_claims))
                     continue
-                failures = 0
+                failed_claims = 0
                 if not started:
                     await self._idle()
         finally:
