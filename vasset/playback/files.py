@@ -15,10 +15,11 @@ from litestar import Request, Response, route
 from litestar.params import FromPath
 
 from vasset import errors
-from vasset.http.auth import ctx_of
+from vasset.http.deps import Ctx
 from vasset.http.openapi import PUBLIC, doc
 from vasset.playback import urls
 from vasset.playback.stream import READ_SIZE, ObjectBody, ObjectStream
+from vasset.storage.base import BlobStore
 from vasset.storage.local import guess_content_type
 
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
@@ -76,15 +77,14 @@ def servable_key(key: str) -> bool:
     )
 
 
-async def _rewrite_playlist(request: Request, text: str, key: str, expires_at: int) -> str:
+def _rewrite_playlist(store: BlobStore, text: str, key: str, expires_at: int) -> str:
     """Point every segment URI of a variant playlist at a presigned OSS URL."""
-    ctx = ctx_of(request)
     base = key.rsplit("/", 1)[0] + "/"
 
     def sign(uri: str) -> str:
         if "://" in uri or uri.endswith(".m3u8"):
             return uri  # variant playlists stay relative: they come back here, still signed
-        return ctx.store.presign_get(base + uri, expires_at) or uri
+        return store.presign_get(base + uri, expires_at) or uri
 
     lines = []
     for line in text.splitlines():
@@ -113,13 +113,16 @@ async def _rewrite_playlist(request: Request, text: str, key: str, expires_at: i
     ),
 )
 async def play_file(
-    request: Request, expires_at: FromPath[int], signature: FromPath[str], key: FromPath[str]
+    request: Request,
+    ctx: Ctx,
+    expires_at: FromPath[int],
+    signature: FromPath[str],
+    key: FromPath[str],
 ) -> Response:
     """A stored object under a signed, expiring URL (the URLs playurl and snapshot answer).
 
     Supports HEAD, one byte range (206, 416) and If-None-Match (304).
     """
-    ctx = ctx_of(request)
     key = unquote(key.lstrip("/"))
     secret = await ctx.playback.secret()
     if not urls.verify(secret, key, expires_at, signature, time.time()):
@@ -135,7 +138,7 @@ async def play_file(
     }
     if key.endswith(".m3u8") and ctx.store.presigns:
         data = b"".join([chunk async for chunk in ctx.store.read(key)])
-        playlist = await _rewrite_playlist(request, data.decode(), key, expires_at)
+        playlist = _rewrite_playlist(ctx.store, data.decode(), key, expires_at)
         return Response(content=playlist, media_type=content_type, headers=base_headers)
     etag = f'"{info.etag}"'
     headers = {**base_headers, "ETag": etag, "Accept-Ranges": "bytes"}
