@@ -1,0 +1,342 @@
+"""tus uploads under crashes, Redis loss, OSS, concurrency, expiry and deletion (raw sockets)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.oss_server import OssServer
+from tests.support.api import Api, b64name
+from tests.support.db import sql
+from tests.support.redis_server import RedisServer
+from tests.support.server import ROOT, ServerProcess
+from tests.support.tus_raw import (
+    Answer,
+    create,
+    head,
+    offset_of,
+    patch,
+    patch_file,
+    patch_when_unlocked,
+    read_answer,
+    request,
+    send_all,
+    start_patch,
+    ticket,
+    tus_headers,
+)
+from tests.test_oss_uploads import PREFIX, _oss_healthy, oss, oss_creds, oss_env
+
+__all__ = ["_oss_healthy", "oss", "oss_creds", "oss_env"]  # fixtures, imported for pytest
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def meta(name: str) -> dict[str, str]:
+    return {"Upload-Metadata": f"filename {b64name(name)}"}
+
+
+def own_server(env: dict[str, str], tmp_path: Path, name: str, **extra: str) -> ServerProcess:
+    """A `vasset serve` of this test's own, logging to tmp_path/name.log."""
+    return ServerProcess({**env, **extra}, log_path=tmp_path / f"{name}.log").start()
+
+
+def api_of(srv: ServerProcess, creds: dict) -> Api:
+    return Api(srv.url, creds["app_key"], creds["app_secret"])
+
+
+def files_get(port: int, path: str, tkt: str | None) -> dict:
+    a = request(port, "GET", path, tus_headers(tkt))
+    assert a.status == 200, a
+    return a.json()
+
+
+def assert_completed(final: Answer, data: bytes, vid: str) -> None:
+    """The 204 that completed an upload carries the video, its MD5 and status uploaded."""
+    assert final.status == 204, final
+    assert int(final.headers["upload-offset"]) == len(data), final
+    assert final.headers["vasset-md5"] == md5(data), final
+    assert final.headers["vasset-status"] == "uploaded", final
+    assert final.headers["vasset-vid"] == vid, final
+
+
+def assert_gone(port: int, path: str, tkt: str | None) -> None:
+    """HEAD answers 404/410 and a PATCH is refused (4xx, never accepted)."""
+    a = head(port, path, tkt)
+    assert a.status in (404, 410), a
+    p = patch(port, path, tkt, 0, b"late bytes")
+    assert p.status in (404, 410), p
+
+
+def cut_and_resume(
+    srv: ServerProcess,
+    env: dict[str, str],
+    tmp_path: Path,
+    creds: dict,
+    redis_server: RedisServer,
+    data: bytes,
+    sizes: list[int],
+) -> tuple[ServerProcess, str, str, str]:
+    """PATCH data in sizes, kill -9 mid-PATCH, FLUSHALL, restart, HEAD, resume and complete.
+
+    Returns (the restarted server, upload path, ticket, vid).
+    """
+    tkt = ticket(api_of(srv, creds))
+    path, created = create(srv.port, tkt, len(data), **meta("crash.mp4"))
+    vid = created.headers["vasset-vid"]
+    done = 0
+    for size in sizes:
+        a = patch(srv.port, path, tkt, done, data[done : done + size])
+        assert a.status == 204, a
+        done += size
+        assert int(a.headers["upload-offset"]) == done, a
+    reported = offset_of(srv.port, path, tkt)
+    assert reported == done
+    # the next PATCH announces 200_001 bytes and stalls after 100_003 of them
+    half = 100_003
+    sock = start_patch(srv.port, path, tkt, done, 200_001, data[done : done + half])
+    time.sleep(1.0)  # the server reads (and may store) the half that arrived
+    srv.kill()
+    sock.close()
+    redis_server.client().flushall()
+    again = own_server(env, tmp_path, "restarted")
+    try:
+        offset = offset_of(again.port, path, tkt)
+        # every byte HEAD reported survives; nothing past what was sent can appear
+        assert reported <= offset <= done + half, (reported, offset, done + half)
+        rest = data[offset : offset + 77_777]
+        first = patch_when_unlocked(again.port, path, tkt, offset, rest)
+        assert first.status == 204, first
+        final = send_all(again.port, path, tkt, data, offset + len(rest), [61_441, 99_999])
+        assert_completed(final, data, vid)
+    except BaseException:
+        again.stop()
+        raise
+    return again, path, tkt, vid
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A Redis of this test alone, so it can be flushed."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+# ---- 1. crash and Redis loss on local storage
+
+
+def test_sigkill_mid_patch_and_flushall_lose_no_reported_byte(
+    test_env, app_creds, private_redis, tmp_path
+):
+    env = {**test_env, "VASSET_REDIS_URL": private_redis.url, "VASSET_REDIS_PREFIX": "tusdur:"}
+    data = os.urandom(2 * MIB + 12_347)
+    srv = own_server(env, tmp_path, "first")
+    try:
+        sizes = [65_537, 200_003, 7, 300_001, 1]
+        again, path, tkt, vid = cut_and_resume(
+            srv, env, tmp_path, app_creds, private_redis, data, sizes
+        )
+    finally:
+        srv.kill()
+    try:
+        state = files_get(again.port, path, tkt)
+        assert state["md5"] == md5(data) and state["status"] == "uploaded"
+        assert state["offset"] == state["length"] == state["size"] == len(data)
+        info = api_of(again, app_creds).call("GET", "/video/mediainfo", {"vid": vid}).json()
+        assert info["md5"] == md5(data) and info["file_size"] == len(data)
+        assert info["source_name"] == "crash.mp4"
+        key = sql(test_env, "SELECT storage_uri FROM video WHERE id = :v", v=vid)[0][0]
+        root = Path(test_env["VASSET_STORAGE_URL"][len("file://") :]) / "objects"
+        assert (root / key).read_bytes() == data
+    finally:
+        again.stop()
+
+
+# ---- 2. the same on OSS, with PATCHes smaller than a part
+
+
+def test_oss_small_patches_survive_sigkill_and_flushall(
+    oss: OssServer, oss_env, oss_creds, private_redis, tmp_path
+):
+    env = {**oss_env, "VASSET_REDIS_URL": private_redis.url, "VASSET_REDIS_PREFIX": "tusoss:"}
+    data = os.urandom(700 * KIB + 4_321)
+    srv = own_server(env, tmp_path, "first")
+    try:
+        # every PATCH under OSS's 100 KiB minimum part: the tails must be kept across PATCHes
+        sizes = [30_001, 99_999, 1, 65_536, 45_678, 12_345, 88_888]
+        again, path, tkt, vid = cut_and_resume(
+            srv, env, tmp_path, oss_creds, private_redis, data, sizes
+        )
+    finally:
+        srv.kill()
+    try:
+        assert files_get(again.port, path, tkt)["md5"] == md5(data)
+        key = sql(oss_env, "SELECT storage_uri FROM video WHERE id = :v", v=vid)[0][0]
+        assert oss.get_bytes(f"{PREFIX}/{key}") == data
+        info = api_of(again, oss_creds).call("GET", "/video/mediainfo", {"vid": vid}).json()
+        assert info["md5"] == md5(data) and info["file_size"] == len(data)
+    finally:
+        again.stop()
+
+
+# ---- 3. two PATCHes at once through two API instances
+
+
+def test_concurrent_patch_on_second_instance_is_refused_at_once(test_env, app_creds, tmp_path):
+    one = own_server(test_env, tmp_path, "one")
+    two = own_server(test_env, tmp_path, "two")
+    try:
+        tkt = ticket(api_of(one, app_creds))
+        data = os.urandom(600 * KIB + 3)
+        path, created = create(one.port, tkt, len(data), **meta("race.mp4"))
+        slow_len, piece = 256 * KIB, 16 * KIB
+        sock = start_patch(one.port, path, tkt, 0, slow_len, data[:piece])
+        answers: list[Answer] = []
+
+        def trickle() -> None:
+            # the rest of the first PATCH's body, slowly: 15 pieces, ~4 s
+            for at in range(piece, slow_len, piece):
+                time.sleep(0.27)
+                sock.sendall(data[at : at + piece])
+            answers.append(read_answer(sock))
+
+        slow = threading.Thread(target=trickle)
+        slow.start()
+        time.sleep(0.6)  # the first PATCH holds the upload by now
+        t0 = time.monotonic()
+        second = patch(two.port, path, tkt, 0, data[:50_000])
+        elapsed = time.monotonic() - t0
+        first_still_running = slow.is_alive()
+        slow.join(30)
+        assert first_still_running, "the first PATCH ended before the second was answered"
+        assert second.status in (423, 409), second
+        if second.status == 423:
+            assert second.json()["code"] == "UploadLocked", second
+        assert elapsed < 1.5, f"the second PATCH waited {elapsed:.2f}s"
+        assert answers and answers[0].status == 204, answers
+        assert int(answers[0].headers["upload-offset"]) == slow_len
+        # exactly one proceeded: the offset is the first PATCH's alone
+        assert offset_of(two.port, path, tkt) == slow_len
+        final = send_all(two.port, path, tkt, data, slow_len, [100_001])
+        assert_completed(final, data, created.headers["vasset-vid"])
+    finally:
+        one.stop()
+        two.stop()
+
+
+# ---- 4. the guarantees of part mode
+
+
+def tus_upload(srv: ServerProcess, tkt: str, data: bytes, name: str) -> str:
+    """A whole tus upload; returns its vid."""
+    path, created = create(srv.port, tkt, len(data), **meta(name))
+    vid = created.headers["vasset-vid"]
+    assert_completed(send_all(srv.port, path, tkt, data, 0, [150_001]), data, vid)
+    return vid
+
+
+def test_tus_md5_equals_part_mode_md5_of_the_same_bytes(server, api):
+    data = os.urandom(500 * KIB + 9)
+    parted = api.upload("parts.mp4", data, 100 * KIB)
+    assert parted["md5"] == md5(data)
+    vid = tus_upload(server, ticket(api), data, "tus.mp4")
+    assert vid != str(parted["vid"])
+    for v in (vid, parted["vid"]):
+        status = api.call("GET", "/video/status", {"vid": v}).json()
+        assert status["status"] == "uploaded", status
+        info = api.call("GET", "/video/mediainfo", {"vid": v}).json()
+        assert info["md5"] == md5(data) and info["file_size"] == len(data), info
+
+
+def test_instant_upload_finds_a_tus_uploaded_video(server, api):
+    data = os.urandom(333 * KIB + 1)
+    vid = tus_upload(server, ticket(api), data, "first.mp4")
+    r = api.init("again.mp4", data, 100 * KIB)
+    assert r.status_code == 200, r.text
+    again = r.json()
+    assert again.get("instant") is True, again
+    assert again["md5"] == md5(data) and again["size"] == len(data)
+    # a video of its own that shares the tus upload's verified bytes
+    assert str(again["vid"]) != vid
+
+
+def test_janitor_expires_an_idle_tus_upload(test_env, app_creds, tmp_path):
+    srv = own_server(test_env, tmp_path, "ttl", VASSET_UPLOAD_TTL="2")
+    try:
+        tkt = ticket(api_of(srv, app_creds))
+        data = os.urandom(300 * KIB)
+        path, created = create(srv.port, tkt, len(data), **meta("idle.mp4"))
+        vid = created.headers["vasset-vid"]
+        assert patch(srv.port, path, tkt, 0, data[:100_000]).status == 204
+        time.sleep(3.5)
+        # the janitor with its own lock prefix, so another test's janitor cannot skip this pass
+        jan_env = {**test_env, "VASSET_REDIS_PREFIX": test_env["VASSET_REDIS_PREFIX"] + "tj:"}
+        out = subprocess.run(
+            [sys.executable, "-m", "vasset", "janitor"],
+            env={**os.environ, **jan_env},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(out.stdout.strip().splitlines()[-1])["expired_uploads"] >= 1, out.stdout
+        assert_gone(srv.port, path, tkt)
+        status = api_of(srv, app_creds).call("GET", "/video/status", {"vid": vid}).json()
+        assert status["status"] == "upload_failed", status
+    finally:
+        srv.stop()
+
+
+def test_deleting_the_video_of_an_unfinished_tus_upload_ends_it(server, api):
+    tkt = ticket(api)
+    data = os.urandom(200 * KIB)
+    path, created = create(server.port, tkt, len(data), **meta("doomed.mp4"))
+    assert patch(server.port, path, tkt, 0, data[:70_001]).status == 204
+    r = api.call("POST", "/video/delete", {"vid": created.headers["vasset-vid"]})
+    assert r.status_code == 200 and r.json()["deleted"] is True, r.text
+    assert_gone(server.port, path, tkt)
+    # not even the bytes that would complete it are taken
+    late = patch(server.port, path, tkt, 70_001, data[70_001:])
+    assert late.status in (404, 410), late
+
+
+# ---- 5. one huge PATCH, and 1-byte PATCHes
+
+
+def test_one_40_mib_sendfile_patch_between_1_byte_patches(server, api, tmp_path):
+    big = 40 * MIB
+    data = os.urandom(big + 2)
+    fname = tmp_path / "big.bin"
+    fname.write_bytes(data)
+    tkt = ticket(api)
+    path, created = create(server.port, tkt, len(data), **meta("big.mp4"))
+    one = patch(server.port, path, tkt, 0, data[:1])
+    assert one.status == 204 and one.headers["upload-offset"] == "1", one
+    whole = patch_file(server.port, path, tkt, 1, fname, 1, big)
+    assert whole.status == 204 and int(whole.headers["upload-offset"]) == big + 1, whole
+    assert offset_of(server.port, path, tkt) == big + 1
+    final = patch(server.port, path, tkt, big + 1, data[-1:])
+    assert_completed(final, data, created.headers["vasset-vid"])
+    assert files_get(server.port, path, tkt)["md5"] == md5(data)
+
+
+def test_a_1_byte_upload_completes(server, api):
+    tkt = ticket(api)
+    data = b"\x00"
+    path, created = create(server.port, tkt, 1, **meta("one.mp4"))
+    assert_completed(patch(server.port, path, tkt, 0, data), data, created.headers["vasset-vid"])
