@@ -1,12 +1,15 @@
 """Ingest bench: single-stream part uploads over a real socket vs hashlib.md5, same run.
 
     python bench/ingest.py [--size-mib 512] [--part-mib 64] [--store local|oss]
+                           [--protocol part|tus|all] [--rounds 3]
 
 Prints throughput of the upload and of hashlib.md5 over the same bytes, their ratio, the
 API's peak RSS during the upload, and the latency of the request carrying the last part.
 With --store oss (the OSS test server runs as its own process, without CRC64) it also prints
 the proxied upload against one oss2 put_object of the same bytes, then uploads the same file
 directly (presigned part URLs, complete) and prints the API's received-bytes counter for it.
+--protocol tus compares, over --rounds rounds, vasset's tus endpoint with its part mode and
+with @tus/server (bench/ingest_tus.py) and exits 1 when a tus target is missed; all runs both.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import ingest_tus
 from bench.common import ROOT, RssSampler, ServerProcess, app_of, bench_env, drop_database
 from tests.support.api import b64name, signed_query
 
@@ -38,21 +42,9 @@ def raw_put(
     content_type: str | None = "application/octet-stream",
 ) -> tuple[int, bytes]:
     """PUT length bytes of a file with sendfile (the client costs almost no CPU)."""
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        ctype = f"Content-Type: {content_type}\r\n" if content_type else ""
-        head = (
-            f"PUT {path_qs} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Length: {length}\r\n{ctype}Connection: close\r\n\r\n"
-        )
-        sock.sendall(head.encode())
-        sent = 0
-        while sent < length:
-            sent += sock.sendfile(fh, offset + sent, length - sent)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    status = int(data.split(b" ", 2)[1])
-    return status, data.split(b"\r\n\r\n", 1)[1]
+    headers = {"Content-Type": content_type} if content_type else {}
+    status, _, body = ingest_tus.raw_request(port, "PUT", path_qs, headers, fh, offset, length)
+    return status, body
 
 
 class OssProcess:
@@ -189,6 +181,65 @@ def bench_direct(server, q, src: Path, size: int, part: int) -> None:
     print(f"API bytes received during the direct upload: {after - before}  (must be 0)")
 
 
+def bench_part(server, q, args, src: Path, tmp: Path, md5_hex: str, md5_mbps: float, oss) -> None:
+    """Part mode against hashlib.md5, the disk and (OSS) put_object; prints its figures."""
+    part = args.part_mib << 20
+    size = src.stat().st_size
+    # Baseline 2: the disk's durable write speed (write the same bytes, fsync, same dir).
+    disk_path = tmp / "disk-baseline.bin"
+    t0 = time.perf_counter()
+    with open(src, "rb") as fin, open(disk_path, "wb") as fout:
+        while block := fin.read(16 << 20):
+            fout.write(block)
+        fout.flush()
+        os.fsync(fout.fileno())
+    disk_mbps = size / (time.perf_counter() - t0) / 1e6
+    disk_path.unlink()
+    # Baseline 3 (OSS): one PutObject of the same bytes, right before the proxied upload.
+    put_mbps = put_object_mbps(oss.endpoint, src, size) if oss is not None else 0.0
+
+    sampler = RssSampler(server.proc.pid)
+    sampler.start()
+    upload_s, last_latency, body, part_count = proxied_upload(server, q, src, size, part, md5_hex)
+    peak = sampler.stop()
+    assert b'"uploaded"' in body and md5_hex.encode() in body, body
+    upload_mbps = size / upload_s / 1e6
+    print(f"file: {size} bytes, {part_count} parts of {part} bytes, store={args.store}")
+    print(f"hashlib.md5 baseline: {md5_mbps:.0f} MB/s")
+    print(f"part uploads:        {upload_mbps:.0f} MB/s")
+    print(f"ratio upload/md5:    {upload_mbps / md5_mbps:.2f}  (target >= 0.8)")
+    print(f"disk write+fsync:    {disk_mbps:.0f} MB/s (durable ceiling for local storage)")
+    print(f"ratio upload/disk:   {upload_mbps / disk_mbps:.2f}")
+    print(f"API peak RSS:        {peak / 1e6:.0f} MB  (target < 150 MB)")
+    print(f"last part request:   {last_latency:.3f} s  (target < 0.2 s, no re-read)")
+    if oss is not None:
+        # Pairs taken back to back (put_object, then a proxied upload of the same bytes),
+        # so a neighbour's load hits both sides of a ratio alike.
+        pairs = [(put_mbps, upload_mbps)]
+        api_cpu = oss_cpu = 0.0
+        for _ in range(args.rounds - 1):
+            put_mbps = put_object_mbps(oss.endpoint, src, size)
+            api0, oss0 = tree_cpu(server.proc.pid), tree_cpu(oss.proc.pid)
+            secs = proxied_upload(server, q, src, size, part, None)[0]
+            api_cpu += tree_cpu(server.proc.pid) - api0
+            oss_cpu += tree_cpu(oss.proc.pid) - oss0
+            pairs.append((put_mbps, size / secs / 1e6))
+        for i, (put, prox) in enumerate(pairs, 1):
+            print(f"round {i}: oss2 put_object {put:.0f} MB/s, proxied {prox:.0f} MB/s")
+        if args.rounds > 1:
+            gib = (args.rounds - 1) * size / (1 << 30)
+            print(
+                f"CPU per GiB proxied: API {api_cpu / gib:.2f} s, OSS server "
+                f"{oss_cpu / gib:.2f} s  (load-independent; both share this host's cores)"
+            )
+        ratios = sorted(prox / put for put, prox in pairs)
+        print(
+            f"ratio proxied/put_object: {statistics.median(ratios):.2f} median of "
+            f"{[round(r, 2) for r in ratios]}  (target >= 0.7)"
+        )
+        bench_direct(server, q, src, size, part)
+
+
 def main() -> None:
     """Run the bench and print its figures."""
     parser = argparse.ArgumentParser()
@@ -196,8 +247,12 @@ def main() -> None:
     parser.add_argument("--part-mib", type=int, default=64)
     parser.add_argument("--tail-kib", type=int, default=100, help="size of the small last part")
     parser.add_argument("--store", choices=["local", "oss"], default="local")
+    parser.add_argument("--protocol", choices=["part", "tus", "all"], default="part")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="OSS: put_object/proxied pairs for the ratio"
+        "--rounds",
+        type=int,
+        default=3,
+        help="OSS: put_object/proxied pairs for the ratio; tus: part/tus/@tus-server triples",
     )
     args = parser.parse_args()
     print("command:", "python " + " ".join(sys.argv), flush=True)
@@ -235,10 +290,11 @@ def main() -> None:
         if os.environ.get("BENCH_SERVER_LOG")
         else None,
     ).start()
+    tus_ok = True
     try:
         # Baseline 1: hashlib.md5 over the same bytes (read from page cache in 64 MiB blocks).
-        with open(src, "rb") as fh:
-            data_blocks = [fh.read(part) for _ in range((size + part - 1) // part)]
+        with open(src, "rb") as fin:
+            data_blocks = [fin.read(part) for _ in range((size + part - 1) // part)]
         t0 = time.perf_counter()
         h = hashlib.md5()
         for b in data_blocks:
@@ -247,66 +303,28 @@ def main() -> None:
         md5_hex = h.hexdigest()
         del data_blocks
         md5_mbps = size / md5_s / 1e6
-        # Baseline 2: the disk's durable write speed (write the same bytes, fsync, same dir).
-        disk_path = tmp / "disk-baseline.bin"
-        t0 = time.perf_counter()
-        with open(src, "rb") as fin, open(disk_path, "wb") as fout:
-            while block := fin.read(16 << 20):
-                fout.write(block)
-            fout.flush()
-            os.fsync(fout.fileno())
-        disk_mbps = size / (time.perf_counter() - t0) / 1e6
-        disk_path.unlink()
-        # Baseline 3 (OSS): one PutObject of the same bytes, right before the proxied upload.
-        put_mbps = put_object_mbps(oss.endpoint, src, size) if oss is not None else 0.0
 
         def q(method: str, path: str, params: dict) -> str:
             return (
                 path + "?" + signed_query(method, path, params, app["app_key"], app["app_secret"])
             )
 
-        sampler = RssSampler(server.proc.pid)
-        sampler.start()
-        upload_s, last_latency, body, part_count = proxied_upload(
-            server, q, src, size, part, md5_hex
-        )
-        peak = sampler.stop()
-        assert b'"uploaded"' in body and md5_hex.encode() in body, body
-        upload_mbps = size / upload_s / 1e6
-        print(f"file: {size} bytes, {part_count} parts of {part} bytes, store={args.store}")
-        print(f"hashlib.md5 baseline: {md5_mbps:.0f} MB/s")
-        print(f"part uploads:        {upload_mbps:.0f} MB/s")
-        print(f"ratio upload/md5:    {upload_mbps / md5_mbps:.2f}  (target >= 0.8)")
-        print(f"disk write+fsync:    {disk_mbps:.0f} MB/s (durable ceiling for local storage)")
-        print(f"ratio upload/disk:   {upload_mbps / disk_mbps:.2f}")
-        print(f"API peak RSS:        {peak / 1e6:.0f} MB  (target < 150 MB)")
-        print(f"last part request:   {last_latency:.3f} s  (target < 0.2 s, no re-read)")
-        if oss is not None:
-            # Pairs taken back to back (put_object, then a proxied upload of the same bytes),
-            # so a neighbour's load hits both sides of a ratio alike.
-            pairs = [(put_mbps, upload_mbps)]
-            api_cpu = oss_cpu = 0.0
-            for _ in range(args.rounds - 1):
-                put_mbps = put_object_mbps(oss.endpoint, src, size)
-                api0, oss0 = tree_cpu(server.proc.pid), tree_cpu(oss.proc.pid)
-                secs = proxied_upload(server, q, src, size, part, None)[0]
-                api_cpu += tree_cpu(server.proc.pid) - api0
-                oss_cpu += tree_cpu(oss.proc.pid) - oss0
-                pairs.append((put_mbps, size / secs / 1e6))
-            for i, (put, prox) in enumerate(pairs, 1):
-                print(f"round {i}: oss2 put_object {put:.0f} MB/s, proxied {prox:.0f} MB/s")
-            if args.rounds > 1:
-                gib = (args.rounds - 1) * size / (1 << 30)
-                print(
-                    f"CPU per GiB proxied: API {api_cpu / gib:.2f} s, OSS server "
-                    f"{oss_cpu / gib:.2f} s  (load-independent; both share this host's cores)"
-                )
-            ratios = sorted(prox / put for put, prox in pairs)
+        if args.protocol in ("part", "all"):
+            bench_part(server, q, args, src, tmp, md5_hex, md5_mbps, oss)
+        if args.protocol in ("tus", "all"):
+            count = (size + part - 1) // part
             print(
-                f"ratio proxied/put_object: {statistics.median(ratios):.2f} median of "
-                f"{[round(r, 2) for r in ratios]}  (target >= 0.7)"
+                f"tus: {size} bytes as {count} PATCHes of <= {part} bytes (part mode: {count}"
+                f" parts), {args.rounds} rounds, store={args.store}",
+                flush=True,
             )
-            bench_direct(server, q, src, size, part)
+
+            def part_upload() -> tuple[float, float]:
+                return proxied_upload(server, q, src, size, part, None)[:2]
+
+            tus_ok = ingest_tus.run(
+                server, q, src, size, part, md5_hex, args.rounds, tmp, part_upload
+            )
     finally:
         server.stop()
         if oss is not None:
@@ -315,6 +333,8 @@ def main() -> None:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
+    if not tus_ok:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
