@@ -14,6 +14,7 @@ SQL_MODULES = {
     "apps/repository.py",  # app, server_secret
     "videos/repository.py",  # video, video_snapshot
     "upload/repository.py",  # upload, upload_part
+    "upload/resumable/repository.py",  # resumable_upload, upload_ticket
     "transcode/repository.py",  # transcode_job
     "db.py",  # schema_migration and the numbered migrations
 }

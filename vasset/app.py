@@ -39,13 +39,14 @@ def _version() -> str:
         return "0"
 
 
-def route_handlers() -> list[Any]:
+def route_handlers(settings: Settings) -> list[Any]:
     """Every route, gathered from the domain folders."""
     from vasset.console.api import ROUTES as console_routes
     from vasset.playback.api import ROUTES as playback_routes
     from vasset.transcode.api import ROUTES as transcode_routes
     from vasset.upload.api import ROUTES as upload_routes
     from vasset.upload.direct_api import ROUTES as direct_routes
+    from vasset.upload.resumable.api import routes as resumable_routes
     from vasset.videos.api import ROUTES as video_routes
 
     return [
@@ -53,6 +54,7 @@ def route_handlers() -> list[Any]:
         swagger_asset,
         *upload_routes,
         *direct_routes,
+        *resumable_routes(settings),
         *video_routes,
         *transcode_routes,
         *playback_routes,
@@ -76,7 +78,7 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
                 await close_context(app.state.ctx)
 
     return Litestar(
-        route_handlers=route_handlers(),
+        route_handlers=route_handlers(settings),
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
         exception_handlers={

@@ -25,6 +25,8 @@ from vasset.storage.factory import open_store
 from vasset.transcode import hooks
 from vasset.transcode.requests import TranscodeRequests
 from vasset.transcode.wakeup import JobWakeup
+from vasset.upload.resumable.service import Resumable
+from vasset.upload.resumable.tickets import Tickets
 from vasset.upload.service import UploadService
 from vasset.videos.service import VideoService
 
@@ -51,6 +53,8 @@ class Context:
     # Services that take the whole Context: set by build_context right after the fields above.
     playback: PlaybackService = field(init=False)
     transcodes: TranscodeRequests = field(init=False)
+    tickets: Tickets = field(init=False)
+    resumable: Resumable = field(init=False)
 
 
 def build_context(settings: Settings) -> Context:
@@ -76,6 +80,8 @@ def build_context(settings: Settings) -> Context:
     )
     ctx.playback = PlaybackService(ctx)
     ctx.transcodes = TranscodeRequests(ctx)
+    ctx.tickets = Tickets(engine, settings)
+    ctx.resumable = Resumable(uploads, ctx.videos, settings)
     if settings.storage_is_oss:
         from vasset.storage.oss import OssBlobStore
         from vasset.upload.direct import DirectUploads

@@ -59,6 +59,27 @@ class InvalidPartSize(BadRequest):
     code = "InvalidPartSize"
 
 
+class InvalidHeader(BadRequest):
+    """A protocol header (tus, IETF draft) is missing or malformed; ``header`` names it."""
+
+    code = "InvalidHeader"
+
+
+class MetadataTooLarge(BadRequest):
+    code = "MetadataTooLarge"
+    default_message = "Upload-Metadata is larger than the server accepts"
+
+
+class UnsupportedChecksum(BadRequest):
+    code = "UnsupportedChecksum"
+    default_message = "the Upload-Checksum algorithm is not one of md5, sha1, sha256"
+
+
+class InconsistentLength(BadRequest):
+    code = "InconsistentLength"
+    default_message = "the upload length differs from the one declared before"
+
+
 class InvalidContentRange(BadRequest):
     code = "InvalidContentRange"
 
@@ -108,6 +129,16 @@ class InvalidUrlSignature(Unauthorized):
     default_message = "the URL signature is invalid or has expired"
 
 
+class InvalidTicket(Unauthorized):
+    code = "InvalidTicket"
+    default_message = "send Authorization: Bearer <ticket> from POST /video/upload/ticket"
+
+
+class TicketExpired(Unauthorized):
+    code = "TicketExpired"
+    default_message = "the upload ticket has expired"
+
+
 class InvalidConsoleKey(Unauthorized):
     code = "InvalidConsoleKey"
     default_message = "console login required"
@@ -136,6 +167,49 @@ class UploadNotFound(NotFound):
 class ObjectNotFound(NotFound):
     code = "ObjectNotFound"
     default_message = "no such object"
+
+
+# 403 / 410 / 412 / 415 / 423 / 460: the resumable-upload protocols' own statuses
+class TicketUsedUp(VassetError):
+    status = 403
+    code = "TicketUsedUp"
+    default_message = "the ticket has created as many uploads as it allows"
+
+
+class UploadGone(VassetError):
+    status = 410
+    code = "UploadGone"
+    default_message = "the upload was terminated or has expired"
+
+
+class TusVersionUnsupported(VassetError):
+    status = 412
+    code = "TusVersionUnsupported"
+    default_message = "Tus-Resumable must be 1.0.0 (or send Upload-Draft-Interop-Version)"
+
+    def headers(self) -> dict[str, str]:
+        return {**self.extra_headers, "Tus-Version": "1.0.0"}
+
+
+class UnsupportedMediaType(VassetError):
+    status = 415
+    code = "UnsupportedMediaType"
+    default_message = "PATCH bodies must be sent as application/offset+octet-stream"
+
+
+class UploadLocked(VassetError):
+    status = 423
+    code = "UploadLocked"
+    default_message = "another request is writing to this upload; retry shortly"
+
+    def headers(self) -> dict[str, str]:
+        return {**self.extra_headers, "Retry-After": "1"}
+
+
+class ChecksumMismatch(VassetError):
+    status = 460
+    code = "ChecksumMismatch"
+    default_message = "the body does not match Upload-Checksum; nothing of it was kept"
 
 
 # 405: the path exists, the method does not (Litestar raises it; the class names the code)

@@ -46,6 +46,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds a completion may run before another request may take it over.
     completion_lease: int = 600
 
+    # Standard resumable uploads (tus 1.0, the IETF draft): where they are served, how long a
+    # ticket lives by default and at most, the largest Upload-Metadata, the largest storage
+    # part a PATCH body is cut into, and how long a dead request keeps an upload locked.
+    tus_path: str = "/files/"
+    ticket_ttl: int = 3600
+    ticket_max_ttl: int = 24 * 3600
+    tus_metadata_max: int = 4096
+    tus_part_size: int = 16 * MiB
+    tus_lock_ttl: float = 10.0
+
     # Signing.
     signature_window: int = 300
     nonce_ttl: int = 900
@@ -141,6 +151,11 @@ _POSITIVE = (
     "max_part_count",
     "upload_ttl",
     "completion_lease",
+    "ticket_ttl",
+    "ticket_max_ttl",
+    "tus_metadata_max",
+    "tus_part_size",
+    "tus_lock_ttl",
     "signature_window",
     "nonce_ttl",
     "url_expires_default",
@@ -188,6 +203,10 @@ def check_settings(s: Settings) -> None:
         "oss://",
     ):
         raise SettingsError("VASSET_STORAGE_URL must be file://PATH or oss://BUCKET[/prefix]")
+    if not (s.tus_path.startswith("/") and s.tus_path.endswith("/")) or len(s.tus_path) < 3:
+        raise SettingsError("VASSET_TUS_PATH must be a path like /files/")
+    if s.ticket_ttl > s.ticket_max_ttl:
+        raise SettingsError("VASSET_TICKET_TTL must not exceed VASSET_TICKET_MAX_TTL")
     if s.min_part_size > s.max_part_size:
         raise SettingsError("VASSET_MIN_PART_SIZE must not exceed VASSET_MAX_PART_SIZE")
     if s.url_expires_default > s.url_expires_max:

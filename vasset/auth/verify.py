@@ -81,8 +81,8 @@ class Authenticator:
         """The app as of the announced generation (one batched Redis read, rarely a query)."""
         return await self.app_by_key(app_key, await self._generation())
 
-    async def check_app_enabled(self, app_id: int) -> None:
-        """Raise InvalidAppKey unless the app that owns an upload is enabled right now."""
+    async def check_app_enabled(self, app_id: int) -> App:
+        """The app that owns an upload; InvalidAppKey unless it is enabled right now."""
         generation = await self._generation()
         hit = self._by_id.get(app_id)
         if hit and hit.expires > time.monotonic() and hit.generation == generation:
@@ -94,6 +94,7 @@ class Authenticator:
             self._by_id = self._remember(self._by_id, app_id, generation, app)
         if app is None or not app.enabled:
             raise errors.InvalidAppKey("the app of this upload is disabled")
+        return app
 
     async def _generation(self) -> object:
         try:

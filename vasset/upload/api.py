@@ -8,7 +8,7 @@ from litestar.di import NamedDependency
 from vasset import errors
 from vasset.auth.verify import App
 from vasset.http.auth import query_string, raw_path
-from vasset.http.body import ClientGone, body_chunks
+from vasset.http.body import ClientGone, body_chunks, settle_body
 from vasset.http.deps import Caller, Ctx, query
 from vasset.http.openapi import TOKEN, doc
 from vasset.http.params import query_dict
@@ -108,39 +108,12 @@ async def init_upload(
     return shaped(await ctx.uploads.init(*args), *INIT_ANSWERS)
 
 
-async def _settle_body(request: Request, exc: errors.VassetError) -> None:
-    """Before a refusal: the body may be unread, so drain a little or close the connection."""
-    # Drained, keep-alive works; left unread, the next request on the connection would fail.
-    body_done = request.scope.get("state", {}).get("body_done") is True
-    if not body_done and not await _drain(request, limit=1 << 20):
-        exc.extra_headers["Connection"] = "close"
-
-
-async def _drain(request: Request, limit: int) -> bool:
-    """Read and drop up to limit body bytes; True if the body ended within the limit."""
-    length = request.headers.get("content-length")
-    # A length of thousands of digits is simply too long (int() would refuse it: a 500).
-    if length is not None and (
-        len(length) > 18 or (length.isdecimal() and length.isascii() and int(length) > limit)
-    ):
-        return False
-    seen = 0
-    try:
-        async for chunk in body_chunks(request):
-            seen += len(chunk)
-            if seen > limit:
-                return False
-    except (ClientGone, RuntimeError):
-        return False
-    return True
-
-
 @put(
     "/video/upload/upload",
     status_code=200,
     request_max_body_size=None,
-    # A refused query still settles the unread body (see _settle_body).
-    dependencies={"q": query(UploadParams, on_error=_settle_body)},
+    # A refused query still settles the unread body (see settle_body).
+    dependencies={"q": query(UploadParams, on_error=settle_body)},
     **doc(
         tag="uploads",
         auth=TOKEN,
@@ -157,7 +130,7 @@ async def upload_part(
     try:
         return shaped(await _upload_part(request, ctx, q), *PUT_ANSWERS)
     except errors.VassetError as exc:
-        await _settle_body(request, exc)
+        await settle_body(request, exc)
         raise
 
 

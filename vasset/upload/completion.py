@@ -136,13 +136,14 @@ class Completion:
                     async with transaction(self.engine) as conn:
                         await videos.lock_video(conn, row.video_id)
                         await repo.move_upload(conn, row.id, row.status, U.EXPIRED)
-                        await videos.move_video(
-                            conn,
-                            row.video_id,
-                            V.UPLOADING,
-                            V.UPLOAD_FAILED,
-                            error=FailureCode.UPLOAD_EXPIRED,
-                        )
+                        if row.video_id:  # a tus partial upload has no video of its own
+                            await videos.move_video(
+                                conn,
+                                row.video_id,
+                                V.UPLOADING,
+                                V.UPLOAD_FAILED,
+                                error=FailureCode.UPLOAD_EXPIRED,
+                            )
                 except LostRace:
                     # A completion or a delete ended it since the read: nothing left to expire.
                     log.info("upload_expiry_skipped", upload_id=row.upload_id, vid=row.video_id)
@@ -297,6 +298,10 @@ class Completion:
                 vid=row.video_id,
                 md5=md5,
             )
+        return await self.publish(row, md5)
+
+    async def publish(self, row: UploadRow, md5: str) -> dict:
+        """The verified bytes become the video (uploaded, indexed by md5, maybe queued)."""
         async with transaction(self.engine) as conn:
             # The video first, then its upload: the lock order of a delete.
             await videos.move_video(

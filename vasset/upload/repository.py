@@ -25,6 +25,9 @@ UPLOAD_COLUMNS = (
 )
 
 
+UPLOAD_FIELDS = tuple(c.strip() for c in UPLOAD_COLUMNS.split(","))
+
+
 class UploadRow(msgspec.Struct):
     """One row of the upload table."""
 
@@ -62,7 +65,12 @@ class UploadRow(msgspec.Struct):
 
 
 def _upload(row: Row) -> UploadRow:
-    values = dict(row._mapping)
+    return upload_from(dict(row._mapping))
+
+
+def upload_from(values: dict[str, Any]) -> UploadRow:
+    """An UploadRow from a mapping of the UPLOAD_COLUMNS values."""
+    values = {name: values[name] for name in UPLOAD_FIELDS}
     values["direct"] = bool(values["direct"])
     values["auto_transcode"] = bool(values["auto_transcode"])
     values["status"] = UploadStatus(values["status"])

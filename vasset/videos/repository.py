@@ -21,7 +21,7 @@ from vasset.videos.state import VIDEO, VideoStatus
 VIDEO_COLUMNS = (
     "id, app_id, parent_id, unique_id, source_name, create_time, update_time, file_size,"
     " video_width, video_height, duration, hash, definition, storage_uri, status, image_index,"
-    " image_count, task_priority, progress, error, media_info, format, deleted_at"
+    " image_count, task_priority, progress, error, media_info, format, deleted_at, metadata"
 )
 
 
@@ -51,6 +51,7 @@ class VideoRow(msgspec.Struct):
     media_info: str | None
     format: str | None
     deleted_at: int | None
+    metadata: str | None = None
 
 
 class SnapshotRow(msgspec.Struct):
@@ -356,3 +357,10 @@ async def replace_snapshots(
             {"v": vid, "i": index, "t": at, "w": width, "h": height, "k": key},
         )
     await update_video(conn, vid, image_count=len(rows))
+
+
+async def set_metadata(conn: AsyncConnection, vid: int, metadata: str | None) -> None:
+    """Keep the client's metadata (a JSON object of strings) with the video."""
+    await conn.execute(
+        text("UPDATE video SET metadata = :m WHERE id = :v"), {"m": metadata, "v": vid}
+    )

@@ -69,6 +69,8 @@ class MediaInfo(Answer):
     frame_rate: float | None
     rotation: int | None
     format: str | None
+    #: Upload-Metadata keys a tus or IETF client sent (other than the file name).
+    metadata: dict[str, str] | None
     renditions: list[Rendition]
 
 

@@ -79,6 +79,7 @@ class VideoService:
             "frame_rate": info.get("frame_rate"),
             "rotation": info.get("rotation"),
             "format": info.get("format"),
+            "metadata": json.loads(video.metadata) if video.metadata else None,
             "renditions": [
                 {
                     "definition": r.definition,

@@ -1,0 +1,399 @@
+"""The protocol uploads' decisions: create, authorize, append, finish, terminate.
+
+Protocol-neutral: tus 1.0 and the IETF draft differ only in headers, which api.py parses
+into the calls here. Every upload is an ordinary vasset upload underneath (same video
+lifecycle, same store, same verified publish), plus a resumable_upload row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import msgspec
+import structlog
+
+from vasset import errors
+from vasset.auth.verify import App, new_upload_token, token_digest
+from vasset.db import transaction
+from vasset.lifecycle import LostRace
+from vasset.settings import Settings
+from vasset.storage import keys
+from vasset.storage.base import PartInfo
+from vasset.upload import repository as uploads_repo
+from vasset.upload.md5state import ResumableMD5
+from vasset.upload.names import sanitize_file_name
+from vasset.upload.resumable import repository as repo
+from vasset.upload.resumable.appender import Appender
+from vasset.upload.resumable.concat import assemble
+from vasset.upload.resumable.repository import ResumableRow, TicketRow
+from vasset.upload.resumable.tickets import bearer
+from vasset.upload.service import UploadService
+from vasset.upload.state import UploadStatus
+from vasset.upload.stream import BodyReader
+from vasset.videos import repository as videos
+from vasset.videos.service import VideoService
+
+log = structlog.get_logger(__name__)
+U = UploadStatus
+
+
+class Creator(msgspec.Struct, frozen=True):
+    """Who creates an upload: an app through a ticket, or through a signed call."""
+
+    app: App
+    ticket: TicketRow | None
+    auto: bool
+    priority: int
+
+
+class Creation(msgspec.Struct, frozen=True):
+    """A creation request, parsed."""
+
+    protocol: str
+    length: int | None
+    metadata: dict[str, str]
+    raw_metadata: str | None
+    concat: str | None = None
+    parts: list[str] = []
+
+
+class Resumable:
+    """Protocol uploads on top of the UploadService."""
+
+    def __init__(self, uploads: UploadService, videos: VideoService, settings: Settings) -> None:
+        self.uploads = uploads
+        self.videos = videos
+        self.settings = settings
+        self.engine = uploads.engine
+        self.store = uploads.store
+
+    def max_size(self, ticket: TicketRow | None) -> int:
+        """The largest upload a creator may make."""
+        cap = self.settings.max_file_size
+        return min(cap, ticket.max_size) if ticket is not None else cap
+
+    # creation
+    async def create(self, who: Creator, spec: Creation) -> ResumableRow:
+        """A new upload (and its video, unless it is a partial one)."""
+        limit = self.max_size(who.ticket)
+        partials: list[ResumableRow] = []
+        length = spec.length
+        if spec.concat == "final":
+            partials = await self._partials(who, spec.parts)
+            length = sum(p.length or 0 for p in partials)
+        if length is not None and length > limit:
+            raise errors.EntityTooLarge(
+                f"Upload-Length {length} exceeds the limit of {limit} bytes", max_file_size=limit
+            )
+        if length == 0:
+            raise errors.InvalidHeader(
+                "an upload must have at least one byte", header="Upload-Length"
+            )
+        name = sanitize_file_name(spec.metadata.get("filename") or spec.metadata.get("name") or "")
+        extra = {k: v for k, v in spec.metadata.items() if k not in ("filename", "name")}
+        now = int(time.time())
+        upload_id = keys.new_nonce() + keys.new_nonce()
+        _, token_hash = new_upload_token()  # part-mode calls never reach a protocol upload
+        key, multipart_id = "", None
+        try:
+            async with transaction(self.engine) as conn:
+                counts = who.ticket is not None and spec.concat != "partial"
+                if counts and not await repo.use_ticket(conn, who.ticket.ticket_hash):  # type: ignore[union-attr]
+                    raise errors.TicketUsedUp()
+                vid = 0
+                if spec.concat != "partial":
+                    vid = await self.uploads.new_video(
+                        conn, who.app.id, name or "upload", length or 0, who.priority
+                    )
+                    if extra:
+                        await videos.set_metadata(conn, vid, json.dumps(extra))
+                key = keys.source_key(who.app.id, vid, keys.new_nonce())
+                multipart_id = await self.store.create_multipart(key)
+                if vid:
+                    await videos.update_video(conn, vid, storage_uri=key)
+                await uploads_repo.insert_upload(
+                    conn,
+                    upload_id=upload_id,
+                    token_hash=token_hash,
+                    app_id=who.app.id,
+                    video_id=vid,
+                    file_size=length or 0,
+                    part_size=self.settings.tus_part_size,
+                    part_count=0,
+                    client_md5=None,
+                    storage_key=key,
+                    multipart_id=multipart_id,
+                    direct=0,
+                    auto_transcode=int(who.auto),
+                    task_priority=who.priority,
+                    expires_at=now + self.settings.upload_ttl,
+                )
+                upload = await uploads_repo.get_upload(conn, upload_id)
+                assert upload is not None
+                await repo.insert_resumable(
+                    conn,
+                    upload_pk=upload.id,
+                    protocol=spec.protocol,
+                    upload_length=length,
+                    md5_state=ResumableMD5().save(),
+                    concat=spec.concat,
+                    concat_parts=" ".join(spec.parts) or None,
+                    metadata=spec.raw_metadata,
+                    ticket_hash=who.ticket.ticket_hash if who.ticket else None,
+                )
+        except BaseException:
+            if multipart_id is not None:
+                await asyncio.shield(self.uploads._abort_quietly(key, multipart_id))
+            raise
+        log.info(
+            "resumable_created",
+            upload_id=upload_id,
+            vid=vid,
+            protocol=spec.protocol,
+            length=length,
+            concat=spec.concat,
+        )
+        row = await self.load(upload_id)
+        if partials:
+            row = await assemble(self, row, partials)
+        return row
+
+    async def _partials(self, who: Creator, ids: list[str]) -> list[ResumableRow]:
+        """The partial uploads a final one names: this creator's, complete, unused."""
+        found = []
+        for upload_id in ids:
+            row = await self.load(upload_id)
+            ticket_hash = who.ticket.ticket_hash if who.ticket else None
+            if row.upload.app_id != who.app.id or (
+                row.ticket_hash and row.ticket_hash != ticket_hash
+            ):
+                raise errors.UploadNotFound(f"no partial upload {upload_id}")
+            if row.concat != "partial" or not row.complete or row.upload.status != U.UPLOADING:
+                raise errors.InvalidHeader(
+                    f"upload {upload_id} is not a complete, unused partial upload",
+                    header="Upload-Concat",
+                )
+            found.append(row)
+        return found
+
+    # lookups
+    async def load(self, upload_id: str) -> ResumableRow:
+        """The protocol upload, or UploadNotFound."""
+        async with transaction(self.engine) as conn:
+            row = await repo.get_resumable(conn, upload_id)
+        if row is None:
+            raise errors.UploadNotFound()
+        return row
+
+    async def authorize(self, upload_id: str, authorization: str | None) -> ResumableRow:
+        """The upload if this request may touch it: its ticket, or its URL when made signed."""
+        row = await self.load(upload_id)
+        ticket = bearer(authorization)
+        if row.ticket_hash is not None:
+            if ticket is None or token_digest(ticket) != row.ticket_hash:
+                raise errors.UploadNotFound()
+        elif ticket is not None:
+            raise errors.UploadNotFound()  # a ticket never reaches an upload it did not create
+        return row
+
+    @staticmethod
+    def check_alive(row: ResumableRow) -> None:
+        """UploadGone for a terminated, expired or failed upload."""
+        status = row.upload.status
+        if status == U.EXPIRED or row.upload.expired():
+            raise errors.UploadGone("the upload has expired")
+        if status == U.ABORTED:
+            raise errors.UploadGone("the upload was terminated")
+        if status == U.FAILED:
+            raise errors.UploadGone(f"the upload failed: {row.upload.error}")
+
+    # writing
+    @asynccontextmanager
+    async def lease(self, row: ResumableRow) -> AsyncIterator[str]:
+        """Be the one writer of an upload for a while (UploadLocked at once otherwise)."""
+        writer = secrets.token_hex(16)
+        ttl_ms = int(self.settings.tus_lock_ttl * 1000)
+        async with transaction(self.engine) as conn:
+            if not await repo.take_lease(conn, row.upload.id, writer, ttl_ms):
+                raise errors.UploadLocked()
+        renewer = asyncio.create_task(self._renew(row.upload.id, writer, ttl_ms))
+        try:
+            yield writer
+        finally:
+            renewer.cancel()
+            await asyncio.shield(self._release(row.upload.id, writer))
+
+    async def _renew(self, upload_pk: int, writer: str, ttl_ms: int) -> None:
+        while True:
+            await asyncio.sleep(ttl_ms / 3000)
+            try:
+                async with transaction(self.engine) as conn:
+                    if not await repo.renew_lease(conn, upload_pk, writer, ttl_ms):
+                        log.warning("resumable_lease_lost", upload_pk=upload_pk)
+                        return
+            except Exception as exc:  # the fenced UPDATE at the end decides; keep trying
+                log.warning("resumable_lease_renewal_failed", error=repr(exc))
+
+    async def _release(self, upload_pk: int, writer: str) -> None:
+        try:
+            async with transaction(self.engine) as conn:
+                await repo.release_lease(conn, upload_pk, writer)
+        except Exception as exc:  # the lease runs out by itself
+            log.warning("resumable_lease_release_failed", error=repr(exc))
+
+    async def append(
+        self,
+        row: ResumableRow,
+        reader: BodyReader,
+        offset: int,
+        content_length: int | None,
+        checksum: tuple[str, bytes] | None = None,
+        length: int | None = None,
+        completes: bool = False,
+    ) -> ResumableRow:
+        """Append a body at offset; completes the upload when its last byte is in."""
+        self.check_alive(row)
+        if row.upload.status == U.UPLOADED or (row.upload.status == U.COMPLETING and row.complete):
+            if offset == row.offset and not content_length and (length in (None, row.length)):
+                return row  # a retried last request: nothing to add
+            raise errors.UploadCompleted(vid=row.upload.video_id, offset=row.offset)
+        async with self.lease(row) as writer:
+            row = await self.load(row.upload_id)
+            if offset != row.offset:
+                raise errors.OffsetMismatch(
+                    f"Upload-Offset is {offset}, the upload's offset is {row.offset}",
+                    offset=row.offset,
+                    provided=offset,
+                )
+            if completes and content_length is not None:
+                length = offset + content_length
+            row = await self._declare(row, length)
+            limit = self._room(row)
+            if content_length is not None and content_length > limit:
+                raise errors.EntityTooLarge(
+                    f"the body ({content_length} bytes) goes past the upload's end", offset=offset
+                )
+            appender = Appender(self.engine, self.store, self.settings.tus_part_size, writer)
+            await appender.append(row, reader, limit, checksum)
+            if content_length is None and not reader.ended and await reader.read(1):
+                raise errors.EntityTooLarge("the body goes past the upload's end")
+            row = await self.load(row.upload_id)
+            if completes and row.length is None:
+                row = await self._declare(row, row.offset)
+            if row.complete and row.tail_size:
+                await appender.seal(row)
+                row = await self.load(row.upload_id)
+            if row.complete and row.concat != "partial":
+                await self.finish(row)
+                row = await self.load(row.upload_id)
+        return row
+
+    def _room(self, row: ResumableRow) -> int:
+        if row.length is not None:
+            return row.length - row.offset
+        cap = self.settings.max_file_size
+        return cap - row.offset
+
+    async def _declare(self, row: ResumableRow, length: int | None) -> ResumableRow:
+        """Fix a deferred length (once); a different length later is InconsistentLength."""
+        if length is None:
+            return row
+        if row.length is not None:
+            if length != row.length:
+                raise errors.InconsistentLength(
+                    f"the upload's length is {row.length}, this request says {length}"
+                )
+            return row
+        if length < row.offset or length == 0:
+            raise errors.InconsistentLength(
+                f"a length of {length} is below the {row.offset} bytes already received"
+            )
+        if length > self.settings.max_file_size:
+            raise errors.EntityTooLarge(f"Upload-Length {length} exceeds the limit")
+        await self._check_ticket_size(row, length)
+        async with transaction(self.engine) as conn:
+            await repo.declare_length(conn, row.upload.id, length)
+        return await self.load(row.upload_id)
+
+    async def _check_ticket_size(self, row: ResumableRow, length: int) -> None:
+        if row.ticket_hash is None:
+            return
+        async with transaction(self.engine) as conn:
+            ticket = await repo.get_ticket(conn, row.ticket_hash)
+        if ticket is not None and length > ticket.max_size:
+            raise errors.EntityTooLarge(
+                f"Upload-Length {length} exceeds the ticket's max_size of {ticket.max_size}"
+            )
+
+    # finishing
+    async def finish(self, row: ResumableRow) -> dict:
+        """Every byte is in: join the parts, check the size, publish with the MD5 we computed."""
+        upload = row.upload
+        try:
+            async with transaction(self.engine) as conn:
+                await uploads_repo.take_completion(conn, upload.id, self.settings.completion_lease)
+        except LostRace:
+            return await self.uploads._await_completion(upload)
+        try:
+            async with transaction(self.engine) as conn:
+                recorded = await uploads_repo.list_parts(conn, upload.id)
+            parts = [PartInfo(n, size, etag) for n, (size, etag) in sorted(recorded.items())]
+            total = sum(p.size for p in parts)
+            if total != row.length:
+                await self.uploads._fail(upload, errors.SizeMismatch.code)
+                raise errors.SizeMismatch(
+                    f"the parts hold {total} bytes, Upload-Length is {row.length}",
+                    vid=upload.video_id,
+                )
+            if not await self.store.head(upload.storage_key):
+                await self.store.complete_multipart(upload.storage_key, upload.multipart_id, parts)
+            head = await self.store.head(upload.storage_key)
+            if head is None or head.size != row.length:
+                await self.uploads._fail(upload, errors.SizeMismatch.code, delete_object=True)
+                raise errors.SizeMismatch(
+                    "the stored object has the wrong size", vid=upload.video_id
+                )
+            md5 = ResumableMD5(row.md5_state).hexdigest()
+            final = msgspec.structs.replace(upload, file_size=row.length)
+            return await self.uploads.publish(final, md5)
+        except errors.VerificationFailed:
+            raise
+        except LostRace:
+            raise errors.UploadGone("the upload was terminated while it completed") from None
+        except BaseException:
+            await self.uploads.give_back(upload)
+            raise
+
+    async def resume_final(self, row: ResumableRow) -> ResumableRow:
+        """Finish joining a final upload that a crash interrupted (as it stands if locked)."""
+        ids = (row.concat_parts or "").split()
+        partials = [await self.load(upload_id) for upload_id in ids]
+        try:
+            return await assemble(self, row, partials, resumed=True)
+        except errors.UploadLocked:
+            return row
+
+    # termination
+    async def terminate(self, row: ResumableRow) -> None:
+        """DELETE: the upload ends and its bytes go; a completed upload stays (UploadCompleted)."""
+        if row.upload.status == U.UPLOADED:
+            raise errors.UploadCompleted(vid=row.upload.video_id)
+        self.check_alive(row)
+        upload = row.upload
+        if upload.video_id:
+            await self.videos.delete(upload.app_id, upload.video_id)
+        else:
+            try:
+                async with transaction(self.engine) as conn:
+                    await uploads_repo.move_upload(
+                        conn, upload.id, (U.UPLOADING, U.COMPLETING), U.ABORTED, error="terminated"
+                    )
+            except LostRace:
+                raise errors.UploadGone() from None
+            await self.uploads._abort_quietly(upload.storage_key, upload.multipart_id)
+        log.info("resumable_terminated", upload_id=row.upload_id, vid=upload.video_id)
