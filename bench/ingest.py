@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import ingest_tus
 from bench.common import ROOT, RssSampler, ServerProcess, app_of, bench_env, drop_database
+from bench.ingest_tus import tree_cpu
 from tests.support.api import b64name, signed_query
 
 
@@ -102,24 +103,6 @@ def proxied_upload(server, q, src: Path, size: int, part: int, md5_hex: str | No
     if b'"uploaded"' not in body:
         raise SystemExit(f"the last part did not complete the upload: {body!r}")
     return time.perf_counter() - t0, last_latency, body, init["part_count"]
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children so far."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    pids = [pid]
-    while pids:
-        p = pids.pop()
-        try:
-            with open(f"/proc/{p}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            with open(f"/proc/{p}/task/{p}/children") as fh:
-                pids.extend(int(c) for c in fh.read().split())
-        except OSError:
-            continue
-    return total
 
 
 def put_object_mbps(endpoint: str, src: Path, size: int) -> float:

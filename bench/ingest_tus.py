@@ -10,6 +10,7 @@ with ``npm ci`` into bench/.cache/tus-node; never a dependency of vasset itself)
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import socket
 import statistics
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench.common import ROOT, RssSampler
+from bench.common import ROOT, RssSampler, tree_rss
 
 NODE_DIR = ROOT / "bench" / "tus_node"
 CACHE_DIR = ROOT / "bench" / ".cache" / "tus-node"
@@ -61,6 +62,24 @@ def raw_request(
         name, _, value = line.partition(":")
         answer[name.strip().lower()] = value.strip()
     return int(status_line.split(" ", 2)[1]), answer, body
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            with open(f"/proc/{p}/task/{p}/children") as fh:
+                pids.extend(int(c) for c in fh.read().split())
+        except OSError:
+            continue
+    return total
 
 
 def tus_upload(port: int, create: dict[str, str], auth: dict[str, str], fh, size: int, part: int):
@@ -189,8 +208,14 @@ def run(
     part_upload: Callable[[], Timing],
 ) -> bool:
     """The three-way tus comparison; prints medians and targets, True when all pass."""
+    (tmp / "tus-node").mkdir(exist_ok=True)
     node = NodeTusServer(tmp / "tus-node")
+    # The API's resting size, so the peak below reads as what the uploads added to it.
+    idle_rss = tree_rss(server.proc.pid) / 1e6
     mbps: dict[str, list[float]] = {"part": [], "tus": [], "node": []}
+    # Server CPU per GiB does not depend on a neighbour's load (this host's cores are shared).
+    cpu = dict.fromkeys(mbps, 0.0)
+    pids = {"part": server.proc.pid, "tus": server.proc.pid, "node": node.proc.pid}
     last: list[float] = []
     rss: list[float] = []
 
@@ -207,12 +232,13 @@ def run(
         ("tus", tus_round),
         ("node", lambda: node.upload(src, size, part)),
     ]
-    (tmp / "tus-node").mkdir(exist_ok=True)
     try:
         for i in range(rounds):
             order = sides[i % 3 :] + sides[: i % 3]
             for name, upload in order:
+                cpu0 = tree_cpu(pids[name])
                 secs, latency = upload()
+                cpu[name] += tree_cpu(pids[name]) - cpu0
                 mbps[name].append(size / secs / 1e6)
                 if name == "tus":
                     last.append(latency)
@@ -237,6 +263,11 @@ def run(
     print(f"vasset part mode:       {med['part']:.0f} MB/s")
     print(f"vasset tus:             {med['tus']:.0f} MB/s")
     print(f"@tus/server 2.4.5:      {med['node']:.0f} MB/s  (@tus/file-store 2.1.1, Node)")
+    gib = rounds * size / (1 << 30)
+    print(
+        f"server CPU per GiB:     part {cpu['part'] / gib:.2f} s, tus {cpu['tus'] / gib:.2f} s,"
+        f" @tus/server {cpu['node'] / gib:.2f} s  (load-independent)"
+    )
     print(
         f"ratio tus/part:         {statistics.median(vs_part):.2f} median of"
         f" {listed(vs_part, 2)}  (target >= 0.9) {verdict(checks[0])}"
@@ -247,7 +278,8 @@ def run(
     )
     print(
         f"API peak RSS, tus:      {max(rss):.0f} MB max of {listed(rss, 0)}"
-        f"  (target < 150 MB) {verdict(checks[2])}"
+        f"  (target < 150 MB) {verdict(checks[2])}; {idle_rss:.0f} MB before the rounds"
+        " (granian's main process + 1 worker)"
     )
     print(
         f"last PATCH latency:     {statistics.median(last):.3f} s median of"
