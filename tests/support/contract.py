@@ -19,7 +19,7 @@ import httpx
 from jsonschema import Draft202012Validator
 
 #: Paths that are not part of the documented API (docs/API.md, "OpenAPI").
-UNDOCUMENTED = re.compile(r"^/(console|internal|schema)(/|$)")
+UNDOCUMENTED = re.compile(r"^/(console|internal|schema|files)(/|$)")
 
 
 class Contract:

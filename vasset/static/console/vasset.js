@@ -140,6 +140,10 @@ export const ERROR_CODES = Object.freeze([
   'UploadCompleted', 'UploadAborted', 'UploadInProgress', 'OffsetMismatch', 'VideoNotPlayable',
   'InvalidState', 'EntityTooLarge', 'InvalidRange', 'HashMismatch', 'SizeMismatch', 'Throttled',
   'InternalError', 'ServiceUnavailable',
+  // the tus 1.0 / IETF resumable-upload routes (docs/TUS.md)
+  'InvalidHeader', 'MetadataTooLarge', 'UnsupportedChecksum', 'InconsistentLength', 'InvalidTicket',
+  'TicketExpired', 'TicketUsedUp', 'UploadGone', 'TusVersionUnsupported', 'UnsupportedMediaType',
+  'UploadLocked', 'ChecksumMismatch',
 ]);
 
 /** Codes this SDK sets itself (no answer, or an upload that could not finish); `HTTP{status}` for an answer without a code. */

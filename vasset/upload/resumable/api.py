@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 from litestar import Request, Response, post, route
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from vasset import errors
 from vasset.http.auth import query_string, raw_path
@@ -236,7 +237,7 @@ def routes(settings: Settings) -> list[Any]:
         return await _options(request, ctx)
 
     @route(item, http_method=["OPTIONS"], **common)
-    async def tus_item_options(request: Request, ctx: Ctx, upload_id: str) -> Response:
+    async def tus_item_options(request: Request, ctx: Ctx, upload_id: FromPath[str]) -> Response:
         """Capabilities (and CORS preflight) of one upload URL."""
         return await _options(request, ctx)
 
@@ -246,7 +247,7 @@ def routes(settings: Settings) -> list[Any]:
         return await _guarded(request, lambda version: _create(request, ctx, version))
 
     @route(item, http_method=["HEAD", "PATCH", "DELETE", "POST"], **common)
-    async def tus_item(request: Request, ctx: Ctx, upload_id: str) -> Response:
+    async def tus_item(request: Request, ctx: Ctx, upload_id: FromPath[str]) -> Response:
         """HEAD, PATCH or DELETE one upload (POST with X-HTTP-Method-Override acts as those)."""
         method: str = request.method
         if method == "POST":
@@ -259,7 +260,7 @@ def routes(settings: Settings) -> list[Any]:
         return await _guarded(request, lambda version: handler(request, ctx, upload_id, version))
 
     @route(item, http_method=["GET"], **common)
-    async def tus_state(request: Request, ctx: Ctx, upload_id: str) -> Response:
+    async def tus_state(request: Request, ctx: Ctx, upload_id: FromPath[str]) -> Response:
         """The upload's state as JSON (vid, offset, and md5 once it is complete)."""
         try:
             row = await _authorized(request, ctx, upload_id)

@@ -60,6 +60,30 @@ class InvalidSource(BadRequest):
     default_code = "InvalidSource"
 
 
+class InvalidHeader(BadRequest):
+    """400 InvalidHeader: a tus / IETF protocol header is malformed (body.header)."""
+
+    default_code = "InvalidHeader"
+
+
+class MetadataTooLarge(BadRequest):
+    """400 MetadataTooLarge: Upload-Metadata is larger than the server takes."""
+
+    default_code = "MetadataTooLarge"
+
+
+class UnsupportedChecksum(BadRequest):
+    """400 UnsupportedChecksum: Upload-Checksum names an unknown algorithm."""
+
+    default_code = "UnsupportedChecksum"
+
+
+class InconsistentLength(BadRequest):
+    """400 InconsistentLength: the upload length differs from the one declared."""
+
+    default_code = "InconsistentLength"
+
+
 class Unauthorized(ClientError):
     """401: authentication failed."""
 
@@ -114,10 +138,28 @@ class InvalidConsoleKey(Unauthorized):
     default_code = "InvalidConsoleKey"
 
 
+class InvalidTicket(Unauthorized):
+    """401 InvalidTicket: no ticket, or one the server does not know."""
+
+    default_code = "InvalidTicket"
+
+
+class TicketExpired(Unauthorized):
+    """401 TicketExpired: the upload ticket has expired."""
+
+    default_code = "TicketExpired"
+
+
 class Forbidden(ClientError):
-    """403: not used by the API; storage answers it for expired or wrong presigned URLs."""
+    """403: a used-up ticket; storage also answers it for expired or wrong presigned URLs."""
 
     default_status = 403
+
+
+class TicketUsedUp(Forbidden):
+    """403 TicketUsedUp: the ticket created as many uploads as it may."""
+
+    default_code = "TicketUsedUp"
 
 
 class NotFound(ClientError):
@@ -204,6 +246,41 @@ class UploadInProgress(Conflict):
     """409 UploadInProgress: another request is completing the upload (retried)."""
 
     default_code = "UploadInProgress"
+
+
+class UploadGone(ClientError):
+    """410 UploadGone: a tus / IETF upload was terminated or has expired."""
+
+    default_code = "UploadGone"
+    default_status = 410
+
+
+class TusVersionUnsupported(ClientError):
+    """412 TusVersionUnsupported: Tus-Resumable is not 1.0.0."""
+
+    default_code = "TusVersionUnsupported"
+    default_status = 412
+
+
+class UnsupportedMediaType(ClientError):
+    """415 UnsupportedMediaType: a tus PATCH without offset+octet-stream."""
+
+    default_code = "UnsupportedMediaType"
+    default_status = 415
+
+
+class UploadLocked(ClientError):
+    """423 UploadLocked: another request is writing to the upload."""
+
+    default_code = "UploadLocked"
+    default_status = 423
+
+
+class ChecksumMismatch(ClientError):
+    """460 ChecksumMismatch: the body differs from Upload-Checksum; not kept."""
+
+    default_code = "ChecksumMismatch"
+    default_status = 460
 
 
 class EntityTooLarge(ClientError):
