@@ -28,6 +28,7 @@ async def sweep(ctx: Context) -> dict:
         "temp_removed": _remove_old_temp(ctx.settings),
         "objects_removed": await _remove_unreferenced(ctx),
         "posted_removed": await _remove_unregistered_posts(ctx),
+        "tickets_removed": await ctx.tickets.drop_expired(),
     }
     log.info("janitor_pass", **report)
     return report

@@ -75,6 +75,12 @@ class Tickets:
         return row
 
 
+    async def drop_expired(self) -> int:
+        """Forget tickets a day past their expiry (the janitor's sweep)."""
+        async with transaction(self.engine) as conn:
+            return await repo.drop_expired_tickets(conn, int(time.time()))
+
+
 def bearer(authorization: str | None) -> str | None:
     """The ticket of an `Authorization: Bearer vt_...` header, or None."""
     if not authorization:
