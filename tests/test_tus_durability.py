@@ -82,6 +82,15 @@ def assert_gone(port: int, path: str, tkt: str | None) -> None:
     assert p.status in (404, 410), p
 
 
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
 def cut_and_resume(
     srv: ServerProcess,
     env: dict[str, str],
@@ -91,7 +100,7 @@ def cut_and_resume(
     data: bytes,
     sizes: list[int],
 ) -> tuple[ServerProcess, str, str, str]:
-    """PATCH data in sizes, kill -9 mid-PATCH, FLUSHALL, restart, HEAD, resume and complete.
+    """PATCH data in sizes, cut one, kill -9 mid-PATCH, FLUSHALL, restart, resume, complete.
 
     Returns (the restarted server, upload path, ticket, vid).
     """
@@ -104,8 +113,15 @@ def cut_and_resume(
         assert a.status == 204, a
         done += size
         assert int(a.headers["upload-offset"]) == done, a
-    reported = offset_of(srv.port, path, tkt)
-    assert reported == done
+    assert offset_of(srv.port, path, tkt) == done
+    # a body the client cuts keeps what arrived
+    cut = 54_321
+    start_patch(srv.port, path, tkt, done, 150_000, data[done : done + cut]).close()
+    assert wait_for(lambda: offset_of(srv.port, path, tkt) == done + cut), offset_of(
+        srv.port, path, tkt
+    )
+    done += cut
+    reported = done
     # the next PATCH announces 200_001 bytes and stalls after 100_003 of them
     half = 100_003
     sock = start_patch(srv.port, path, tkt, done, 200_001, data[done : done + half])
