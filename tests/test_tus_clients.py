@@ -170,11 +170,14 @@ def test_js_deferred_length_stream(node_modules, server, api, tmp_path):
     _check_uploaded(api, url, cfg["ticket"], _vid(events), size, md5)
 
 
-def test_js_killed_client_resumes_from_its_fingerprint(node_modules, server, api, tmp_path):
+@pytest.mark.parametrize("protocol", ["tus-v1", "ietf-draft-05"])
+def test_js_killed_client_resumes_from_its_fingerprint(
+    node_modules, server, api, tmp_path, protocol
+):
     """SIGKILL mid-upload; a second process finds the URL in FileUrlStorage and sends the rest."""
     size = 4 << 20
     cfg, md5 = _job(server, api, tmp_path, size)
-    cfg.update(chunkSize=256 << 10, storage=str(tmp_path / "tus-urls.json"))
+    cfg.update(chunkSize=256 << 10, storage=str(tmp_path / "tus-urls.json"), protocol=protocol)
     command = [NODE or "node", str(NODE_UPLOAD), json.dumps({**cfg, "delayMs": 150})]
     first = subprocess.Popen(command, cwd=JS, stdout=subprocess.PIPE, text=True)
     seen: list[dict] = []
