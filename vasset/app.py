@@ -97,7 +97,8 @@ def asgi_app(settings: Settings) -> Any:
     """The served application: logging configured, request ids around everything."""
     configure_logging(settings.log_level, settings.log_json)
     # Wrapped outside Litestar so that router-level errors (unknown path) get an id too.
-    return request_id_middleware(create_app(settings))
+    # The tus / IETF routes answer CORS with their protocol's headers (tusd's defaults).
+    return request_id_middleware(create_app(settings), own_cors=(settings.tus_path.rstrip("/"),))
 
 
 def app_from_env() -> Any:

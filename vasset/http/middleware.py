@@ -35,11 +35,13 @@ PREFLIGHT_HEADERS = [
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
-def _cross_origin(scope: HTTPScope) -> tuple[bool, bool]:
+def _cross_origin(scope: HTTPScope, own_cors: tuple[str, ...]) -> tuple[bool, bool]:
     """(request has an Origin header, it is a CORS preflight)."""
     origin = preflight = False
     if scope["path"].startswith("/internal/"):
         return origin, preflight  # operator routes: never readable by browsers on other sites
+    if scope["path"].startswith(own_cors):
+        return origin, preflight  # routes that answer CORS themselves (the tus endpoint)
     for name, _ in scope["headers"]:
         if name == b"origin":
             origin = True
@@ -48,8 +50,11 @@ def _cross_origin(scope: HTTPScope) -> tuple[bool, bool]:
     return origin, origin and preflight and scope["method"] == "OPTIONS"
 
 
-def request_id_middleware(app: ASGIApp) -> ASGIApp:
-    """Assign a request id, bind it to structlog, send it back as X-Request-Id, answer CORS."""
+def request_id_middleware(app: ASGIApp, own_cors: tuple[str, ...] = ()) -> ASGIApp:
+    """Assign a request id, bind it to structlog, send it back as X-Request-Id, answer CORS.
+
+    Paths under ``own_cors`` answer CORS themselves (their protocol has headers of its own).
+    """
     # A concrete bound logger (not the lazy module proxy): below its level, .info is a no-op.
     log = structlog.get_logger("vasset.access").bind()
 
@@ -59,7 +64,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             return
         request_id = secrets.token_hex(12)
         header = (b"x-request-id", request_id.encode())
-        origin, preflight = _cross_origin(scope)
+        origin, preflight = _cross_origin(scope, own_cors)
         if preflight:
             await send(
                 {

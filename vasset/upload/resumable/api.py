@@ -114,6 +114,10 @@ async def _create(request: Request, ctx: Ctx, version: int | None) -> Response:
             raise errors.InvalidHeader(
                 "Upload-Defer-Length must be 1", header="Upload-Defer-Length"
             )
+        if deferred is not None and length is not None:
+            raise errors.InvalidHeader(
+                "send Upload-Length or Upload-Defer-Length, not both", header="Upload-Length"
+            )
         is_final = concat is not None and concat[0] == "final"
         if is_final and length is not None:
             raise errors.InvalidHeader(

@@ -195,11 +195,20 @@ class Resumable:
         row = await self.load(upload_id)
         ticket = bearer(authorization)
         if row.ticket_hash is not None:
-            if ticket is None or token_digest(ticket) != row.ticket_hash:
+            if ticket is None:
+                raise errors.InvalidTicket("this upload needs the ticket that created it")
+            if token_digest(ticket) != row.ticket_hash:
+                await self._known(ticket)  # an unknown ticket is 401, another live one 404
                 raise errors.UploadNotFound()
         elif ticket is not None:
+            await self._known(ticket)
             raise errors.UploadNotFound()  # a ticket never reaches an upload it did not create
         return row
+
+    async def _known(self, ticket: str) -> None:
+        async with transaction(self.engine) as conn:
+            if await repo.get_ticket(conn, token_digest(ticket)) is None:
+                raise errors.InvalidTicket("the ticket is not known")
 
     @staticmethod
     def check_alive(row: ResumableRow) -> None:
@@ -273,7 +282,7 @@ class Resumable:
             if completes and content_length is not None:
                 length = offset + content_length
             row = await self._declare(row, length)
-            limit = self._room(row)
+            limit = await self._room(row)
             if content_length is not None and content_length > limit:
                 raise errors.EntityTooLarge(
                     f"the body ({content_length} bytes) goes past the upload's end", offset=offset
@@ -293,11 +302,19 @@ class Resumable:
                 row = await self.load(row.upload_id)
         return row
 
-    def _room(self, row: ResumableRow) -> int:
+    async def _room(self, row: ResumableRow) -> int:
+        """How many more bytes the upload may take: to its length, else to its creator's cap."""
         if row.length is not None:
             return row.length - row.offset
-        cap = self.settings.max_file_size
-        return cap - row.offset
+        return await self._cap(row) - row.offset
+
+    async def _cap(self, row: ResumableRow) -> int:
+        """The largest size this upload may reach (the ticket's max_size, if it had one)."""
+        if row.ticket_hash is None:
+            return self.settings.max_file_size
+        async with transaction(self.engine) as conn:
+            ticket = await repo.get_ticket(conn, row.ticket_hash)
+        return self.max_size(ticket)
 
     async def _declare(self, row: ResumableRow, length: int | None) -> ResumableRow:
         """Fix a deferred length (once); a different length later is InconsistentLength."""
@@ -313,22 +330,14 @@ class Resumable:
             raise errors.InconsistentLength(
                 f"a length of {length} is below the {row.offset} bytes already received"
             )
-        if length > self.settings.max_file_size:
-            raise errors.EntityTooLarge(f"Upload-Length {length} exceeds the limit")
-        await self._check_ticket_size(row, length)
+        cap = await self._cap(row)
+        if length > cap:
+            raise errors.EntityTooLarge(
+                f"Upload-Length {length} exceeds the limit of {cap} bytes", max_file_size=cap
+            )
         async with transaction(self.engine) as conn:
             await repo.declare_length(conn, row.upload.id, length)
         return await self.load(row.upload_id)
-
-    async def _check_ticket_size(self, row: ResumableRow, length: int) -> None:
-        if row.ticket_hash is None:
-            return
-        async with transaction(self.engine) as conn:
-            ticket = await repo.get_ticket(conn, row.ticket_hash)
-        if ticket is not None and length > ticket.max_size:
-            raise errors.EntityTooLarge(
-                f"Upload-Length {length} exceeds the ticket's max_size of {ticket.max_size}"
-            )
 
     # finishing
     async def finish(self, row: ResumableRow) -> dict:

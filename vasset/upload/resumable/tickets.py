@@ -74,7 +74,6 @@ class Tickets:
             raise errors.TicketExpired()
         return row
 
-
     async def drop_expired(self) -> int:
         """Forget tickets a day past their expiry (the janitor's sweep)."""
         async with transaction(self.engine) as conn:
