@@ -279,7 +279,7 @@ def run(
     print(
         f"API peak RSS, tus:      {max(rss):.0f} MB max of {listed(rss, 0)}"
         f"  (target < 150 MB) {verdict(checks[2])}; {idle_rss:.0f} MB before the rounds"
-        " (granian's main process + 1 worker)"
+        f" (granian's main process + 1 worker), +{max(rss) - idle_rss:.0f} MB by the uploads"
     )
     print(
         f"last PATCH latency:     {statistics.median(last):.3f} s median of"
