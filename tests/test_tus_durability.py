@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -250,6 +251,59 @@ def test_concurrent_patch_on_second_instance_is_refused_at_once(test_env, app_cr
         assert offset_of(two.port, path, tkt) == slow_len
         final = send_all(two.port, path, tkt, data, slow_len, [100_001])
         assert_completed(final, data, created.headers["vasset-vid"])
+    finally:
+        one.stop()
+        two.stop()
+
+
+@pytest.mark.parametrize(
+    ("store", "sizes"),
+    [("file", (300 * KIB, 200_000)), ("oss", (300 * KIB, 200_000)), ("oss", (60_000, 50_000))],
+    ids=["file-part", "oss-part", "oss-tail"],
+)
+def test_a_writer_frozen_past_its_lease_cannot_change_stored_bytes(
+    request, store, sizes, test_env, app_creds, tmp_path
+):
+    """A request whose server froze past the write lease must not touch what the next wrote."""
+    if store == "oss":
+        env, creds = request.getfixturevalue("oss_env"), request.getfixturevalue("oss_creds")
+    else:
+        env, creds = test_env, app_creds
+    env = {**env, "VASSET_TUS_LOCK_TTL": "2"}
+    one, two = own_server(env, tmp_path, "zombie"), own_server(env, tmp_path, "next")
+    zombie_len, next_len = sizes
+    try:
+        tkt = ticket(api_of(one, creds))
+        data, garbage = os.urandom(500 * KIB + 1), os.urandom(zombie_len)
+        path, created = create(one.port, tkt, len(data), **meta("frozen.mp4"))
+        half = zombie_len // 2
+        sock = start_patch(one.port, path, tkt, 0, zombie_len, garbage[:half])
+        time.sleep(1.0)  # the zombie is inside its body, holding the lease
+        pid = one.proc.pid if one.proc else 0
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            time.sleep(3.5)  # its lease (2 s) runs out; it cannot renew while stopped
+            taken = patch(two.port, path, tkt, 0, data[:next_len])
+        finally:
+            os.killpg(pid, signal.SIGCONT)
+        sock.sendall(garbage[half:])
+        late = read_answer(sock)
+        if taken.status != 204:
+            # local disk locks the part file the zombie still holds: refused, retryable
+            assert (taken.status, taken.json()["code"]) == (409, "UploadInProgress"), taken
+            taken = patch_when_unlocked(two.port, path, tkt, 0, data[:next_len])
+        assert taken.status == 204, taken
+        assert late.status in (409, 423), late  # it lost the lease: nothing of it counts
+        assert offset_of(two.port, path, tkt) == next_len
+        final = send_all(two.port, path, tkt, data, next_len, [120_001])
+        assert_completed(final, data, created.headers["vasset-vid"])
+        vid = created.headers["vasset-vid"]
+        key = sql(env, "SELECT storage_uri FROM video WHERE id = :v", v=vid)[0][0]
+        if store == "oss":
+            stored = request.getfixturevalue("oss").get_bytes(f"{PREFIX}/{key}")
+        else:
+            stored = (Path(env["VASSET_STORAGE_URL"][7:]) / "objects" / key).read_bytes()
+        assert md5(stored) == md5(data), "the stored object is not the bytes whose MD5 was reported"
     finally:
         one.stop()
         two.stop()
