@@ -217,7 +217,7 @@ def test_expired_upload_is_410(short_ttl):
     assert expires <= time.time() + 3
     time.sleep(max(0.0, expires - time.time()) + 1.5)
     # Past Upload-Expires, before any janitor: the server must not take more bytes.
-    error(tus.patch(path, 10, b"y" * 10), 410, "UploadExpired")
+    error(tus.patch(path, 10, b"y" * 10), 410, "UploadGone")
     subprocess.run(
         [sys.executable, "-m", "vasset", "janitor"],
         env={**os.environ, **short_ttl.env},
@@ -226,7 +226,7 @@ def test_expired_upload_is_410(short_ttl):
         capture_output=True,
     )
     assert tus.head(path).status == 410
-    error(tus.patch(path, 10, b"y" * 10), 410, "UploadExpired")
+    error(tus.patch(path, 10, b"y" * 10), 410, "UploadGone")
     status = short_ttl.api.call("GET", "/video/status", {"vid": tus.info(path)["vid"]}).json()
     assert status["status"] == "upload_failed" and "UploadExpired" in status["error"]
 

@@ -181,8 +181,8 @@ async def _creator(request: Request, ctx: Ctx) -> Creator:
 async def _head(request: Request, ctx: Ctx, upload_id: str, version: int | None) -> Response:
     row = await _authorized(request, ctx, upload_id)
     ctx.resumable.check_alive(row)
-    if row.concat == "final" and not row.complete:
-        row = await ctx.resumable.resume_final(row)
+    if row.upload.status == "uploading" and (row.complete or row.concat == "final"):
+        row = await ctx.resumable.settle(row)
     status = 200 if version is None else 204
     return empty(status, {**base_headers(request, version), **state_headers(row, version)})
 

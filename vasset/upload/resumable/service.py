@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import msgspec
 import structlog
@@ -30,6 +28,7 @@ from vasset.upload.names import sanitize_file_name
 from vasset.upload.resumable import repository as repo
 from vasset.upload.resumable.appender import Appender
 from vasset.upload.resumable.concat import assemble
+from vasset.upload.resumable.lease import write_lease
 from vasset.upload.resumable.repository import ResumableRow, TicketRow
 from vasset.upload.resumable.tickets import bearer
 from vasset.upload.service import UploadService
@@ -222,38 +221,9 @@ class Resumable:
             raise errors.UploadGone(f"the upload failed: {row.upload.error}")
 
     # writing
-    @asynccontextmanager
-    async def lease(self, row: ResumableRow) -> AsyncIterator[str]:
+    def lease(self, row: ResumableRow) -> AbstractAsyncContextManager[str]:
         """Be the one writer of an upload for a while (UploadLocked at once otherwise)."""
-        writer = secrets.token_hex(16)
-        ttl_ms = int(self.settings.tus_lock_ttl * 1000)
-        async with transaction(self.engine) as conn:
-            if not await repo.take_lease(conn, row.upload.id, writer, ttl_ms):
-                raise errors.UploadLocked()
-        renewer = asyncio.create_task(self._renew(row.upload.id, writer, ttl_ms))
-        try:
-            yield writer
-        finally:
-            renewer.cancel()
-            await asyncio.shield(self._release(row.upload.id, writer))
-
-    async def _renew(self, upload_pk: int, writer: str, ttl_ms: int) -> None:
-        while True:
-            await asyncio.sleep(ttl_ms / 3000)
-            try:
-                async with transaction(self.engine) as conn:
-                    if not await repo.renew_lease(conn, upload_pk, writer, ttl_ms):
-                        log.warning("resumable_lease_lost", upload_pk=upload_pk)
-                        return
-            except Exception as exc:  # the fenced UPDATE at the end decides; keep trying
-                log.warning("resumable_lease_renewal_failed", error=repr(exc))
-
-    async def _release(self, upload_pk: int, writer: str) -> None:
-        try:
-            async with transaction(self.engine) as conn:
-                await repo.release_lease(conn, upload_pk, writer)
-        except Exception as exc:  # the lease runs out by itself
-            log.warning("resumable_lease_release_failed", error=repr(exc))
+        return write_lease(self.engine, row.upload.id, self.settings.tus_lock_ttl)
 
     async def append(
         self,
@@ -377,6 +347,29 @@ class Resumable:
         except BaseException:
             await self.uploads.give_back(upload)
             raise
+
+    async def settle(self, row: ResumableRow) -> ResumableRow:
+        """Finish an upload whose bytes are all in but whose completion never ran (a crash).
+
+        A client that reads Upload-Offset == Upload-Length on HEAD sends nothing more, so HEAD
+        must finish it. As it stands when another request holds the upload.
+        """
+        if row.concat == "final":
+            return await self.resume_final(row)
+        if row.concat == "partial" or row.upload.status != U.UPLOADING:
+            return row
+        try:
+            async with self.lease(row) as writer:
+                row = await self.load(row.upload_id)
+                if row.complete and row.upload.status == U.UPLOADING:
+                    if row.tail_size:
+                        part_cap = self.settings.tus_part_size
+                        await Appender(self.engine, self.store, part_cap, writer).seal(row)
+                        row = await self.load(row.upload_id)
+                    await self.finish(row)
+        except errors.UploadLocked:
+            return row
+        return await self.load(row.upload_id)
 
     async def resume_final(self, row: ResumableRow) -> ResumableRow:
         """Finish joining a final upload that a crash interrupted (as it stands if locked)."""
