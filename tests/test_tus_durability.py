@@ -51,6 +51,26 @@ def meta(name: str) -> dict[str, str]:
     return {"Upload-Metadata": f"filename {b64name(name)}"}
 
 
+def run_janitor(env: dict[str, str]) -> dict:
+    """One `vasset janitor` pass under its own lock prefix (no other test's pass skips it)."""
+    jan_env = {**env, "VASSET_REDIS_PREFIX": env["VASSET_REDIS_PREFIX"] + "tj:"}
+    out = subprocess.run(
+        [sys.executable, "-m", "vasset", "janitor"],
+        env={**os.environ, **jan_env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def storage_key(env: dict[str, str], path: str) -> str:
+    """The storage key of a protocol upload (its parts, tail and final object)."""
+    upid = path.rsplit("/", 1)[1]
+    return sql(env, "SELECT storage_key FROM upload WHERE upload_id = :u", u=upid)[0][0]
+
+
 def own_server(env: dict[str, str], tmp_path: Path, name: str, **extra: str) -> ServerProcess:
     """A `vasset serve` of this test's own, logging to tmp_path/name.log."""
     return ServerProcess({**env, **extra}, log_path=tmp_path / f"{name}.log").start()
@@ -309,6 +329,44 @@ def test_a_writer_frozen_past_its_lease_cannot_change_stored_bytes(
         two.stop()
 
 
+def test_oss_ended_uploads_leave_no_tail_and_no_multipart_upload(
+    oss: OssServer, oss_env, oss_creds, tmp_path
+):
+    srv = own_server(oss_env, tmp_path, "ends", VASSET_UPLOAD_TTL="3")
+    try:
+        api = api_of(srv, oss_creds)
+        tkt = ticket(api, uses=4)
+        data = os.urandom(400 * KIB)
+        ended: dict[str, str] = {}
+        for how in ("terminated", "video_deleted", "expired", "completed"):
+            path, created = create(srv.port, tkt, len(data), **meta(f"{how}.mp4"))
+            # a whole part, then 50_000 bytes that wait in a tail object
+            assert send_all(srv.port, path, tkt, data[:200_000], 0, [150_000, 50_000]).status == 204
+            key = storage_key(oss_env, path)
+            assert [k for k in oss.object_keys() if k.startswith(f"{PREFIX}/{key}.tail")]
+            ended[how] = path
+            if how == "terminated":
+                assert request(srv.port, "DELETE", path, tus_headers(tkt)).status == 204
+            elif how == "video_deleted":
+                vid = created.headers["vasset-vid"]
+                assert api.call("POST", "/video/delete", {"vid": vid}).status_code == 200
+            elif how == "completed":
+                send_all(srv.port, path, tkt, data, 200_000, [250_000])
+        time.sleep(3.5)
+        run_janitor(oss_env)
+        keys, open_ids = oss.object_keys(), oss.upload_ids()
+        left: dict[str, list[str]] = {}
+        for how, path in ended.items():
+            key = storage_key(oss_env, path)
+            mp = sql(oss_env, "SELECT multipart_id FROM upload WHERE storage_key = :k", k=key)[0][0]
+            tails = [k for k in keys if k.startswith(f"{PREFIX}/{key}.tail")]
+            if tails or mp in open_ids:
+                left[how] = tails + (["multipart upload " + mp] if mp in open_ids else [])
+        assert left == {}, f"left behind after a janitor pass: {left}"
+    finally:
+        srv.stop()
+
+
 # ---- 4. the guarantees of part mode
 
 
@@ -354,17 +412,7 @@ def test_janitor_expires_an_idle_tus_upload(test_env, app_creds, tmp_path):
         vid = created.headers["vasset-vid"]
         assert patch(srv.port, path, tkt, 0, data[:100_000]).status == 204
         time.sleep(3.5)
-        # the janitor with its own lock prefix, so another test's janitor cannot skip this pass
-        jan_env = {**test_env, "VASSET_REDIS_PREFIX": test_env["VASSET_REDIS_PREFIX"] + "tj:"}
-        out = subprocess.run(
-            [sys.executable, "-m", "vasset", "janitor"],
-            env={**os.environ, **jan_env},
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        assert json.loads(out.stdout.strip().splitlines()[-1])["expired_uploads"] >= 1, out.stdout
+        assert run_janitor(test_env)["expired_uploads"] >= 1
         assert_gone(srv.port, path, tkt)
         status = api_of(srv, app_creds).call("GET", "/video/status", {"vid": vid}).json()
         assert status["status"] == "upload_failed", status
