@@ -75,3 +75,13 @@ def layout_owner(key: str) -> tuple[str, int] | None:
     owner = rest.split("/", 1)[0]
     ident = int(owner) if _OWNER_ID.match(owner) else 0
     return ("video" if prefix == "media/" else "app"), ident
+
+
+def tail_key(source: str, claim: int) -> str:
+    """Where a protocol upload keeps bytes too few for a part (each claim its own object)."""
+    return f"{source}.tail-{int(claim)}"
+
+
+def tail_prefix(source: str) -> str:
+    """The prefix of every tail object of the upload into source (removed when it ends)."""
+    return f"{source}.tail-"

@@ -20,6 +20,7 @@ from vasset.db import transaction
 from vasset.errors import FailureCode
 from vasset.lifecycle import LostRace
 from vasset.settings import Settings
+from vasset.storage import keys
 from vasset.storage.base import BlobStore, PartInfo
 from vasset.upload import md5state
 from vasset.upload import repository as repo
@@ -132,6 +133,7 @@ class Completion:
                 return count
             for row in rows:
                 await self.store.abort_multipart(row.storage_key, row.multipart_id)
+                await self.store.delete_prefix(keys.tail_prefix(row.storage_key))
                 try:
                     async with transaction(self.engine) as conn:
                         await videos.lock_video(conn, row.video_id)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from vasset import errors
 from vasset.db import transaction
 from vasset.errors import FailureCode
+from vasset.storage import keys
 from vasset.storage.base import BlobStore
 from vasset.storage.keys import output_prefix_of
 from vasset.upload import repository as uploads
@@ -141,6 +142,7 @@ class VideoService:
                         multipart_id = await uploads.multipart_id_of_video(conn, video.id)
                     if multipart_id:
                         await self.store.abort_multipart(video.storage_uri, multipart_id)
+                    await self.store.delete_prefix(keys.tail_prefix(video.storage_uri))
                 await self.store.delete(video.storage_uri)
         except errors.VassetError as exc:
             log.warning("video_bytes_left_for_janitor", vid=video.id, error=exc.code)

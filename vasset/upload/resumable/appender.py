@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -22,10 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vasset import errors
 from vasset.db import transaction
 from vasset.http.body import ClientGone
+from vasset.storage import keys
 from vasset.storage.base import BlobStore, PartWriter
 from vasset.upload import repository as uploads
 from vasset.upload.md5state import ResumableMD5
 from vasset.upload.resumable import repository as repo
+from vasset.upload.resumable.lease import Lease
 from vasset.upload.resumable.repository import ResumableRow
 from vasset.upload.stream import BodyReader, _join_all, _Lane
 
@@ -35,18 +37,13 @@ log = structlog.get_logger(__name__)
 READ_SIZE = 1 << 20
 
 
-def tail_key(storage_key: str, start: int) -> str:
-    """Where the tail that starts at byte ``start`` of the upload is kept."""
-    return f"{storage_key}.tail-{start}"
-
-
 class Progress:
     """The durable position of an upload, as this request last recorded (or will record) it."""
 
     def __init__(self, row: ResumableRow) -> None:
         self.offset = row.offset
         self.tail_size = row.tail_size
-        self.next_part = row.next_part
+        self.tail_part = row.tail_part
         self.whole = ResumableMD5(row.md5_state)
 
     @property
@@ -69,13 +66,11 @@ class Part(msgspec.Struct):
 class Appender:
     """Streams one body onto an upload under the caller's write lease."""
 
-    def __init__(
-        self, engine: AsyncEngine, store: BlobStore, part_cap: int, writer_id: str
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, store: BlobStore, part_cap: int, lease: Lease) -> None:
         self.engine = engine
         self.store = store
         self.part_cap = part_cap
-        self.writer_id = writer_id
+        self.lease = lease
 
     async def append(
         self,
@@ -93,7 +88,7 @@ class Appender:
         check = hashlib.new(checksum[0]) if checksum else None
         pending: list[Part] = []
         recorded_offset = progress.offset
-        old_tail = tail_key(row.upload.storage_key, progress.in_parts) if row.tail_size else None
+        old_tail = keys.tail_key(row.upload.storage_key, row.tail_part) if row.tail_size else None
         tail = await self._read_tail(row, progress)
         received = 0
         cut = False
@@ -108,13 +103,15 @@ class Appender:
             if part.etag is not None:
                 progress.offset = start_of_part + part.size
                 progress.tail_size = 0
-                progress.next_part = part.number + 1
                 pending.append(part)
             else:
-                key = tail_key(row.upload.storage_key, start_of_part)
-                await self.store.put_bytes(key, part.tail)
+                self.lease.check()
+                await self.store.put_bytes(
+                    keys.tail_key(row.upload.storage_key, part.number), part.tail
+                )
                 progress.offset = start_of_part + part.size
                 progress.tail_size = part.size
+                progress.tail_part = part.number
             if check is None:
                 await self._record(row, recorded_offset, progress, pending)
                 recorded_offset, pending = progress.offset, []
@@ -127,7 +124,7 @@ class Appender:
                 log.info("checksum_mismatch", upload_id=row.upload_id, algorithm=checksum[0])
                 raise errors.ChecksumMismatch()
             await self._record(row, recorded_offset, progress, pending)
-        if old_tail and old_tail != tail_key(row.upload.storage_key, progress.in_parts):
+        if old_tail and (not progress.tail_size or progress.tail_part != row.tail_part):
             await _forget(self.store, old_tail)
         if cut:
             raise ClientGone()
@@ -140,17 +137,16 @@ class Appender:
         part = await self._one_part(row, BodyReader(_nothing()), progress, tail, 0, None)
         if part is None or part.etag is None:
             raise errors.StorageError(f"upload {row.upload_id}: the tail could not be sealed")
-        old_tail = tail_key(row.upload.storage_key, progress.in_parts)
+        old_tail = keys.tail_key(row.upload.storage_key, row.tail_part)
         expected = progress.offset
         progress.tail_size = 0
-        progress.next_part = part.number + 1
         await self._record(row, expected, progress, [part])
         await _forget(self.store, old_tail)
 
     async def _read_tail(self, row: ResumableRow, progress: Progress) -> bytes:
         if not progress.tail_size:
             return b""
-        key = tail_key(row.upload.storage_key, progress.in_parts)
+        key = keys.tail_key(row.upload.storage_key, row.tail_part)
         data = b"".join([c async for c in self.store.read(key, 0, progress.tail_size - 1)])
         if len(data) != progress.tail_size:
             raise errors.StorageError(f"upload {row.upload_id}: the tail is shorter than recorded")
@@ -176,7 +172,7 @@ class Appender:
         small = self.store.min_part_size
         number, writer = await self._open(row, progress)
         part_md5 = hashlib.md5()
-        lanes = [_Lane(writer.write, "part-write"), _Lane(part_md5.update, "part-md5")]
+        lanes = [_Lane(self._guarded(writer), "part-write"), _Lane(part_md5.update, "part-md5")]
         new_lanes = [_Lane(progress.whole.update, "whole-md5")]
         if check is not None:
             new_lanes.append(_Lane(check.update, "checksum"))
@@ -210,22 +206,35 @@ class Appender:
             raise failed[0]
         last = row.length is not None and progress.in_parts + size >= row.length
         if size >= small or last:
+            self.lease.check()
             info = await writer.commit(part_md5.hexdigest())
             return Part(size, new, number, info.etag, b"", cut)
         await writer.abort()
         return Part(size, new, number, None, bytes(head), cut)
 
     async def _open(self, row: ResumableRow, progress: Progress) -> tuple[int, PartWriter]:
-        """A writer for the next unused part number (a part left by a dead request is skipped)."""
-        number = progress.next_part
+        """A writer under a part number claimed in the database (never used by another writer)."""
         while True:
+            async with transaction(self.engine) as conn:
+                number = await repo.claim_part(conn, row.upload.id, self.lease.writer)
+            if number is None:
+                raise errors.UploadLocked("this request lost its write lease to another one")
             writer = await self.store.open_part(
                 row.upload.storage_key, row.upload.multipart_id, number, progress.in_parts, 0
             )
             if writer.existing is None:
                 return number, writer
-            await writer.abort()
-            number += 1
+            await writer.abort()  # a part from before claims were counted: skip its number
+
+    def _guarded(self, writer: PartWriter) -> Callable[[bytes], None]:
+        """writer.write, refused once the lease may belong to another writer."""
+        lease = self.lease
+
+        def write(chunk: bytes) -> None:
+            lease.check()
+            writer.write(chunk)
+
+        return write
 
     async def _record(
         self, row: ResumableRow, expected: int, progress: Progress, parts: list[Part]
@@ -238,11 +247,11 @@ class Appender:
             moved = await repo.advance(
                 conn,
                 row.upload.id,
-                self.writer_id,
+                self.lease.writer,
                 expected,
                 progress.offset,
                 progress.tail_size,
-                progress.next_part,
+                progress.tail_part,
                 progress.whole.save(),
             )
             if not moved:

@@ -36,11 +36,11 @@ async def assemble(
     if not resumed:
         for partial in partials:
             await _seal_partial(service, partial)
-    async with service.lease(final) as writer:
+    async with service.lease(final) as lease:
         final = await service.load(final.upload_id)
         if final.offset < (final.length or 0):
             appender = Appender(
-                service.engine, service.store, service.settings.tus_part_size, writer
+                service.engine, service.store, service.settings.tus_part_size, lease
             )
             reader = BodyReader(_chain(service.store, partials, final.offset))
             await appender.append(final, reader, (final.length or 0) - final.offset)
@@ -69,10 +69,10 @@ async def _seal_partial(service: Resumable, partial: ResumableRow) -> None:
             header="Upload-Concat",
         ) from None
     if partial.tail_size:
-        async with service.lease(partial) as writer:
+        async with service.lease(partial) as lease:
             row = await service.load(partial.upload_id)
             await Appender(
-                service.engine, service.store, service.settings.tus_part_size, writer
+                service.engine, service.store, service.settings.tus_part_size, lease
             ).seal(row)
     async with transaction(service.engine) as conn:
         recorded = await uploads_repo.list_parts(conn, upload.id)

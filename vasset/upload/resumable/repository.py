@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vasset.upload.repository import UPLOAD_FIELDS, UploadRow, upload_from
 
 RESUMABLE_COLUMNS = (
-    "protocol, upload_length, upload_offset, tail_size, next_part, r.md5_state AS r_md5_state,"
-    " concat, concat_parts, metadata, ticket_hash, writer, writer_until"
+    "protocol, upload_length, upload_offset, tail_size, tail_part, next_part,"
+    " r.md5_state AS r_md5_state, concat, concat_parts, metadata, ticket_hash, writer,"
+    " writer_until"
 )
 
 
@@ -31,6 +32,7 @@ class ResumableRow(msgspec.Struct):
     length: int | None
     offset: int
     tail_size: int
+    tail_part: int
     next_part: int
     md5_state: bytes | None
     concat: str | None
@@ -60,6 +62,7 @@ def _resumable(row: Row) -> ResumableRow:
         length=values["upload_length"],
         offset=values["upload_offset"],
         tail_size=values["tail_size"],
+        tail_part=values["tail_part"],
         next_part=values["next_part"],
         md5_state=values["r_md5_state"],
         concat=values["concat"],
@@ -131,6 +134,26 @@ async def release_lease(conn: AsyncConnection, upload_pk: int, writer: str) -> N
     )
 
 
+async def claim_part(conn: AsyncConnection, upload_pk: int, writer: str) -> int | None:
+    """A part number no other writer will ever use (None: this writer lost its lease)."""
+    row = (
+        await conn.execute(
+            text(
+                "SELECT next_part FROM resumable_upload WHERE upload_pk = :u AND writer = :w"
+                " FOR UPDATE"
+            ),
+            {"u": upload_pk, "w": writer},
+        )
+    ).first()
+    if row is None:
+        return None
+    await conn.execute(
+        text("UPDATE resumable_upload SET next_part = next_part + 1 WHERE upload_pk = :u"),
+        {"u": upload_pk},
+    )
+    return int(row.next_part)
+
+
 async def advance(
     conn: AsyncConnection,
     upload_pk: int,
@@ -138,25 +161,20 @@ async def advance(
     expected_offset: int,
     offset: int,
     tail_size: int,
-    next_part: int,
+    tail_part: int,
     md5_state: bytes,
-    length: int | None = None,
 ) -> bool:
     """Move the durable offset forward; only the lease holder, only from the offset it read."""
-    sets = "upload_offset = :o, tail_size = :t, next_part = :n, md5_state = :s"
-    if length is not None:
-        sets += ", upload_length = :len"
     result = await conn.execute(
         text(
-            f"UPDATE resumable_upload SET {sets}"
-            " WHERE upload_pk = :u AND writer = :w AND upload_offset = :prev"
+            "UPDATE resumable_upload SET upload_offset = :o, tail_size = :t, tail_part = :tp,"
+            " md5_state = :s WHERE upload_pk = :u AND writer = :w AND upload_offset = :prev"
         ),
         {
             "o": offset,
             "t": tail_size,
-            "n": next_part,
+            "tp": tail_part,
             "s": md5_state,
-            "len": length,
             "u": upload_pk,
             "w": writer,
             "prev": expected_offset,

@@ -21,14 +21,14 @@ from vasset.db import transaction
 from vasset.lifecycle import LostRace
 from vasset.settings import Settings
 from vasset.storage import keys
-from vasset.storage.base import PartInfo
 from vasset.upload import repository as uploads_repo
 from vasset.upload.md5state import ResumableMD5
 from vasset.upload.names import sanitize_file_name
 from vasset.upload.resumable import repository as repo
 from vasset.upload.resumable.appender import Appender
 from vasset.upload.resumable.concat import assemble
-from vasset.upload.resumable.lease import write_lease
+from vasset.upload.resumable.finishing import Finishing
+from vasset.upload.resumable.lease import Lease, write_lease
 from vasset.upload.resumable.repository import ResumableRow, TicketRow
 from vasset.upload.resumable.tickets import bearer
 from vasset.upload.service import UploadService
@@ -61,7 +61,7 @@ class Creation(msgspec.Struct, frozen=True):
     parts: list[str] = []
 
 
-class Resumable:
+class Resumable(Finishing):
     """Protocol uploads on top of the UploadService."""
 
     def __init__(self, uploads: UploadService, videos: VideoService, settings: Settings) -> None:
@@ -221,7 +221,7 @@ class Resumable:
             raise errors.UploadGone(f"the upload failed: {row.upload.error}")
 
     # writing
-    def lease(self, row: ResumableRow) -> AbstractAsyncContextManager[str]:
+    def lease(self, row: ResumableRow) -> AbstractAsyncContextManager[Lease]:
         """Be the one writer of an upload for a while (UploadLocked at once otherwise)."""
         return write_lease(self.engine, row.upload.id, self.settings.tus_lock_ttl)
 
@@ -241,7 +241,7 @@ class Resumable:
             if offset == row.offset and not content_length and (length in (None, row.length)):
                 return row  # a retried last request: nothing to add
             raise errors.UploadCompleted(vid=row.upload.video_id, offset=row.offset)
-        async with self.lease(row) as writer:
+        async with self.lease(row) as lease:
             row = await self.load(row.upload_id)
             if offset != row.offset:
                 raise errors.OffsetMismatch(
@@ -257,7 +257,7 @@ class Resumable:
                 raise errors.EntityTooLarge(
                     f"the body ({content_length} bytes) goes past the upload's end", offset=offset
                 )
-            appender = Appender(self.engine, self.store, self.settings.tus_part_size, writer)
+            appender = Appender(self.engine, self.store, self.settings.tus_part_size, lease)
             await appender.append(row, reader, limit, checksum)
             if content_length is None and not reader.ended and await reader.read(1):
                 raise errors.EntityTooLarge("the body goes past the upload's end")
@@ -309,77 +309,6 @@ class Resumable:
             await repo.declare_length(conn, row.upload.id, length)
         return await self.load(row.upload_id)
 
-    # finishing
-    async def finish(self, row: ResumableRow) -> dict:
-        """Every byte is in: join the parts, check the size, publish with the MD5 we computed."""
-        upload = row.upload
-        try:
-            async with transaction(self.engine) as conn:
-                await uploads_repo.take_completion(conn, upload.id, self.settings.completion_lease)
-        except LostRace:
-            return await self.uploads._await_completion(upload)
-        try:
-            async with transaction(self.engine) as conn:
-                recorded = await uploads_repo.list_parts(conn, upload.id)
-            parts = [PartInfo(n, size, etag) for n, (size, etag) in sorted(recorded.items())]
-            total = sum(p.size for p in parts)
-            if total != row.length:
-                await self.uploads._fail(upload, errors.SizeMismatch.code)
-                raise errors.SizeMismatch(
-                    f"the parts hold {total} bytes, Upload-Length is {row.length}",
-                    vid=upload.video_id,
-                )
-            if not await self.store.head(upload.storage_key):
-                await self.store.complete_multipart(upload.storage_key, upload.multipart_id, parts)
-            head = await self.store.head(upload.storage_key)
-            if head is None or head.size != row.length:
-                await self.uploads._fail(upload, errors.SizeMismatch.code, delete_object=True)
-                raise errors.SizeMismatch(
-                    "the stored object has the wrong size", vid=upload.video_id
-                )
-            md5 = ResumableMD5(row.md5_state).hexdigest()
-            final = msgspec.structs.replace(upload, file_size=row.length)
-            return await self.uploads.publish(final, md5)
-        except errors.VerificationFailed:
-            raise
-        except LostRace:
-            raise errors.UploadGone("the upload was terminated while it completed") from None
-        except BaseException:
-            await self.uploads.give_back(upload)
-            raise
-
-    async def settle(self, row: ResumableRow) -> ResumableRow:
-        """Finish an upload whose bytes are all in but whose completion never ran (a crash).
-
-        A client that reads Upload-Offset == Upload-Length on HEAD sends nothing more, so HEAD
-        must finish it. As it stands when another request holds the upload.
-        """
-        if row.concat == "final":
-            return await self.resume_final(row)
-        if row.concat == "partial" or row.upload.status != U.UPLOADING:
-            return row
-        try:
-            async with self.lease(row) as writer:
-                row = await self.load(row.upload_id)
-                if row.complete and row.upload.status == U.UPLOADING:
-                    if row.tail_size:
-                        part_cap = self.settings.tus_part_size
-                        await Appender(self.engine, self.store, part_cap, writer).seal(row)
-                        row = await self.load(row.upload_id)
-                    await self.finish(row)
-        except errors.UploadLocked:
-            return row
-        return await self.load(row.upload_id)
-
-    async def resume_final(self, row: ResumableRow) -> ResumableRow:
-        """Finish joining a final upload that a crash interrupted (as it stands if locked)."""
-        ids = (row.concat_parts or "").split()
-        partials = [await self.load(upload_id) for upload_id in ids]
-        try:
-            return await assemble(self, row, partials, resumed=True)
-        except errors.UploadLocked:
-            return row
-
     # termination
     async def terminate(self, row: ResumableRow) -> None:
         """DELETE: the upload ends and its bytes go; a completed upload stays (UploadCompleted)."""
@@ -398,4 +327,5 @@ class Resumable:
             except LostRace:
                 raise errors.UploadGone() from None
             await self.uploads._abort_quietly(upload.storage_key, upload.multipart_id)
+            await self._drop_tails(upload.storage_key)
         log.info("resumable_terminated", upload_id=row.upload_id, vid=upload.video_id)
