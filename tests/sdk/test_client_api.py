@@ -206,3 +206,46 @@ def test_snapshot(client):
         assert snaps.vid == vid and isinstance(snaps.snapshots, list)
     with pytest.raises(errors.VideoNotFound):
         client.snapshot(2_000_000_000)
+
+
+def test_upload_ticket_drives_a_tus_upload_and_its_errors_are_typed(client, server):
+    import base64
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    ticket = client.upload_ticket(max_size=1000, uses=1, expires=60)
+    assert ticket.ticket.startswith("vt_") and ticket.endpoint == "/files/"
+    host = urlsplit(server.url)
+    meta = ",".join(
+        f"{k} {base64.b64encode(v.encode()).decode()}"
+        for k, v in (("filename", "t.mp4"), ("lang", "fr"))
+    )
+    headers = {"Tus-Resumable": "1.0.0", "Authorization": f"Bearer {ticket.ticket}"}
+    conn = http.client.HTTPConnection(host.hostname, host.port)
+    data = os.urandom(999)
+    conn.request(
+        "POST",
+        ticket.endpoint,
+        body=data,
+        headers={
+            **headers,
+            "Upload-Length": "999",
+            "Upload-Metadata": meta,
+            "Content-Type": "application/offset+octet-stream",
+        },
+    )
+    answer = conn.getresponse()
+    answer.read()
+    assert answer.status == 201 and answer.getheader("Upload-Offset") == "999"
+    info = client.mediainfo(int(answer.getheader("Vasset-Vid") or 0))
+    assert info.source_name == "t.mp4" and info.metadata == {"lang": "fr"}
+    assert info.md5 == hashlib.md5(data).hexdigest()
+    conn.request("POST", ticket.endpoint, headers={**headers, "Upload-Length": "5"})
+    refused = conn.getresponse()
+    body = refused.read()
+    assert refused.status == 403
+    error = errors.from_response(refused.status, json.loads(body), dict(refused.getheaders()))
+    assert isinstance(error, errors.TicketUsedUp) and isinstance(error, errors.Forbidden)
+    with pytest.raises(errors.InvalidParameter):
+        client.upload_ticket(uses=0)

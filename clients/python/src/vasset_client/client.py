@@ -21,6 +21,7 @@ from vasset_client.models import (
     ResumeState,
     Snapshots,
     TranscodeResult,
+    UploadTicket,
     VideoPage,
     VideoStatus,
     VideoSummary,
@@ -173,6 +174,26 @@ class Client(SignedTransport):
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def upload_ticket(
+        self,
+        max_size: int | None = None,
+        auto: bool = False,
+        priority: int | None = None,
+        expires: int | None = None,
+        uses: int | None = None,
+    ) -> UploadTicket:
+        """POST /video/upload/ticket: a bearer ticket for Uppy, tus-js-client, tuspy, iOS."""
+        params: dict[str, Any] = {"auto": int(auto)}
+        for name, value in (
+            ("max_size", max_size),
+            ("priority", priority),
+            ("expires", expires),
+            ("uses", uses),
+        ):
+            if value is not None:
+                params[name] = value
+        return UploadTicket.from_dict(self.request("POST", "/video/upload/ticket", params))
 
     def mediainfo(self, vid: int) -> MediaInfo:
         """GET /video/mediainfo."""

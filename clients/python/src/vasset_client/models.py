@@ -226,6 +226,8 @@ class MediaInfo(Model):
     frame_rate: float | str | None = None
     rotation: int | None = None
     format: str | None = None
+    #: Upload-Metadata a tus / IETF client sent (other than the file name).
+    metadata: dict[str, str] | None = None
     renditions: list[Rendition] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -235,6 +237,16 @@ class MediaInfo(Model):
         info = super().from_dict(data)
         info.renditions = [Rendition.from_dict(r) for r in data.get("renditions") or []]
         return info
+
+
+@dataclass
+class UploadTicket(Model):
+    """POST /video/upload/ticket: hand ``ticket`` to a tus / IETF client (docs/TUS.md)."""
+
+    ticket: str = ""
+    expires_at: int = 0
+    endpoint: str = "/files/"
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
