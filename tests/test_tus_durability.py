@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,24 +12,31 @@ from pathlib import Path
 import pytest
 
 from tests.oss_server import OssServer
-from tests.support.api import Api, b64name
 from tests.support.db import sql
 from tests.support.redis_server import RedisServer
-from tests.support.server import ROOT, ServerProcess
+from tests.support.server import ServerProcess
 from tests.support.tus_raw import (
     Answer,
+    api_of,
+    assert_completed,
+    assert_gone,
     create,
-    head,
+    files_get,
+    md5,
+    meta,
     offset_of,
+    own_server,
     patch,
     patch_file,
     patch_when_unlocked,
     read_answer,
     request,
+    run_janitor,
     send_all,
     start_patch,
     ticket,
     tus_headers,
+    wait_offset,
 )
 from tests.test_oss_uploads import PREFIX, _oss_healthy, oss, oss_creds, oss_env
 
@@ -43,73 +46,28 @@ KIB = 1024
 MIB = 1024 * KIB
 
 
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def meta(name: str) -> dict[str, str]:
-    return {"Upload-Metadata": f"filename {b64name(name)}"}
-
-
-def run_janitor(env: dict[str, str]) -> dict:
-    """One `vasset janitor` pass under its own lock prefix (no other test's pass skips it)."""
-    jan_env = {**env, "VASSET_REDIS_PREFIX": env["VASSET_REDIS_PREFIX"] + "tj:"}
-    out = subprocess.run(
-        [sys.executable, "-m", "vasset", "janitor"],
-        env={**os.environ, **jan_env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def storage_key(env: dict[str, str], path: str) -> str:
     """The storage key of a protocol upload (its parts, tail and final object)."""
     upid = path.rsplit("/", 1)[1]
     return sql(env, "SELECT storage_key FROM upload WHERE upload_id = :u", u=upid)[0][0]
 
 
-def own_server(env: dict[str, str], tmp_path: Path, name: str, **extra: str) -> ServerProcess:
-    """A `vasset serve` of this test's own, logging to tmp_path/name.log."""
-    return ServerProcess({**env, **extra}, log_path=tmp_path / f"{name}.log").start()
+def stored_bytes(env: dict[str, str], vid: str, oss: OssServer | None = None) -> bytes:
+    """A video's source object, read from the store itself."""
+    key = sql(env, "SELECT storage_uri FROM video WHERE id = :v", v=vid)[0][0]
+    if oss is not None:
+        return oss.get_bytes(f"{PREFIX}/{key}")
+    return (Path(env["VASSET_STORAGE_URL"][len("file://") :]) / "objects" / key).read_bytes()
 
 
-def api_of(srv: ServerProcess, creds: dict) -> Api:
-    return Api(srv.url, creds["app_key"], creds["app_secret"])
-
-
-def files_get(port: int, path: str, tkt: str | None) -> dict:
-    a = request(port, "GET", path, tus_headers(tkt))
-    assert a.status == 200, a
-    return a.json()
-
-
-def assert_completed(final: Answer, data: bytes, vid: str) -> None:
-    """The 204 that completed an upload carries the video, its MD5 and status uploaded."""
-    assert final.status == 204, final
-    assert int(final.headers["upload-offset"]) == len(data), final
-    assert final.headers["vasset-md5"] == md5(data), final
-    assert final.headers["vasset-status"] == "uploaded", final
-    assert final.headers["vasset-vid"] == vid, final
-
-
-def assert_gone(port: int, path: str, tkt: str | None) -> None:
-    """HEAD answers 404/410 and a PATCH is refused (4xx, never accepted)."""
-    a = head(port, path, tkt)
-    assert a.status in (404, 410), a
-    p = patch(port, path, tkt, 0, b"late bytes")
-    assert p.status in (404, 410), p
-
-
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
+def check_video(
+    srv: ServerProcess, creds: dict, env: dict, vid: str, data: bytes, oss: OssServer | None = None
+) -> dict:
+    """The video's MD5 and size are data's and its stored bytes are data; its mediainfo."""
+    info = api_of(srv, creds).call("GET", "/video/mediainfo", {"vid": vid}).json()
+    assert info["md5"] == md5(data) and info["file_size"] == len(data), info
+    assert stored_bytes(env, vid, oss) == data
+    return info
 
 
 def cut_and_resume(
@@ -138,9 +96,7 @@ def cut_and_resume(
     # a body the client cuts keeps what arrived
     cut = 54_321
     start_patch(srv.port, path, tkt, done, 150_000, data[done : done + cut]).close()
-    assert wait_for(lambda: offset_of(srv.port, path, tkt) == done + cut), offset_of(
-        srv.port, path, tkt
-    )
+    assert wait_offset(srv.port, path, tkt, done + cut) == done + cut
     done += cut
     reported = done
     # the next PATCH announces 200_001 bytes and stalls after 100_003 of them
@@ -194,12 +150,7 @@ def test_sigkill_mid_patch_and_flushall_lose_no_reported_byte(
         state = files_get(again.port, path, tkt)
         assert state["md5"] == md5(data) and state["status"] == "uploaded"
         assert state["offset"] == state["length"] == state["size"] == len(data)
-        info = api_of(again, app_creds).call("GET", "/video/mediainfo", {"vid": vid}).json()
-        assert info["md5"] == md5(data) and info["file_size"] == len(data)
-        assert info["source_name"] == "crash.mp4"
-        key = sql(test_env, "SELECT storage_uri FROM video WHERE id = :v", v=vid)[0][0]
-        root = Path(test_env["VASSET_STORAGE_URL"][len("file://") :]) / "objects"
-        assert (root / key).read_bytes() == data
+        assert check_video(again, app_creds, env, vid, data)["source_name"] == "crash.mp4"
     finally:
         again.stop()
 
@@ -223,10 +174,7 @@ def test_oss_small_patches_survive_sigkill_and_flushall(
         srv.kill()
     try:
         assert files_get(again.port, path, tkt)["md5"] == md5(data)
-        key = sql(oss_env, "SELECT storage_uri FROM video WHERE id = :v", v=vid)[0][0]
-        assert oss.get_bytes(f"{PREFIX}/{key}") == data
-        info = api_of(again, oss_creds).call("GET", "/video/mediainfo", {"vid": vid}).json()
-        assert info["md5"] == md5(data) and info["file_size"] == len(data)
+        check_video(again, oss_creds, env, vid, data, oss)
     finally:
         again.stop()
 
@@ -317,12 +265,8 @@ def test_a_writer_frozen_past_its_lease_cannot_change_stored_bytes(
         assert offset_of(two.port, path, tkt) == next_len
         final = send_all(two.port, path, tkt, data, next_len, [120_001])
         assert_completed(final, data, created.headers["vasset-vid"])
-        vid = created.headers["vasset-vid"]
-        key = sql(env, "SELECT storage_uri FROM video WHERE id = :v", v=vid)[0][0]
-        if store == "oss":
-            stored = request.getfixturevalue("oss").get_bytes(f"{PREFIX}/{key}")
-        else:
-            stored = (Path(env["VASSET_STORAGE_URL"][7:]) / "objects" / key).read_bytes()
+        oss = request.getfixturevalue("oss") if store == "oss" else None
+        stored = stored_bytes(env, created.headers["vasset-vid"], oss)
         assert md5(stored) == md5(data), "the stored object is not the bytes whose MD5 was reported"
     finally:
         one.stop()
@@ -378,17 +322,14 @@ def tus_upload(srv: ServerProcess, tkt: str, data: bytes, name: str) -> str:
     return vid
 
 
-def test_tus_md5_equals_part_mode_md5_of_the_same_bytes(server, api):
+def test_tus_md5_equals_part_mode_md5_of_the_same_bytes(server, api, app_creds, test_env):
     data = os.urandom(500 * KIB + 9)
     parted = api.upload("parts.mp4", data, 100 * KIB)
-    assert parted["md5"] == md5(data)
     vid = tus_upload(server, ticket(api), data, "tus.mp4")
-    assert vid != str(parted["vid"])
-    for v in (vid, parted["vid"]):
-        status = api.call("GET", "/video/status", {"vid": v}).json()
-        assert status["status"] == "uploaded", status
-        info = api.call("GET", "/video/mediainfo", {"vid": v}).json()
-        assert info["md5"] == md5(data) and info["file_size"] == len(data), info
+    assert parted["md5"] == md5(data) and vid != str(parted["vid"])
+    for v in (vid, str(parted["vid"])):
+        assert api.call("GET", "/video/status", {"vid": v}).json()["status"] == "uploaded"
+        check_video(server, app_creds, test_env, v, data)
 
 
 def test_instant_upload_finds_a_tus_uploaded_video(server, api):
@@ -436,7 +377,9 @@ def test_deleting_the_video_of_an_unfinished_tus_upload_ends_it(server, api):
 # ---- 5. one huge PATCH, and 1-byte PATCHes
 
 
-def test_one_40_mib_sendfile_patch_between_1_byte_patches(server, api, tmp_path):
+def test_one_40_mib_sendfile_patch_between_1_byte_patches(
+    server, api, app_creds, test_env, tmp_path
+):
     big = 40 * MIB
     data = os.urandom(big + 2)
     fname = tmp_path / "big.bin"
@@ -450,11 +393,10 @@ def test_one_40_mib_sendfile_patch_between_1_byte_patches(server, api, tmp_path)
     assert offset_of(server.port, path, tkt) == big + 1
     final = patch(server.port, path, tkt, big + 1, data[-1:])
     assert_completed(final, data, created.headers["vasset-vid"])
-    assert files_get(server.port, path, tkt)["md5"] == md5(data)
+    check_video(server, app_creds, test_env, created.headers["vasset-vid"], data)
 
 
 def test_a_1_byte_upload_completes(server, api):
     tkt = ticket(api)
-    data = b"\x00"
     path, created = create(server.port, tkt, 1, **meta("one.mp4"))
-    assert_completed(patch(server.port, path, tkt, 0, data), data, created.headers["vasset-vid"])
+    assert_completed(patch(server.port, path, tkt, 0, b"\0"), b"\0", created.headers["vasset-vid"])

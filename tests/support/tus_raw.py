@@ -1,16 +1,21 @@
-"""tus 1.0.0 over raw sockets: requests whose bodies a test can cut, stall or sendfile."""
+"""tus 1.0.0 over raw sockets (bodies a test can cut, stall or sendfile), and own servers."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.support.api import Api
+from tests.support.api import Api, b64name
+from tests.support.server import ROOT, ServerProcess
 
 OCTETS = "application/offset+octet-stream"
 
@@ -213,3 +218,69 @@ def patch_when_unlocked(
         if a.status != 423 or time.monotonic() > deadline:
             return a
         time.sleep(0.25)
+
+
+def md5(data: bytes) -> str:
+    """MD5 hex of data."""
+    return hashlib.md5(data).hexdigest()
+
+
+def meta(name: str) -> dict[str, str]:
+    """An Upload-Metadata header naming the file."""
+    return {"Upload-Metadata": f"filename {b64name(name)}"}
+
+
+def files_get(port: int, path: str, tkt: str | None) -> dict:
+    """GET /files/<id>: the upload's state as JSON."""
+    a = request(port, "GET", path, tus_headers(tkt))
+    assert a.status == 200, a
+    return a.json()
+
+
+def wait_offset(port: int, path: str, tkt: str | None, want: int, wait: float = 10) -> int:
+    """The offset HEAD reports, polled until it is want (or wait seconds passed)."""
+    deadline = time.monotonic() + wait
+    while (got := offset_of(port, path, tkt)) != want and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return got
+
+
+def assert_completed(final: Answer, data: bytes, vid: str) -> None:
+    """The 204 that completed an upload carries the video, its MD5 and status uploaded."""
+    assert final.status == 204, final
+    assert int(final.headers["upload-offset"]) == len(data), final
+    assert final.headers["vasset-md5"] == md5(data), final
+    assert final.headers["vasset-status"] == "uploaded", final
+    assert final.headers["vasset-vid"] == vid, final
+
+
+def assert_gone(port: int, path: str, tkt: str | None) -> None:
+    """HEAD answers 404/410 and a PATCH is refused with 404/410."""
+    a = head(port, path, tkt)
+    assert a.status in (404, 410), a
+    p = patch(port, path, tkt, 0, b"late bytes")
+    assert p.status in (404, 410), p
+
+
+def own_server(env: dict[str, str], tmp_path: Path, name: str, **extra: str) -> ServerProcess:
+    """A started `vasset serve` of the calling test's own, logging to tmp_path/name.log."""
+    return ServerProcess({**env, **extra}, log_path=tmp_path / f"{name}.log").start()
+
+
+def api_of(srv: ServerProcess, creds: dict) -> Api:
+    """A signing client of srv for an app's credentials."""
+    return Api(srv.url, creds["app_key"], creds["app_secret"])
+
+
+def run_janitor(env: dict[str, str]) -> dict:
+    """One `vasset janitor` pass under its own lock prefix (no other test's pass skips it)."""
+    jan_env = {**env, "VASSET_REDIS_PREFIX": env["VASSET_REDIS_PREFIX"] + "tj:"}
+    out = subprocess.run(
+        [sys.executable, "-m", "vasset", "janitor"],
+        env={**os.environ, **jan_env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
