@@ -246,7 +246,9 @@ def test_a_writer_frozen_past_its_lease_cannot_change_stored_bytes(
         path, created = create(one.port, tkt, len(data), **meta("frozen.mp4"))
         half = zombie_len // 2
         sock = start_patch(one.port, path, tkt, 0, zombie_len, garbage[:half])
-        time.sleep(1.0)  # the zombie is inside its body, holding the lease
+        time.sleep(1.0)
+        # the zombie is inside its body, holding the lease
+        assert patch(two.port, path, tkt, 0, data[:1]).status == 423
         pid = one.proc.pid if one.proc else 0
         os.killpg(pid, signal.SIGSTOP)
         try:
