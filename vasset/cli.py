@@ -48,7 +48,7 @@ def _serve(
     from granian import Granian
     from granian.constants import Interfaces
 
-    from vasset.app import asgi_app
+    from vasset.entry import load_app
 
     if not share_port and port_in_use(host, port):
         raise CommandFailed(
@@ -69,7 +69,7 @@ def _serve(
         backlog=2048,
         # After SIGTERM, in-flight requests get this long before their worker is killed.
         workers_kill_timeout=max(1, math.ceil(settings.shutdown_grace)),
-    ).serve(target_loader=partial(asgi_app, settings), wrap_loader=False)
+    ).serve(target_loader=partial(load_app, settings), wrap_loader=False)
 
 
 async def _upgrade(settings: Settings) -> list[str]:
@@ -239,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cause(exc: BaseException) -> str:
     """One line naming what went wrong (a driver error's own message, not a traceback)."""
+    if "sqlalchemy.exc" not in sys.modules:
+        return str(exc) or type(exc).__name__
     from sqlalchemy.exc import DBAPIError
 
     found: BaseException | None = exc
@@ -250,26 +252,34 @@ def _cause(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+#: Failures answered in one line, by (module, class): looked up only once a command failed, so
+#: `vasset serve`'s supervisor never imports SQLAlchemy or redis just to name their errors.
+_ONE_LINE = (
+    ("sqlalchemy.exc", "SQLAlchemyError"),
+    ("redis.exceptions", "RedisError"),
+    ("vasset.db", "MigrationsMissing"),
+    ("vasset.errors", "VassetError"),
+)
+
+
+def _one_line(exc: BaseException) -> bool:
+    """Whether a failure is one the commands report in one line (not a bug's traceback)."""
+    kinds: list[type] = [CommandFailed, SettingsError, OSError]
+    for module, name in _ONE_LINE:
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            kinds.append(getattr(loaded, name))
+    return isinstance(exc, tuple(kinds))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vasset` console script: one line and exit 1 when a command fails."""
-    from redis.exceptions import RedisError
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from vasset.db import MigrationsMissing
-    from vasset.errors import VassetError
-
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except (
-        CommandFailed,
-        SQLAlchemyError,
-        RedisError,
-        MigrationsMissing,
-        SettingsError,
-        VassetError,
-        OSError,
-    ) as exc:
+    except Exception as exc:
+        if not _one_line(exc):
+            raise
         print(f"vasset {args.command}: {_cause(exc)}", file=sys.stderr, flush=True)
         return 1
 

@@ -53,7 +53,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ticket_ttl: int = 3600
     ticket_max_ttl: int = 24 * 3600
     tus_metadata_max: int = 4096
-    tus_part_size: int = 16 * MiB
+    tus_part_size: int = 64 * MiB
     tus_lock_ttl: float = 10.0
 
     # Signing.
