@@ -15,6 +15,9 @@ SQL_MODULES = {
     "videos/repository.py",  # video, video_snapshot
     "upload/repository.py",  # upload, upload_part
     "upload/resumable/repository.py",  # resumable_upload, upload_ticket
+    "events/repository.py",  # event (the outbox) and its fan-out into webhook_delivery
+    "events/webhook_repository.py",  # webhook_endpoint
+    "events/delivery_repository.py",  # webhook_delivery (and disabling an endpoint)
     "transcode/repository.py",  # transcode_job
     "db.py",  # schema_migration and the numbered migrations
 }

@@ -42,6 +42,8 @@ def _version() -> str:
 def route_handlers(settings: Settings) -> list[Any]:
     """Every route, gathered from the domain folders."""
     from vasset.console.api import ROUTES as console_routes
+    from vasset.events.api import ROUTES as webhook_routes
+    from vasset.events.stream_api import ROUTES as event_stream_routes
     from vasset.playback.api import ROUTES as playback_routes
     from vasset.transcode.api import ROUTES as transcode_routes
     from vasset.upload.api import ROUTES as upload_routes
@@ -58,6 +60,8 @@ def route_handlers(settings: Settings) -> list[Any]:
         *video_routes,
         *transcode_routes,
         *playback_routes,
+        *webhook_routes,
+        *event_stream_routes,
         # The console's cookie-session routes serve its page only: not part of the API schema.
         Router("/", route_handlers=console_routes, include_in_schema=False),
     ]

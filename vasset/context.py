@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vasset.auth.verify import Authenticator
 from vasset.console.gate import ConsoleGate
 from vasset.db import create_engine
+from vasset.events import notify
 from vasset.playback.service import PlaybackService
 from vasset.playback.stream import StreamLimiter
 from vasset.redis_client import create_redis
@@ -62,6 +63,8 @@ def build_context(settings: Settings) -> Context:
     engine = create_engine(settings.database_url, settings.db_pool_size, settings.db_pool_overflow)
     redis = create_redis(settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout)
     store = open_store(settings)
+    # Committed events wake the live streams of their apps (any process that writes them).
+    notify.install(engine, redis, settings.redis_prefix)
     auth = Authenticator(engine, redis, settings)
     wakeup = JobWakeup(redis, settings)
     uploads = UploadService(engine, store, settings, hooks.enqueue_on_upload(settings))

@@ -16,6 +16,8 @@ import msgspec
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vasset.events import outbox
+
 log = structlog.get_logger(__name__)
 
 S = TypeVar("S", bound=StrEnum)
@@ -78,8 +80,12 @@ class Machine(Generic[S]):
 
 
 async def record(conn: AsyncConnection, transition: Transition) -> Transition:
-    """Every committed-with-the-caller move passes here (the outbox write goes here)."""
-    # The events issue inserts the outbox row on conn here: same transaction as the move.
+    """Every committed-with-the-caller move passes here: the outbox row goes in with it."""
+    if transition.entity == "video":
+        # Same transaction as the move: rolled back, it emits nothing; committed, it is kept.
+        await outbox.on_video_move(
+            conn, transition.id, transition.old, transition.new, transition.payload
+        )
     log.debug(
         "state_moved",
         entity=transition.entity,

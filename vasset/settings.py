@@ -107,6 +107,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     import_max_size: int = 10 * GiB
     import_timeout: float = 3600.0
 
+    # Events: webhooks (SSRF allow-list of hosts that may resolve to private addresses, request
+    # timeout, concurrent deliveries per worker, a factor on the retry schedule that tests set
+    # near 0, days of failures without a success before an endpoint is disabled, how long a
+    # rotated secret keeps signing), outbox retention, and the SSE heartbeat and poll interval.
+    webhook_allow_hosts: str = ""
+    webhook_timeout: float = 15.0
+    webhook_concurrency: int = 8
+    webhook_retry_scale: float = 1.0
+    webhook_disable_after_days: float = 5.0
+    webhook_rotation_overlap: int = 24 * 3600
+    event_retention_days: float = 30.0
+    sse_heartbeat: float = 15.0
+    sse_poll_interval: float = 2.0
+
     # Janitor.
     janitor_interval: float = 300.0
     temp_max_age: float = 24 * 3600.0
@@ -156,6 +170,14 @@ _POSITIVE = (
     "tus_metadata_max",
     "tus_part_size",
     "tus_lock_ttl",
+    "webhook_timeout",
+    "webhook_concurrency",
+    "webhook_retry_scale",
+    "webhook_disable_after_days",
+    "webhook_rotation_overlap",
+    "event_retention_days",
+    "sse_heartbeat",
+    "sse_poll_interval",
     "signature_window",
     "nonce_ttl",
     "url_expires_default",

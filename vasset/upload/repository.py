@@ -15,6 +15,8 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vasset.events import outbox
+from vasset.events.types import EventType
 from vasset.lifecycle import LostRace, Transition, record
 from vasset.upload.state import OPEN, UPLOAD, UploadStatus
 
@@ -152,6 +154,7 @@ async def insert_upload(conn: AsyncConnection, **values: Any) -> None:
     cols = ", ".join(values)
     params = ", ".join(f":{k}" for k in values)
     await conn.execute(text(f"INSERT INTO upload ({cols}) VALUES ({params})"), values)
+    await outbox.emit(conn, int(values["video_id"]), EventType.UPLOAD_CREATED, status="uploading")
 
 
 async def advance_md5(conn: AsyncConnection, upload_pk: int, pseq: int, state: bytes) -> bool:

@@ -15,6 +15,8 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vasset.events import outbox
+from vasset.events.types import EventType
 from vasset.lifecycle import LostRace, Transition, record
 from vasset.videos.state import VIDEO, VideoStatus
 
@@ -200,7 +202,23 @@ async def insert_video(conn: AsyncConnection, **values: Any) -> int:
     cols = ", ".join(values)
     params = ", ".join(f":{k}" for k in values)
     result = await conn.execute(text(f"INSERT INTO video ({cols}) VALUES ({params})"), values)
-    return int(result.lastrowid)
+    vid = int(result.lastrowid)
+    status = str(values.get("status", ""))
+    if values.get("parent_id"):
+        if status == VideoStatus.PLAYABLE.value:
+            await outbox.emit(
+                conn,
+                int(values["parent_id"]),
+                EventType.RENDITION_READY,
+                definition=values.get("definition"),
+                format=values.get("format"),
+            )
+    else:
+        facts = {"md5": values["hash"]} if values.get("hash") else {}
+        if values.get("file_size"):
+            facts["size"] = values["file_size"]
+        await outbox.on_video_created(conn, vid, status, **facts)
+    return vid
 
 
 async def update_video(conn: AsyncConnection, vid: int, **values: Any) -> None:
@@ -250,14 +268,17 @@ async def _status(conn: AsyncConnection, vid: int, lock: bool = False) -> str | 
 
 async def set_progress(conn: AsyncConnection, vid: int, progress: int) -> None:
     """Record transcode progress while the video is transcoding (not a status move)."""
-    await conn.execute(
+    result = await conn.execute(
         text("UPDATE video SET progress = :p WHERE id = :v AND status = :s"),
         {"p": progress, "v": vid, "s": VideoStatus.TRANSCODING.value},
     )
+    if result.rowcount == 1:
+        await outbox.on_progress(conn, vid, progress)
 
 
 async def mark_deleted(conn: AsyncConnection, vid: int) -> None:
     """Hide a video and its renditions (their bytes go later)."""
+    await outbox.emit(conn, vid, EventType.DELETED, status="deleted")
     now = int(time.time())
     await conn.execute(
         text("UPDATE video SET deleted_at = :t, update_time = :t WHERE id = :v OR parent_id = :v"),
@@ -357,6 +378,7 @@ async def replace_snapshots(
             {"v": vid, "i": index, "t": at, "w": width, "h": height, "k": key},
         )
     await update_video(conn, vid, image_count=len(rows))
+    await outbox.emit(conn, vid, EventType.SNAPSHOTS_READY, count=len(rows))
 
 
 async def set_metadata(conn: AsyncConnection, vid: int, metadata: str | None) -> None:

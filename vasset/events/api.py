@@ -1,0 +1,7 @@
+"""HTTP routes of /webhooks/*: endpoints and deliveries (signed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROUTES: list[Any] = []

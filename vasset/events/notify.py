@@ -1,0 +1,55 @@
+"""After a transaction with events commits, wake the live streams of their apps via Redis.
+
+A SQLAlchemy ``commit`` listener on the engine: the events themselves are already durable in
+MySQL, so a publish that fails (Redis down) costs only latency: SSE streams poll the outbox too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from vasset.events.outbox import PENDING
+
+log = structlog.get_logger(__name__)
+
+
+def channel(prefix: str, app_id: int) -> str:
+    """The pub/sub channel an app's new events are announced on."""
+    return f"{prefix}events:{app_id}"
+
+
+def install(engine: AsyncEngine, redis: Redis, prefix: str) -> None:
+    """Publish each committed transaction's event apps (once per engine)."""
+    tasks: set[asyncio.Task[None]] = set()
+
+    def committed(conn: Any) -> None:
+        apps = conn.info.pop(PENDING, None)
+        if not apps:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a synchronous use of the engine: nobody is streaming from here
+        task = loop.create_task(_publish(redis, prefix, sorted(apps)))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def rolled_back(conn: Any) -> None:
+        conn.info.pop(PENDING, None)
+
+    event.listen(engine.sync_engine, "commit", committed)
+    event.listen(engine.sync_engine, "rollback", rolled_back)
+
+
+async def _publish(redis: Redis, prefix: str, apps: list[int]) -> None:
+    try:
+        for app_id in apps:
+            await redis.publish(channel(prefix, app_id), b"1")
+    except Exception as exc:  # Redis down: streams fall back to polling the outbox
+        log.info("event_publish_failed", error=repr(exc))
