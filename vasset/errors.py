@@ -94,6 +94,11 @@ class InvalidSource(BadRequest):
     default_message = "src of a transcode import is not allowed"
 
 
+class InvalidWebhookUrl(BadRequest):
+    code = "InvalidWebhookUrl"
+    default_message = "the webhook url is not allowed"
+
+
 # 401: authentication
 class Unauthorized(VassetError):
     status = 401
@@ -167,6 +172,16 @@ class UploadNotFound(NotFound):
 class ObjectNotFound(NotFound):
     code = "ObjectNotFound"
     default_message = "no such object"
+
+
+class EndpointNotFound(NotFound):
+    code = "EndpointNotFound"
+    default_message = "no such webhook endpoint"
+
+
+class DeliveryNotFound(NotFound):
+    code = "DeliveryNotFound"
+    default_message = "no such webhook delivery"
 
 
 # 403 / 410 / 412 / 415 / 423 / 460: the resumable-upload protocols' own statuses

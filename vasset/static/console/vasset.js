@@ -144,6 +144,8 @@ export const ERROR_CODES = Object.freeze([
   'InvalidHeader', 'MetadataTooLarge', 'UnsupportedChecksum', 'InconsistentLength', 'InvalidTicket',
   'TicketExpired', 'TicketUsedUp', 'UploadGone', 'TusVersionUnsupported', 'UnsupportedMediaType',
   'UploadLocked', 'ChecksumMismatch',
+  // webhooks (docs/EVENTS.md)
+  'InvalidWebhookUrl', 'EndpointNotFound', 'DeliveryNotFound',
 ]);
 
 /** Codes this SDK sets itself (no answer, or an upload that could not finish); `HTTP{status}` for an answer without a code. */

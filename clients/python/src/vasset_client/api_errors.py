@@ -60,6 +60,12 @@ class InvalidSource(BadRequest):
     default_code = "InvalidSource"
 
 
+class InvalidWebhookUrl(BadRequest):
+    """400 InvalidWebhookUrl: a webhook url is not allowed (scheme, credentials, address)."""
+
+    default_code = "InvalidWebhookUrl"
+
+
 class InvalidHeader(BadRequest):
     """400 InvalidHeader: a tus / IETF protocol header is malformed (body.header)."""
 
@@ -185,6 +191,18 @@ class ObjectNotFound(NotFound):
     """404 ObjectNotFound: a signed URL names an object that is gone."""
 
     default_code = "ObjectNotFound"
+
+
+class EndpointNotFound(NotFound):
+    """404 EndpointNotFound: unknown, deleted or another app's webhook endpoint."""
+
+    default_code = "EndpointNotFound"
+
+
+class DeliveryNotFound(NotFound):
+    """404 DeliveryNotFound: unknown or another app's webhook delivery."""
+
+    default_code = "DeliveryNotFound"
 
 
 class MethodNotAllowed(ClientError):
