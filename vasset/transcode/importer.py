@@ -18,9 +18,7 @@ import asyncio
 import hashlib
 import ipaddress
 import re
-import socket
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
@@ -30,6 +28,7 @@ import structlog
 
 from vasset import errors
 from vasset.db import transaction
+from vasset.net import Resolver, host_list, is_public, system_resolver
 from vasset.storage import keys
 from vasset.transcode.queue import Job
 from vasset.videos import repository as videos
@@ -45,10 +44,6 @@ MAX_REDIRECTS = 5
 OSS_REFUSED = "src does not name an object that can be imported"
 _MAX_KEY_BYTES = 1023  # OSS's own limit
 _KEY_CHARS_REFUSED = re.compile(r"[\x00-\x1f\x7f\\]")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-#: (host, port) -> addresses, in preference order; injectable so tests can answer anything.
-Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
 class ImportRefused(errors.InvalidSource):
@@ -59,7 +54,7 @@ class ImportRefused(errors.InvalidSource):
 
 def allowed_hosts(setting: str) -> set[str]:
     """The allow-list from its comma-separated setting."""
-    return {h.strip().lower() for h in setting.split(",") if h.strip()}
+    return host_list(setting)
 
 
 def check_http_uri(uri: str, allow: set[str]) -> httpx.URL:
@@ -145,36 +140,6 @@ def _scheme(src: str) -> str:
     return src.partition(":")[0].lower()
 
 
-def _is_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Whether addr, and any IPv4 address it embeds, is globally routable unicast."""
-    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [addr]
-    if isinstance(addr, ipaddress.IPv6Address):
-        # Mapped, 6to4, Teredo and NAT64 addresses lead to the IPv4 address inside them.
-        candidates += [a for a in (addr.ipv4_mapped, addr.sixtofour) if a is not None]
-        if addr.teredo:
-            candidates.append(addr.teredo[1])
-        if addr in _NAT64:
-            candidates.append(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
-    return all(
-        a.is_global
-        and not (
-            a.is_private
-            or a.is_loopback
-            or a.is_link_local
-            or a.is_multicast
-            or a.is_reserved
-            or a.is_unspecified
-        )
-        for a in candidates
-    )
-
-
-async def system_resolver(host: str, port: int) -> list[str]:
-    """The system's addresses for host (getaddrinfo blocks, so it runs in a thread)."""
-    infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
-
-
 async def pinned_address(host: str, port: int, resolver: Resolver = system_resolver) -> str:
     """Resolve host once and refuse any non-public answer; the connection uses the result."""
     try:
@@ -193,7 +158,7 @@ async def pinned_address(host: str, port: int, resolver: Resolver = system_resol
 
 def _public_or_refuse(host: str, addrs: list) -> str:
     # Every answer must be public, not just the one used: a mixed answer is an attack sign.
-    if not all(_is_public(a) for a in addrs):
+    if not all(is_public(a) for a in addrs):
         raise ImportRefused(f"{host} resolves to a non-public address")
     return str(addrs[0])
 
