@@ -13,6 +13,7 @@ from vasset_client.errors import (
     VassetError,
     VideoNotFound,
 )
+from vasset_client.events import Event
 from vasset_client.models import (
     Deleted,
     InitResult,
@@ -34,12 +35,14 @@ from vasset_client.models import (
 )
 from vasset_client.signing import canonical_query, sign, string_to_sign
 from vasset_client.uploader import Uploader, upload_file
+from vasset_client.webhooks import WebhookVerificationError, verify_webhook
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Client",
     "Deleted",
+    "Event",
     "HashMismatch",
     "InitResult",
     "Limits",
@@ -66,9 +69,11 @@ __all__ = [
     "VideoPage",
     "VideoStatus",
     "VideoSummary",
+    "WebhookVerificationError",
     "canonical_query",
     "errors",
     "sign",
     "string_to_sign",
     "upload_file",
+    "verify_webhook",
 ]

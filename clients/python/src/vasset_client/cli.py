@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from vasset_client import errors
 from vasset_client.client import Client
+from vasset_client.events import STATUS_EVENT, Event
 from vasset_client.models import STATUSES
 from vasset_client.uploader import DEFAULT_STATE_DIR, Uploader
 
@@ -150,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
 
+    p = cmd(
+        "watch",
+        "live progress of a video until it is playable or failed"
+        " (exit 0 playable, 3 failed or deleted, 4 timeout)",
+    )
+    p.add_argument("vid", type=int)
+    p.add_argument("--timeout", type=float, help="give up after this many seconds (default: never)")
+    p.add_argument("--json", action="store_true", help="one JSON event per line")
+
     p = cmd("list", "this app's videos, newest first (one page; --all follows the cursors)")
     p.add_argument("--status", choices=list(STATUSES), help="only videos in this status")
     p.add_argument("--limit", type=int, help="videos per page, 1-100 (default 20)")
@@ -237,6 +247,70 @@ def _upload(client: Client, args: argparse.Namespace) -> dict[str, Any]:
     return result.to_dict()
 
 
+#: vasset-cli watch's exit codes beyond 0 (playable), 1 (API error) and 2 (usage).
+WATCH_FAILED = 3
+WATCH_TIMEOUT = 4
+_FAILED = {"upload.failed": "upload_failed", "video.transcode.failed": "transcode_failed"}
+
+
+def _event_line(event: Event) -> str:
+    d = event.data
+    parts = [event.timestamp or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())]
+    parts += [f"vid {event.vid}", event.type, str(event.status)]
+    if event.seq is not None:
+        parts.insert(2, f"#{event.seq}")
+    if event.progress is not None:
+        parts.append(f"{event.progress}%")
+    for key in ("definition", "format", "reason", "error", "message", "count"):
+        if d.get(key) is not None:
+            parts.append(f"{key}={d[key]}")
+    if event.synthesized:
+        parts.append("(polled)")
+    return " ".join(parts)
+
+
+def _settled(client: Client, vid: int, event: Event) -> int | None:
+    """The exit code when `event` is the video's current end state (not one replayed from its
+    history, such as a failed transcode before a retranscode), else None."""
+    if event.type == "video.deleted":
+        try:
+            client.status(vid)
+        except errors.VideoNotFound:
+            return WATCH_FAILED
+        return None
+    want = "playable" if event.type == "video.playable" else _FAILED.get(event.type)
+    if want is None:
+        return None
+    if event.synthesized or client.status(vid).status == want:
+        return 0 if want == "playable" else WATCH_FAILED
+    return None
+
+
+def _watch(client: Client, args: argparse.Namespace) -> int:
+    """Print the video's events (its history, then live) until it settles; the exit code."""
+    st = client.status(args.vid)  # VideoNotFound: exit 1 before waiting on nothing
+    if st.status in ("playable", *_FAILED.values()):
+        # Settled already: its events may be past retention, so do not wait for them.
+        data = {"vid": args.vid, "status": st.status, "progress": st.progress}
+        event = Event(None, STATUS_EVENT[st.status], data, synthesized=True)
+        sys.stdout.write(_event_line(event) + "\n")
+        return 0 if st.status == "playable" else WATCH_FAILED
+    # since=0: replay what the outbox holds of this video, so nothing between the status call
+    # and the stream's start can be missed.
+    for event in client.events(vid=args.vid, since=0, timeout=args.timeout):
+        if args.json:
+            line = json.dumps({"id": event.id, "type": event.type, "data": event.data})
+        else:
+            line = _event_line(event)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        code = _settled(client, args.vid, event)
+        if code is not None:
+            return code
+    sys.stderr.write(f"vasset-cli: video {args.vid} did not settle within {args.timeout:g} s\n")
+    return WATCH_TIMEOUT
+
+
 def run(args: argparse.Namespace) -> Any:
     """Execute one parsed command; returns the JSON-able answer."""
     with make_client(args) as client:
@@ -280,6 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of vasset-cli; exit 0 on success, 1 on an API error, 2 on usage errors."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "watch":
+            with make_client(args) as client:
+                return _watch(client, args)
         _emit(run(args))
     except errors.VassetError as exc:
         sys.stderr.write(f"vasset-cli: {exc}\n")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from vasset_client import errors
+from vasset_client.events import Event, iter_events
 from vasset_client.models import (
     STATUSES,
     Deleted,
@@ -241,6 +242,20 @@ class Client(SignedTransport):
         """GET /video/snapshot: snapshot images (signed, expiring URLs)."""
         params = {"vid": vid, "expires": expires}
         return Snapshots.from_dict(self.request("GET", "/video/snapshot", params))
+
+    def events(
+        self,
+        vid: int | None = None,
+        since: int | None = None,
+        timeout: float | None = None,
+        poll_interval: float = 2.0,
+    ) -> Iterator[Event]:
+        """GET /video/events: live events (of one video with `vid`), for `timeout` s or forever.
+
+        `since` replays the outbox after that event id (0: everything kept). Reconnects resume
+        after the last event seen; a server without the route is polled (see events.py).
+        """
+        return iter_events(self, vid, since, timeout, poll_interval)
 
     def wait(
         self,
