@@ -1,4 +1,4 @@
-"""The `vasset` command: serve, worker, run, db upgrade, apps, jobs, janitor."""
+"""The `vasset` command: serve, worker, run, db upgrade, apps, jobs, webhooks, janitor."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from vasset.events import cli as webhooks_cli
 from vasset.logs import configure_logging
 from vasset.settings import Settings, SettingsError, load_settings
 
@@ -233,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     rq.add_argument("ids", nargs="*", type=int)
     rq.add_argument("--failed", action="store_true")
     rq.add_argument("--stuck", action="store_true")
+    webhooks_cli.add_parser(sub)
     sub.add_parser("janitor", help="run one janitor pass now")
     return parser
 
@@ -313,6 +315,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from vasset.transcode.admin import jobs_command
 
         return asyncio.run(jobs_command(settings, args))
+    if args.command == "webhooks":
+        return asyncio.run(webhooks_cli.webhooks_command(settings, args))
     if args.command == "janitor":
         from vasset.janitor import run_once
 

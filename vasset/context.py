@@ -17,6 +17,7 @@ from vasset.auth.verify import Authenticator
 from vasset.console.gate import ConsoleGate
 from vasset.db import create_engine
 from vasset.events import notify
+from vasset.events.endpoints import WebhookService
 from vasset.playback.service import PlaybackService
 from vasset.playback.stream import StreamLimiter
 from vasset.redis_client import create_redis
@@ -56,6 +57,7 @@ class Context:
     transcodes: TranscodeRequests = field(init=False)
     tickets: Tickets = field(init=False)
     resumable: Resumable = field(init=False)
+    webhooks: WebhookService = field(init=False)
 
 
 def build_context(settings: Settings) -> Context:
@@ -85,6 +87,7 @@ def build_context(settings: Settings) -> Context:
     ctx.transcodes = TranscodeRequests(ctx)
     ctx.tickets = Tickets(engine, settings)
     ctx.resumable = Resumable(uploads, ctx.videos, settings)
+    ctx.webhooks = WebhookService(engine, settings)
     if settings.storage_is_oss:
         from vasset.storage.oss import OssBlobStore
         from vasset.upload.direct import DirectUploads
