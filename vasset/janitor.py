@@ -12,6 +12,8 @@ import structlog
 
 from vasset.context import Context, build_context, close_context
 from vasset.db import transaction
+from vasset.events import delivery_repository as deliveries
+from vasset.events import repository as events
 from vasset.locks import LeaseLock
 from vasset.settings import Settings
 from vasset.upload import repository as uploads
@@ -29,9 +31,28 @@ async def sweep(ctx: Context) -> dict:
         "objects_removed": await _remove_unreferenced(ctx),
         "posted_removed": await _remove_unregistered_posts(ctx),
         "tickets_removed": await ctx.tickets.drop_expired(),
+        **await _drop_old_events(ctx),
     }
     log.info("janitor_pass", **report)
     return report
+
+
+async def _drop_old_events(ctx: Context) -> dict[str, int]:
+    """Remove settled deliveries, then events, older than event_retention_days."""
+    cutoff = time.time() - ctx.settings.event_retention_days * 86400
+    removed = {"deliveries_removed": 0, "events_removed": 0}
+    # In batches, each its own short transaction: a big backlog never holds locks for long.
+    for key, drop in (
+        ("deliveries_removed", lambda c: deliveries.drop_settled_before(c, int(cutoff))),
+        ("events_removed", lambda c: events.drop_events_before(c, int(cutoff * 1000))),
+    ):
+        while True:
+            async with transaction(ctx.engine) as conn:
+                count = await drop(conn)
+            removed[key] += count
+            if count < 5000:
+                break
+    return removed
 
 
 async def _abort_stray_multipart(ctx: Context) -> int:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from vasset import errors
 from vasset.context import Context, build_context, close_context
 from vasset.db import run_transaction, transaction
+from vasset.events.delivery import Deliverer
 from vasset.locks import LeaseLock
 from vasset.redis_client import REDIS_DOWN
 from vasset.settings import Settings
@@ -95,6 +96,8 @@ class Worker:
         self.running: dict[int, asyncio.Task] = {}
         self.cancels: dict[int, asyncio.Event] = {}
         self.ffmpeg_started: dict[int, float] = {}
+        # Webhooks on their own tasks and concurrency: never behind FFmpeg slots, nor in its way.
+        self.deliverer = Deliverer(ctx, self.id, self.stopping)
 
     # main loop
     async def run(self) -> None:
@@ -107,6 +110,7 @@ class Worker:
         )
         await self._sweep_temp()
         background = [asyncio.create_task(self._reaper()), asyncio.create_task(self._janitor())]
+        deliveries = asyncio.create_task(self.deliverer.run())
         failed_claims = 0  # in a row (not "failures": that is the module)
         try:
             while not self.stopping.is_set():
@@ -123,8 +127,15 @@ class Worker:
         finally:
             for task in background:
                 task.cancel()
-            await self._drain()
+            await asyncio.gather(self._drain(), self._stop_deliveries(deliveries))
             log.info("worker_stopped", worker=self.id)
+
+    async def _stop_deliveries(self, claimer: asyncio.Task) -> None:
+        """Stop claiming deliveries; attempts in flight end (or are given back), then settle."""
+        self.stopping.set()
+        await asyncio.gather(claimer, return_exceptions=True)
+        s = self.ctx.settings
+        await self.deliverer.drain(min(s.worker_shutdown_grace, s.webhook_timeout + 1))
 
     def _backoff(self, failures: int) -> float:
         """Seconds to wait after the claim loop failed this many times in a row."""
