@@ -36,6 +36,7 @@ ASSETS: dict[str, tuple[Path, str]] = {
     "style.css": (PAGE_DIR / "style.css", "text/css; charset=utf-8"),
     # The browser SDK (clients/js/vasset.js links to this file).
     "vasset.js": (PAGE_DIR / "vasset.js", "text/javascript; charset=utf-8"),
+    "vasset-events.js": (PAGE_DIR / "vasset-events.js", "text/javascript; charset=utf-8"),
     # hls.js, a pinned file (static/vendor/README.md); the page falls back to MP4 without it.
     "hls.min.js": (STATIC_DIR / "vendor" / "hls.min.js", "text/javascript; charset=utf-8"),
 }

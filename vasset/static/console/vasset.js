@@ -678,3 +678,6 @@ export function serverInit(url, { headers = {}, extra = {}, fetch: fetchImpl } =
     return data;
   };
 }
+
+// Live events (Server-Sent Events with a polling fallback): docs/EVENTS.md.
+export { SseParser, events, statusEvent, toEvent, watchVideo } from './vasset-events.js';

@@ -1,0 +1,1 @@
+../../vasset/static/console/vasset-events.js
