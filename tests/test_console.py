@@ -174,6 +174,49 @@ def test_upload_via_console_init_and_token(console_stack):
     assert r.json()["part_size"] >= 102400 and r.json()["part_count"] >= 1
 
 
+def _frames(response: httpx.Response, until: str) -> list[dict]:
+    """Frames of an open event stream, up to and including the first of type `until`."""
+    frames: list[dict] = []
+    current: dict = {}
+    for line in response.iter_lines():
+        if not line:
+            if "data" in current:
+                frames.append(current)
+                if current.get("event") == until:
+                    return frames
+            current = {}
+        elif not line.startswith(":"):
+            key, _, value = line.partition(":")
+            current[key] = value.strip()
+    return frames
+
+
+def test_console_events_stream(console_stack):
+    """/console/api/events: the console app's events over its cookie session, one video's."""
+    base = console_stack.server.url
+    r = httpx.get(base + "/console/api/events")
+    assert r.status_code == 401 and r.json()["code"] == "InvalidConsoleKey"
+    client = _login(base)
+    data = os.urandom(120 * 1024)
+    init = client.post(
+        "/console/api/uploads", json={"name": "live.mp4", "size": len(data), "part_size": len(data)}
+    ).json()
+    params = {"upid": init["upload_id"], "pseq": 1, "token": init["upload_token"]}
+    assert httpx.put(f"{base}/video/upload/upload", params=params, content=data).status_code == 200
+    url = f"/console/api/events?vid={init['vid']}&since=0"
+    with client.stream("GET", url, timeout=20) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        frames = _frames(stream, "upload.completed")
+    assert [f["event"] for f in frames] == ["upload.created", "upload.completed"]
+    bodies = [json.loads(f["data"]) for f in frames]
+    assert [b["data"]["seq"] for b in bodies] == [1, 2]
+    assert {b["data"]["vid"] for b in bodies} == {init["vid"]}
+    # Another app's video is not reachable through the console's stream.
+    other = console_stack.upload(media.text_file(console_stack.root), auto=False)
+    r = client.get(f"/console/api/events?vid={other['vid']}")
+    assert r.status_code == 404 and r.json()["code"] == "VideoNotFound"
+
+
 def test_assets_are_a_fixed_list(console_stack):
     base = console_stack.server.url
     page = httpx.get(base + "/console")

@@ -20,6 +20,8 @@ from vasset import errors
 from vasset.auth.verify import App
 from vasset.console import session
 from vasset.db import transaction
+from vasset.events import repository as event_rows
+from vasset.events.stream_api import EventStream, EventStreamResponse, resume_point
 from vasset.http.auth import query_string
 from vasset.http.deps import Ctx
 from vasset.http.params import Count, Priority, parse_params
@@ -329,6 +331,27 @@ async def console_snapshots(request: Request, ctx: Ctx, vid: FromPath[int]) -> R
     return json_response(await ctx.playback.snapshots(app.id, vid, None))
 
 
+class EventsQuery(msgspec.Struct):
+    """Query of GET /console/api/events."""
+
+    vid: int | None = None
+    since: int | None = None
+
+
+@get("/console/api/events", include_in_schema=False)
+async def console_events(request: Request, ctx: Ctx) -> Response:
+    """The console app's live events (one video's with vid), as GET /video/events streams them."""
+    app = await _authorized(request, ctx)
+    p = parse_params(query_string(request), EventsQuery)
+    after = resume_point(request.headers.get("last-event-id"), p.since)
+    if p.vid is not None:
+        await ctx.videos.get(app.id, p.vid)  # VideoNotFound unless it is the console app's
+    if after is None:
+        async with ctx.engine.connect() as conn:
+            after = await event_rows.last_event_id(conn, app.id)
+    return EventStreamResponse(EventStream(ctx, app.id, p.vid, after, None))
+
+
 ROUTES = [
     console_page,
     console_asset,
@@ -340,4 +363,5 @@ ROUTES = [
     console_video,
     console_play,
     console_snapshots,
+    console_events,
 ]

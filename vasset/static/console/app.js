@@ -1,7 +1,7 @@
 // The vasset console page: log in, upload (resumable), watch the status, play, download.
 // It never holds an app secret: /console/api/* acts for the configured app server-side, and
 // uploads use the upload token that the server-side init returns.
-import { Uploader, VassetError, serverInit } from './vasset.js';
+import { Uploader, VassetError, events, serverInit } from './vasset.js';
 
 const $ = (id) => document.getElementById(id);
 const FINAL = new Set(['playable', 'transcode_failed', 'upload_failed']);
@@ -291,6 +291,7 @@ function renderStored() {
 function stopVideo() {
   if (!current) return;
   clearTimeout(current.timer);
+  if (current.live) current.live.close();
   if (current.hls) current.hls.destroy();
   const video = $('player');
   video.removeAttribute('src');
@@ -302,7 +303,7 @@ function selectVideo(vid) {
   vid = Number(vid);
   if (current && current.vid === vid) return;
   stopVideo();
-  current = { vid, timer: null, source: null, hls: null, playFinal: false, snaps: false, status: null };
+  current = { vid, timer: null, source: null, hls: null, playFinal: false, snaps: false, status: null, live: null };
   history.replaceState(null, '', `#vid=${vid}`);
   $('video').hidden = false;
   $('video').dataset.vid = String(vid);
@@ -314,7 +315,40 @@ function selectVideo(vid) {
   $('snapshots-box').hidden = true;
   $('media').replaceChildren();
   setVideoStatus('…', 0);
-  poll(current);
+  watch(current);
+}
+
+// Live status: each event of the video refreshes it (since=0 replays what came before the
+// stream opened); when the stream fails, the SDK polls the status instead (the same refresh).
+function watch(state) {
+  $('video').dataset.live = 'connecting';
+  state.live = events(`/console/api/events?vid=${state.vid}&since=0`, {
+    onEvent: (event) => {
+      if (current !== state) return false;
+      $('video').dataset.live = event.synthesized ? 'polling' : 'sse';
+      if (event.progress != null && !event.synthesized) $('video-progress').value = event.progress;
+      refresh(state);
+      return undefined;
+    },
+    onFallback: () => { $('video').dataset.live = 'polling'; },
+    poll: () => api(`/console/api/videos/${state.vid}`),
+    pollInterval: POLL_MS,
+  });
+  state.live.done.then(() => {
+    // The stream ended for good (an error it could not get past): the old polling loop.
+    if (current === state && !state.finished) { state.live = null; poll(state); }
+  });
+  refresh(state);
+}
+
+// One status read at a time; events that arrive meanwhile cause one more read after it.
+function refresh(state) {
+  if (state.reading) { state.again = true; return; }
+  state.reading = true;
+  poll(state).finally(() => {
+    state.reading = false;
+    if (state.again && current === state) { state.again = false; refresh(state); }
+  });
 }
 
 function setVideoStatus(status, progress) {
@@ -357,7 +391,12 @@ async function poll(state) {
   }
   if (final && info.status !== 'playable') state.playFinal = true; // nothing to play: stop
   const done = final && state.playFinal && (info.status !== 'playable' || state.snaps);
-  if (!done) state.timer = setTimeout(() => poll(state), POLL_MS);
+  if (done) {
+    state.finished = true;
+    if (state.live) state.live.close();
+  } else if (!state.live) {
+    state.timer = setTimeout(() => poll(state), POLL_MS);
+  }
 }
 
 function renderMedia(m) {
