@@ -213,11 +213,11 @@ def test_events_through_the_other_instance_and_the_worker_arrive_in_order(
 def test_reconnect_with_last_event_id_misses_nothing_and_repeats_nothing(stack, instance_b, creds):
     b = client(instance_b, creds)
     first = stream(stack.server, creds)
-    vids = [b.upload(f"r{i}.bin", blob(), 1024)["vid"] for i in range(2)]
+    vids = [b.upload(f"r{i}.bin", blob(), 4096)["vid"] for i in range(2)]
     first.wait(lambda ev: len(ev) >= 4, what="the first uploads")
     first.close()
     last = first.ids()[-1]
-    more = [b.upload(f"s{i}.bin", blob(), 1024)["vid"] for i in range(2)]
+    more = [b.upload(f"s{i}.bin", blob(), 4096)["vid"] for i in range(2)]
     assert b.call("POST", "/video/delete", {"vid": vids[0]}).status_code == 200
     second = stream(stack.server, creds, headers={"Last-Event-ID": str(last)}, since=1)
     try:
@@ -262,6 +262,12 @@ def test_flushall_and_a_redis_restart_mid_stream_lose_nothing(stack, instance_b,
         assert reader.ids() == stored
     finally:
         slow.stop()
+        # Instance A's pooled Redis connections died too: later tests need it answering.
+        wait_until(lambda: _answers(client(stack.server, creds)), 20, "instance A")
+
+
+def _answers(api: Api) -> bool:
+    return api.call("GET", "/video/list", {"limit": 1}).status_code == 200
 
 
 def _upload_ok(b: Api) -> bool:
