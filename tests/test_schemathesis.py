@@ -69,6 +69,8 @@ def sign(case, creds: dict) -> None:
     names = {p.name for p in case.operation.query}
     params = {k: _wire(v) for k, v in (case.query or {}).items() if k not in SIGNING}
     params = {k: v for k, v in params.items() if v is not None}
+    if case.formatted_path == "/video/events":
+        _bounded_stream(params)
     if "signature" not in names or (params.get("token") and "upid" in params):
         case.query = params  # public route, or an upload-token call (no signing parameters)
         return
@@ -84,6 +86,17 @@ def sign(case, creds: dict) -> None:
     # signed_query percent-encodes; requests encodes again, so hand it the decoded values.
     pairs = (pair.split("=", 1) for pair in query.split("&"))
     case.query = {unquote(k): unquote(v) for k, v in pairs}
+
+
+def _bounded_stream(params: dict[str, str]) -> None:
+    """An event stream ends only when asked: every generated call asks for at most 1 s.
+
+    A timeout that is not a number stays (negative mode checks its 400); none, or a long one,
+    becomes 0 or 1, so the stream sends what is stored and ends instead of hanging the run.
+    """
+    value = params.get("timeout")
+    if value is None or (value.isdigit() and int(value) > 1):
+        params["timeout"] = "0" if value is None else "1"
 
 
 def _run(operation, mode: GenerationMode, creds: dict, base_url: str) -> None:

@@ -11,6 +11,7 @@ checked.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from functools import cache
 from typing import Any
@@ -77,6 +78,8 @@ class Contract:
         schema = content[ctype].get("schema")
         if ctype.startswith("application/json") and schema:
             self._check_json(where, response, schema)
+        elif ctype == "text/event-stream":
+            _check_event_stream(where, response.text)
 
     def _check_json(self, where: str, response: httpx.Response, schema: dict[str, Any]) -> None:
         try:
@@ -85,6 +88,23 @@ class Contract:
             raise AssertionError(f"{where}: not JSON: {response.text[:200]!r}") from None
         problems = sorted(self.validator(schema).iter_errors(body), key=str)
         assert not problems, f"{where}: {problems[0].message} in {body!r}"[:2000]
+
+
+def _check_event_stream(where: str, text: str) -> None:
+    """Every block of a finished event stream is comments, or id + event + JSON data of it."""
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in filter(None, block.split("\n")):
+            if line.startswith(":"):
+                continue
+            name, sep, value = line.partition(": ")
+            assert sep and name in ("id", "event", "data", "retry"), f"{where}: line {line!r}"
+            fields[name] = value
+        if "data" in fields:
+            assert fields.get("id", "").isdigit(), f"{where}: event without an id: {block!r}"
+            body = json.loads(fields["data"])
+            assert body.get("type") == fields.get("event"), f"{where}: {block!r}"
+            assert isinstance(body.get("data"), dict) and "timestamp" in body, f"{where}: {body!r}"
 
 
 def _template(path: str) -> str:
