@@ -18,6 +18,7 @@ import pytest
 from tests import media
 from tests.support.api import Api
 from tests.support.db import sql
+from tests.support.redis_server import RedisServer
 from tests.support.webhooks import Receiver, new_secret
 from tests.support.workers import Stack, settle, wait_until
 
@@ -36,6 +37,15 @@ def stack(test_env, tmp_path_factory):
     yield stack
     fleet.stop()
     settle(stack.env)
+    stack.stop()
+
+
+@pytest.fixture
+def solo(test_env, tmp_path_factory, request):
+    """A stack of the test's own, with no worker yet (the test starts its own)."""
+    name = "hk" + request.node.name[5:13].replace("_", "")
+    stack = Stack(test_env, tmp_path_factory.mktemp(name), name, **WEBHOOK_ENV).start()
+    yield stack
     stack.stop()
 
 
@@ -260,9 +270,9 @@ def test_a_full_run_delivers_its_events_in_seq_order(stack, clips):
         vid = api.upload(path.name, path.read_bytes(), 1 << 20, auto=1)["vid"]
 
         def finished() -> bool:
-            return "video.transcode.succeeded" in hook.of_types()
+            return "video.playable" in hook.of_types()
 
-        wait_until(finished, 120, "video.transcode.succeeded delivered")
+        wait_until(finished, 120, "video.playable delivered")
         count = sql(stack.env, "SELECT COUNT(*) FROM event WHERE video_id = :v", v=vid)[0][0]
         got = hook.wait(count)
         assert not hook.unverified
@@ -271,9 +281,17 @@ def test_a_full_run_delivers_its_events_in_seq_order(stack, clips):
         assert all(e["data"]["vid"] == vid for e in events)
         types = [e["type"] for e in events]
         assert types[:4] == EXPECTED_RUN
-        assert types.index("video.playable") < types.index("video.transcode.succeeded")
-        assert types[-1] == "video.transcode.succeeded"
-        assert types.count("video.rendition.ready") >= 1 and "video.snapshots.ready" in types
+        # The pipeline's order: the job succeeds, then the video becomes playable.
+        assert types[-2:] == ["video.transcode.succeeded", "video.playable"], types
+        middle = set(types[4:-2])
+        assert {"video.rendition.ready", "video.snapshots.ready"} <= middle, types
+        assert middle <= {
+            "video.transcode.progress",
+            "video.rendition.ready",
+            "video.snapshots.ready",
+        }, types
+        progress = [e["data"]["progress"] for e in events if e["type"].endswith(".progress")]
+        assert progress == sorted(progress), progress
         # A later seq is a later event: ids and timestamps grow with it.
         ids = [
             int(d.id.removeprefix("evt_"))
@@ -322,3 +340,41 @@ def test_retention_sweep_removes_old_events_and_settled_deliveries(stack):
     assert [r[0] for r in deliveries(stack.env, ep)] == ["pending"]
     # The upload's own (recent) events stay.
     assert len(left) == 3
+
+
+def test_a_worker_killed_mid_delivery_still_delivers_with_the_same_id(solo):
+    app_id, api = new_app(solo)
+    secret = new_secret()
+    with Receiver([secret]) as hook, solo.fleet("kill") as fleet:
+        ep = add_endpoint(solo.env, app_id, hook.url, secret, events="upload.created")
+        hook.hold()
+        (worker,) = fleet.start(1)
+        upload(api)
+        hook.wait_held()
+        worker.kill()  # SIGKILL while the receiver holds the request
+        hook.release()  # its answer reaches nobody
+        assert deliveries(solo.env, ep)[0][0] == "pending"
+        fleet.start(1)
+        first, again = hook.wait(2, timeout=40)
+        assert first.id == again.id and first.body == again.body
+        wait_until(lambda: deliveries(solo.env, ep)[0][0] == "succeeded", 10, "succeeded")
+
+
+def test_deliveries_go_on_with_redis_down(solo):
+    app_id, api = new_app(solo)
+    secret = new_secret()
+    redis = RedisServer().start()
+    try:
+        # The worker's Redis is a private one; the API keeps the shared one to sign calls.
+        fleet = solo.fleet("noredis", VASSET_REDIS_URL=redis.url)
+        with Receiver([secret]) as hook, fleet:
+            add_endpoint(solo.env, app_id, hook.url, secret)
+            fleet.start(1)
+            redis.stop()
+            time.sleep(1.0)
+            upload(api)
+            got = hook.wait(2, timeout=20)
+            assert {d.event["type"] for d in got} == {"upload.created", "upload.completed"}
+            assert fleet.workers[0].alive()
+    finally:
+        redis.stop()
