@@ -18,6 +18,7 @@ from vasset.console.gate import ConsoleGate
 from vasset.db import create_engine
 from vasset.events import notify
 from vasset.events.endpoints import WebhookService
+from vasset.events.hub import Hub
 from vasset.playback.service import PlaybackService
 from vasset.playback.stream import StreamLimiter
 from vasset.redis_client import create_redis
@@ -58,6 +59,8 @@ class Context:
     tickets: Tickets = field(init=False)
     resumable: Resumable = field(init=False)
     webhooks: WebhookService = field(init=False)
+    #: Live event streams' one Redis pub/sub connection (opened with the first stream).
+    hub: Hub = field(init=False)
 
 
 def build_context(settings: Settings) -> Context:
@@ -88,6 +91,7 @@ def build_context(settings: Settings) -> Context:
     ctx.tickets = Tickets(engine, settings)
     ctx.resumable = Resumable(uploads, ctx.videos, settings)
     ctx.webhooks = WebhookService(engine, settings)
+    ctx.hub = Hub(settings.redis_url, settings.redis_prefix)
     if settings.storage_is_oss:
         from vasset.storage.oss import OssBlobStore
         from vasset.upload.direct import DirectUploads
@@ -99,6 +103,7 @@ def build_context(settings: Settings) -> Context:
 
 async def close_context(ctx: Context) -> None:
     """Release every connection and pool."""
+    ctx.hub.stop()
     await asyncio.gather(
         ctx.engine.dispose(), ctx.redis.aclose(), ctx.store.close(), return_exceptions=True
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import weakref
 from typing import Any
 
 import structlog
@@ -154,15 +153,3 @@ async def _close(pubsub: Any, client: aioredis.Redis) -> None:
 def _glob_escape(value: str) -> str:
     """value with Redis glob characters escaped (a prefix may contain them)."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in value)
-
-
-_hubs: weakref.WeakKeyDictionary[Any, Hub] = weakref.WeakKeyDictionary()
-
-
-def hub_for(ctx: Any) -> Hub:
-    """The hub of a process Context (created with its first stream)."""
-    hub = _hubs.get(ctx)
-    if hub is None:
-        hub = Hub(ctx.settings.redis_url, ctx.settings.redis_prefix)
-        _hubs[ctx] = hub
-    return hub

@@ -33,7 +33,7 @@ from litestar.types import Receive, Scope, Send
 from vasset import errors
 from vasset.events import repository as repo
 from vasset.events import sse
-from vasset.events.hub import Hub, Waiter, hub_for
+from vasset.events.hub import Hub, Waiter
 from vasset.events.stream_schemas import EventsParams
 from vasset.http.deps import Caller, Ctx, query
 from vasset.http.openapi import doc
@@ -67,7 +67,7 @@ class EventStream:
     ) -> None:
         self.engine = ctx.engine
         self.settings = ctx.settings
-        self.hub: Hub = hub_for(ctx)
+        self.hub: Hub = ctx.hub
         self.app_id = app_id
         self.vid = vid
         self.cursor = after
