@@ -314,6 +314,7 @@ def openapi_config(version: str) -> OpenAPIConfig:
             Tag(name="transcode", description="The transcode queue and imports"),
             Tag(name="playback", description="Signed play URLs and the /play file route"),
             Tag(name="direct", description="Direct-to-OSS uploads (OSS storage only)"),
+            Tag(name="webhooks", description="Webhook endpoints and their deliveries"),
             Tag(name="service", description="Liveness"),
         ],
     )
