@@ -66,6 +66,10 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # One send per answer, sent at once: no Nagle and delayed-ACK stalls between
+            # the headers and the body on a kept-alive connection.
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass

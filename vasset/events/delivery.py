@@ -250,7 +250,9 @@ class Deliverer:
                 self.succeeded.append((item.id, owner, status, item.endpoint_id))
                 if len(self.succeeded) >= 100:
                     self.flush_now.set()
-                log.debug("webhook_delivered", delivery=item.id, event=item.event_id, status=status)
+                log.debug(
+                    "webhook_delivered", delivery=item.id, event_id=item.event_id, status=status
+                )
                 return
             await self._settle_failure(item, owner, status, error)
         except asyncio.CancelledError:
@@ -306,7 +308,7 @@ class Deliverer:
         log.info(
             "webhook_attempt_failed",
             delivery=item.id,
-            event=item.event_id,
+            event_id=item.event_id,
             endpoint=item.endpoint_id,
             attempt=failed,
             status=status,
