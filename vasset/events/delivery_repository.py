@@ -82,21 +82,24 @@ async def claim_due(
 
 async def mark_succeeded(
     conn: AsyncConnection, done: list[tuple[int, str, int]], now_s: int
-) -> list[int]:
-    """Settle (delivery id, lease owner, HTTP status) as succeeded; returns the ids settled."""
-    settled = []
+) -> int:
+    """Settle (delivery id, lease owner, HTTP status) as succeeded; returns how many settled."""
+    groups: dict[tuple[str, int], list[int]] = {}
     for delivery_id, owner, status in done:
+        groups.setdefault((owner, status), []).append(delivery_id)
+    settled = 0
+    # One statement per claim batch and status: a batch of successes costs a few round trips.
+    for (owner, status), ids in groups.items():
         result = await conn.execute(
             text(
                 "UPDATE webhook_delivery SET status = 'succeeded', attempts = attempts + 1,"
                 " last_status = :st, last_error = NULL, lease_owner = NULL, lease_until = NULL,"
-                " update_time = :now WHERE id = :id AND lease_owner = :owner"
+                " update_time = :now WHERE id IN :ids AND lease_owner = :owner"
                 " AND status = 'pending'"
-            ),
-            {"st": status, "now": now_s, "id": delivery_id, "owner": owner},
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"st": status, "now": now_s, "ids": ids, "owner": owner},
         )
-        if result.rowcount == 1:
-            settled.append(delivery_id)
+        settled += int(result.rowcount or 0)
     return settled
 
 
