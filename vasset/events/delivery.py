@@ -24,6 +24,7 @@ from collections import OrderedDict
 
 import httpx
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vasset import errors
@@ -364,7 +365,8 @@ def _now() -> int:
 
 
 def _loop_error(event: str, exc: BaseException, **fields: object) -> None:
-    # Imported here: the worker module imports this one.
-    from vasset.transcode.worker import loop_error
-
-    loop_error(event, exc, **fields)
+    # A dependency hiccup (MySQL away, a lock conflict) is a warning; anything else a bug.
+    if isinstance(exc, errors.ServiceUnavailable | SQLAlchemyError | OSError):
+        log.warning(event, error=type(exc).__name__, detail=str(exc)[:200], **fields)
+    else:
+        log.error(event, error=type(exc).__name__, exc_info=exc, **fields)
