@@ -378,3 +378,42 @@ def test_deliveries_go_on_with_redis_down(solo):
             assert fleet.workers[0].alive()
     finally:
         redis.stop()
+
+
+async def test_the_sender_pins_checked_addresses_keeps_host_and_follows_no_redirect():
+    from vasset import errors
+    from vasset.events.delivery import PinnedResolver, Sender
+
+    with Receiver([], answers=[302, 200, 200]) as hook:
+        port = hook.port
+        sender = Sender("127.0.0.1,localhost", timeout=3, connections=4)
+        other = Sender("", timeout=3, connections=4)
+        try:
+            # A redirect is an answer, not followed: one request, its status returned.
+            assert await sender.post(f"http://127.0.0.1:{port}/hook?a=%2F", {}, b"{}") == 302
+            # An allow-listed name connects to its checked address; Host names the target.
+            assert await sender.post(f"http://localhost:{port}/hook", {}, b"{}") == 200
+            assert [d.headers["host"] for d in hook.deliveries] == [
+                f"127.0.0.1:{port}",
+                f"localhost:{port}",
+            ]
+            # Not allow-listed: a loopback literal and a name resolving there are refused
+            # before sending, and the resolver a new connection uses refuses it by itself.
+            for url in (f"http://127.0.0.1:{port}/hook", f"http://localhost:{port}/hook"):
+                with pytest.raises(errors.InvalidWebhookUrl):
+                    await other.post(url, {}, b"{}")
+            with pytest.raises(errors.InvalidWebhookUrl):
+                await PinnedResolver("").resolve("localhost", port)
+            assert len(hook.deliveries) == 2
+            # A receiver holding the request runs into the timeout.
+            hook.hold()
+            short = Sender("127.0.0.1", timeout=0.5, connections=1)
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await short.post(f"http://127.0.0.1:{port}/hook", {}, b"{}")
+            assert time.monotonic() - started < 2
+            await short.aclose()
+        finally:
+            hook.release()
+            await sender.aclose()
+            await other.aclose()
