@@ -36,6 +36,7 @@ from vasset.db import run_transaction
 from vasset.events import delivery_repository as repo
 from vasset.events import signing, ssrf
 from vasset.events.delivery_repository import Claimed
+from vasset.net import ip_literal
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +47,7 @@ POLL = 0.5  # seconds between claims when idle (p95 of state change -> webhook u
 FLUSH = 0.05  # seconds successes wait to be settled together in one transaction
 MAX_BACKOFF = 5.0
 READ_LIMIT = 64 << 10  # bytes of an answer read (only its status matters)
+LITERALS = 1024  # checked address-literal URLs remembered
 
 
 def retry_delay(failed: int, scale: float) -> float | None:
@@ -98,6 +100,7 @@ class Sender:
         self.timeout = timeout
         self.connections = connections
         self._session: aiohttp.ClientSession | None = None
+        self._literals: dict[str, yarl.URL] = {}  # checked URLs whose host is an address
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -122,19 +125,25 @@ class Sender:
 
     async def post(self, url: str, headers: dict[str, str], body: bytes) -> int:
         """POST body to url; returns the HTTP status. InvalidWebhookUrl: not a safe target."""
-        target = ssrf.parse_url(url)
-        await ssrf.resolve_target(target, self.allow)
-        # Built from the checked parse, so aiohttp connects to exactly the host checked.
-        host = target.raw_host.decode("ascii")
-        path, _, query = target.raw_path.decode("ascii").partition("?")
-        checked = yarl.URL.build(
-            scheme=target.scheme,
-            host=f"[{host}]" if ":" in host else host,
-            port=target.port,
-            path=path,
-            query_string=query,
-            encoded=True,
-        )
+        checked = self._literals.get(url)
+        if checked is None:
+            target = ssrf.parse_url(url)
+            await ssrf.resolve_target(target, self.allow)
+            # Built from the checked parse, so aiohttp connects to exactly the host checked.
+            host = target.raw_host.decode("ascii")
+            path, _, query = target.raw_path.decode("ascii").partition("?")
+            checked = yarl.URL.build(
+                scheme=target.scheme,
+                host=f"[{host}]" if ":" in host else host,
+                port=target.port,
+                path=path,
+                query_string=query,
+                encoded=True,
+            )
+            if ip_literal(host) is not None:  # no DNS answer involved: its check cannot change
+                if len(self._literals) >= LITERALS:
+                    self._literals.clear()
+                self._literals[url] = checked
         async with self.session.post(
             checked, data=body, headers=headers, allow_redirects=False
         ) as response:
@@ -161,8 +170,12 @@ class Deliverer:
         self.worker_id = worker_id
         self.stopping = stopping
         self.size = max(1, s.webhook_concurrency)
-        # Covers the attempt (resolve + request) with room to spare for settling it.
-        self.lease_ms = int((s.webhook_timeout + 5) * 1000)
+        # Claimed and leased: twice the attempts at once, so a claim fetches more rows per
+        # transaction (fewer claims per delivery). The rest wait for a slot, at most one
+        # attempt's time, so the lease covers waiting, the attempt and settling it.
+        self.capacity = 2 * self.size
+        self.slots = asyncio.Semaphore(self.size)
+        self.lease_ms = int((2 * s.webhook_timeout + 5) * 1000)
         self.sender = Sender(s.webhook_allow_hosts, s.webhook_timeout, self.size)
         self.inflight: dict[asyncio.Task[None], tuple[int, str]] = {}
         self.nudge = asyncio.Event()
@@ -180,9 +193,9 @@ class Deliverer:
         log.info("deliverer_started", worker=self.worker_id, concurrency=self.size)
         failed = 0
         while not self.stopping.is_set():
-            free = self.size - len(self.inflight)
-            # Claim in batches: with work in flight, wait until half the slots are free.
-            if free <= 0 or (self.inflight and free < max(1, self.size // 2)):
+            free = self.capacity - len(self.inflight)
+            # Claim in batches: with work in flight, wait until half the capacity is free.
+            if free <= 0 or (self.inflight and free < max(1, self.capacity // 2)):
                 await self._wait(POLL)
                 continue
             try:
@@ -274,7 +287,8 @@ class Deliverer:
                 why = "endpoint deleted" if item.deleted_at is not None else "endpoint disabled"
                 await self._tx(lambda c: repo.fail_unsendable(c, item.id, owner, why, _now()))
                 return
-            status, error = await self._attempt(item)
+            async with self.slots:
+                status, error = await self._attempt(item)
             if status is not None and 200 <= status < 300:
                 self.succeeded.append((item.id, owner, status, item.endpoint_id))
                 if len(self.succeeded) >= 100:
