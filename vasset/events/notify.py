@@ -28,8 +28,16 @@ def install(engine: AsyncEngine, redis: Redis, prefix: str) -> None:
     """Publish each committed transaction's event apps (once per engine)."""
     tasks: set[asyncio.Task[None]] = set()
 
+    def pending(conn: Any) -> set[int] | None:
+        # An invalidated connection (the server went away) has no info left to read, and its
+        # transaction's events died with it.
+        if conn.invalidated:
+            return None
+        apps: set[int] | None = conn.info.pop(PENDING, None)
+        return apps
+
     def committed(conn: Any) -> None:
-        apps = conn.info.pop(PENDING, None)
+        apps = pending(conn)
         if not apps:
             return
         try:
@@ -41,7 +49,7 @@ def install(engine: AsyncEngine, redis: Redis, prefix: str) -> None:
         task.add_done_callback(tasks.discard)
 
     def rolled_back(conn: Any) -> None:
-        conn.info.pop(PENDING, None)
+        pending(conn)
 
     event.listen(engine.sync_engine, "commit", committed)
     event.listen(engine.sync_engine, "rollback", rolled_back)
