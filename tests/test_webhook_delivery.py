@@ -382,7 +382,7 @@ def test_deliveries_go_on_with_redis_down(solo):
 
 async def test_the_sender_pins_checked_addresses_keeps_host_and_follows_no_redirect():
     from vasset import errors
-    from vasset.events.delivery import PinnedResolver, Sender
+    from vasset.events.sender import PinnedResolver, Sender
 
     with Receiver([], answers=[302, 200, 200]) as hook:
         port = hook.port
