@@ -175,7 +175,10 @@ try {
   step('playable');
   await waitPlaying(page);
   const source = await page.getAttribute('#player', 'data-source');
-  if (env.EXPECT_HLS === '1') assert.equal(source, 'hls.js', 'hls.js did not play the HLS master');
+  if (env.EXPECT_HLS === '1') {
+    const shown = await page.textContent('#player-source');
+    assert.equal(source, 'hls.js', `hls.js did not play the HLS master (the page shows: ${shown})`);
+  }
   step('playing', { source });
 
   // 5. snapshots are visible
