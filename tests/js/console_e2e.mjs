@@ -173,7 +173,9 @@ try {
   // 4. transcoded and playing
   await page.locator('#video[data-status="playable"]').waitFor({ timeout: 90_000 });
   step('playable');
-  await waitPlaying(page);
+  // Live events can start an MP4 rendition before the HLS master is published; once the video
+  // is final the page switches to HLS, so wait for the player it settles on.
+  await waitPlaying(page, env.EXPECT_HLS === '1' ? 'hls.js' : null);
   const source = await page.getAttribute('#player', 'data-source');
   if (env.EXPECT_HLS === '1') {
     const shown = await page.textContent('#player-source');
