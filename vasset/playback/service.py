@@ -120,7 +120,8 @@ class PlaybackService:
         """(video, playable renditions, cover key), cached for playurl_cache_ttl seconds.
 
         Players ask for play URLs far more often than renditions change; a short per-process
-        cache keeps MySQL out of most playurl calls. A change shows after at most the TTL.
+        cache of playable videos keeps MySQL out of most playurl calls. A change shows after at
+        most the TTL.
         """
         ttl = self.ctx.settings.playurl_cache_ttl
         now = time.monotonic()
@@ -137,7 +138,9 @@ class PlaybackService:
             ]
             cover = await videos.cover_key(conn, vid, video.image_index)
         value = (video, renditions, cover)
-        if ttl > 0 and renditions:
+        # Only a settled video is cached: while a transcode publishes in steps (a first MP4,
+        # then the rest and HLS), a cached early answer would hide the renditions that follow.
+        if ttl > 0 and renditions and video.status == VideoStatus.PLAYABLE:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[(app_id, vid)] = (now + ttl, value)
