@@ -78,6 +78,9 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 status = receiver._receive(self.path, dict(self.headers.items()), body)
                 self.send_response(status)
+                if 300 <= status < 400:
+                    # A real redirect (to this receiver): following it would arrive here again.
+                    self.send_header("location", "/redirected")
                 self.send_header("content-length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
