@@ -91,16 +91,29 @@ async def insert_event(
         {"a": app_id, "v": vid, "s": seq, "t": type_, "b": _encoder.encode(body), "now": now_ms},
     )
     event_id = int(result.lastrowid)
-    await conn.execute(
+    # The matching endpoints first (a plain read), then a VALUES insert only when there are
+    # any: an INSERT ... SELECT would take the table's AUTO-INC lock for every event, endpoints
+    # or not, and widen the lock set of every transaction that changes a video.
+    endpoints = await conn.execute(
         text(
-            "INSERT INTO webhook_delivery (endpoint_id, event_id, app_id, status,"
-            " next_attempt_at, create_time, update_time)"
-            " SELECT id, :e, app_id, 'pending', :now, :sec, :sec FROM webhook_endpoint"
-            " WHERE app_id = :a AND enabled = 1 AND deleted_at IS NULL"
-            " AND (events = '*' OR FIND_IN_SET(:t, events) > 0)"
+            "SELECT id FROM webhook_endpoint WHERE app_id = :a AND enabled = 1"
+            " AND deleted_at IS NULL AND (events = '*' OR FIND_IN_SET(:t, events) > 0)"
         ),
-        {"e": event_id, "now": now_ms, "sec": now_ms // 1000, "a": app_id, "t": type_},
+        {"a": app_id, "t": type_},
     )
+    rows = [
+        {"ep": r.id, "e": event_id, "a": app_id, "now": now_ms, "sec": now_ms // 1000}
+        for r in endpoints
+    ]
+    if rows:
+        await conn.execute(
+            text(
+                "INSERT INTO webhook_delivery (endpoint_id, event_id, app_id, status,"
+                " next_attempt_at, create_time, update_time)"
+                " VALUES (:ep, :e, :a, 'pending', :now, :sec, :sec)"
+            ),
+            rows,
+        )
     return event_id
 
 
