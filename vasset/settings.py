@@ -27,6 +27,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # one (then 503) instead of failing at once when a burst needs more.
     redis_pool_size: int = 64
     redis_pool_timeout: float = 5.0
+    # How Redis is reached: standalone (redis_url), cluster (redis_url names any seed node) or
+    # sentinel (the master named redis_sentinel_master, found through redis_sentinels).
+    redis_mode: str = "standalone"
+    redis_sentinels: str = ""  # host:port,host:port,...
+    redis_sentinel_master: str = "mymaster"
     storage_url: str = "file://./var/storage"
     # Scratch space for workers (downloads, FFmpeg outputs before publishing).
     temp_dir: str = "./var/tmp"
@@ -71,6 +76,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Seconds a playurl answer's database rows may be reused by the same API process.
     playurl_cache_ttl: float = 1.0
     max_concurrent_streams: int = 50
+    # File streams across all API instances (0: no global cap, only the per-instance one).
+    max_concurrent_streams_global: int = 0
+    # Bytes per second per app for local-disk streaming, across instances (0: unlimited).
+    stream_rate_per_app: int = 0
     cdn_domain: str = ""
     cdn_auth_key: str = ""
 
@@ -129,8 +138,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     console_key: str = ""
     console_app_key: str = ""
 
-    # Bearer token of GET /internal/metrics (empty: the route answers 404).
+    # Bearer token GET /metrics asks for (empty: /metrics is open; firewall it instead).
     metrics_token: str = ""
+    # /ready answers 503 when local storage has less than this share of its disk free (percent).
+    ready_min_free_percent: float = 5.0
+
+    # OpenTelemetry tracing: an OTLP/HTTP endpoint turns it on (empty: off, nothing imported).
+    otel_endpoint: str = ""
+    otel_service_name: str = "vasset"
 
     log_level: str = "info"
     log_json: bool = True
@@ -196,6 +211,9 @@ _NOT_NEGATIVE = (
     "db_pool_overflow",
     "shutdown_grace",
     "rate_limit",
+    "max_concurrent_streams_global",
+    "stream_rate_per_app",
+    "ready_min_free_percent",
     "app_cache_ttl",
     "playurl_cache_ttl",
     "ffmpeg_node_limit",
@@ -233,6 +251,10 @@ def check_settings(s: Settings) -> None:
         raise SettingsError("VASSET_MIN_PART_SIZE must not exceed VASSET_MAX_PART_SIZE")
     if s.url_expires_default > s.url_expires_max:
         raise SettingsError("VASSET_URL_EXPIRES_DEFAULT must not exceed VASSET_URL_EXPIRES_MAX")
+    if s.redis_mode not in ("standalone", "cluster", "sentinel"):
+        raise SettingsError("VASSET_REDIS_MODE must be standalone, cluster or sentinel")
+    if s.redis_mode == "sentinel" and not s.redis_sentinels:
+        raise SettingsError("VASSET_REDIS_MODE=sentinel needs VASSET_REDIS_SENTINELS=host:port,...")
     if s.oss_signature_version not in ("v1", "v4"):
         raise SettingsError("VASSET_OSS_SIGNATURE_VERSION must be v1 or v4")
     if s.log_level.lower() not in _LOG_LEVELS:
