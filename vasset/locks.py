@@ -1,10 +1,13 @@
-"""A Redis lease lock: one holder at a time, expiring by itself if the holder dies."""
+"""A Redis lease lock: one holder at a time, expiring by itself if the holder dies.
+
+One key per lock (vasset/redis_keys.lock), so every script is single-slot on a Redis Cluster.
+"""
 
 from __future__ import annotations
 
 import secrets
 
-from redis.asyncio import Redis
+from vasset.redis_client import AnyRedis
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -19,7 +22,7 @@ return 0
 class LeaseLock:
     """SET NX PX with a random owner token; release and renew only by the owner."""
 
-    def __init__(self, redis: Redis, key: str, lease_ms: int) -> None:
+    def __init__(self, redis: AnyRedis, key: str, lease_ms: int) -> None:
         self.redis = redis
         self.key = key
         self.lease_ms = lease_ms

@@ -320,9 +320,11 @@ def open_slot_epoch(redis_url: str, prefix: str) -> None:
     """
     import redis
 
+    from vasset import redis_keys
+
     client = redis.Redis.from_url(redis_url)
     try:
-        client.set(prefix + "slots:epoch", 0, nx=True)
+        client.set(redis_keys.slots_epoch(prefix), 0, nx=True)
     finally:
         client.close()
 

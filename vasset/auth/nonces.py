@@ -4,13 +4,16 @@ Each signed call needs one Redis write. Under load, the requests that arrive wit
 event-loop turn share one pipeline, so Redis costs one round trip per batch instead of one
 per request; a lone request waits only for the next loop turn. Every batch also reads one
 watched key (the announced app generation), so callers learn of app changes for free.
+
+The pipeline is not a transaction: on a Redis Cluster redis-py splits it by node. A nonce and its
+app's rate window share a hash tag (vasset/redis_keys.py), so they land on one node together.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from redis.asyncio import Redis
+from vasset.redis_client import AnyRedis
 
 #: The watched value before any batch has read it (never equal to anything Redis returns).
 NEVER = object()
@@ -19,7 +22,7 @@ NEVER = object()
 class NonceBatcher:
     """SET nonce NX EX (plus INCR/EXPIRE of a rate window) for many requests at once."""
 
-    def __init__(self, redis: Redis, nonce_ttl: int, watch_key: str | None = None) -> None:
+    def __init__(self, redis: AnyRedis, nonce_ttl: int, watch_key: str | None = None) -> None:
         self._redis = redis
         self._ttl = nonce_ttl
         self._watch_key = watch_key

@@ -11,12 +11,12 @@ from typing import NamedTuple
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vasset import errors
+from vasset import errors, redis_keys
 from vasset.apps import repository as apps
 from vasset.auth.nonces import NonceBatcher
 from vasset.auth.signing import parse_query, sign, signatures_match
 from vasset.db import transaction
-from vasset.redis_client import REDIS_DOWN, redis_guard
+from vasset.redis_client import REDIS_DOWN, AnyRedis, redis_guard
 
 #: API.md's nonce alphabet; fullmatch, so no trailing newline slips through as with ``$``.
 NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -50,14 +50,14 @@ class Authenticator:
     and a cached row read under another generation is read again before the call is accepted.
     """
 
-    def __init__(self, engine: AsyncEngine, redis, settings) -> None:
+    def __init__(self, engine: AsyncEngine, redis: AnyRedis, settings) -> None:
         self._engine = engine
         self._redis = redis
         self._settings = settings
         self._by_key: dict[str, _Cached] = {}
         self._by_id: dict[int, _Cached] = {}
         self._nonces = NonceBatcher(
-            redis, settings.nonce_ttl, generation_key(settings.redis_prefix)
+            redis, settings.nonce_ttl, redis_keys.app_generation(settings.redis_prefix)
         )
 
     async def app_by_key(self, app_key: str, generation: object = _ANY) -> App | None:
@@ -151,9 +151,11 @@ class Authenticator:
             raise errors.InvalidParameter("a parameter is given more than once")
         # The nonce is spent only by a correctly signed call, so garbage cannot burn nonces.
         s = self._settings
-        key = f"{s.redis_prefix}nonce:{app.app_key}:{params['random']}"
+        key = redis_keys.nonce(s.redis_prefix, app.app_key, params["random"])
         # The per-app rate is a one-second window counter, written with the nonce.
-        window = f"{s.redis_prefix}rate:{app.app_key}:{now}" if s.rate_limit > 0 else None
+        window = (
+            redis_keys.rate_window(s.redis_prefix, app.app_key, now) if s.rate_limit > 0 else None
+        )
         async with redis_guard():
             fresh, calls, generation = await self._nonces.spend_and_watch(key, window)
         if not fresh:
@@ -170,16 +172,11 @@ class Authenticator:
         return current
 
 
-def generation_key(redis_prefix: str) -> str:
-    """The Redis key whose value changes whenever any app changes."""
-    return f"{redis_prefix}apps:generation"
-
-
-async def announce_app_change(redis, redis_prefix: str) -> None:
+async def announce_app_change(redis: AnyRedis, redis_prefix: str) -> None:
     """Tell every API process to read its cached apps again (a new random generation)."""
     import secrets
 
-    await redis.set(generation_key(redis_prefix), secrets.token_hex(8))
+    await redis.set(redis_keys.app_generation(redis_prefix), secrets.token_hex(8))
 
 
 def new_upload_token() -> tuple[str, str]:

@@ -5,6 +5,9 @@ one PSUBSCRIBE on all apps' event channels while at least one stream is open, an
 wake-up of each local stream of the app a message names. Redis only shortens latency: streams
 poll the outbox as well, so a lost publish, a FLUSHALL or Redis down loses nothing. The hub
 reconnects with backoff and wakes every stream on (re)connect (publishes may have been missed).
+Its client comes from redis_from_settings like every other: on a Redis Cluster, redis-py's
+ClusterPubSub holds the subscription on one node, which is enough because a PUBLISH on any node
+reaches the subscribers of all nodes; behind Sentinel it follows the current master.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import signal
 from typing import Any
 
 import structlog
-from redis import asyncio as aioredis
 
-from vasset.events.notify import channel
+from vasset import redis_keys
+from vasset.redis_client import AnyRedis, redis_from_settings
+from vasset.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -37,9 +41,8 @@ class Waiter(asyncio.Event):
 class Hub:
     """Fans wake-ups from one pub/sub connection out to the streams of this process."""
 
-    def __init__(self, redis_url: str, prefix: str) -> None:
-        self.redis_url = redis_url
-        self.prefix = prefix
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.waiters: dict[int, set[Waiter]] = {}
         self.stopping = asyncio.Event()
         self.connected = False
@@ -87,11 +90,10 @@ class Hub:
 
     async def _listen(self) -> None:
         failures = 0
-        pattern = _glob_escape(channel(self.prefix, 0)[:-1]) + "*"
+        pattern = redis_keys.events_pattern(self.settings.redis_prefix)
         while not self.stopping.is_set():
-            client = aioredis.Redis.from_url(
-                self.redis_url, socket_connect_timeout=2, health_check_interval=10
-            )
+            # A client of its own: the subscription holds its connection for as long as it lives.
+            client = redis_from_settings(self.settings, pool_size=2)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(pattern)
@@ -142,14 +144,9 @@ class Hub:
             loop.add_signal_handler(sig, chained)
 
 
-async def _close(pubsub: Any, client: aioredis.Redis) -> None:
+async def _close(pubsub: Any, client: AnyRedis) -> None:
     try:
         await pubsub.aclose()
         await client.aclose()
     except Exception as exc:  # a dead connection may fail to close; nothing is left to free
         log.debug("event_hub_close_failed", error=repr(exc))
-
-
-def _glob_escape(value: str) -> str:
-    """value with Redis glob characters escaped (a prefix may contain them)."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in value)

@@ -2,6 +2,7 @@
 
 A SQLAlchemy ``commit`` listener on the engine: the events themselves are already durable in
 MySQL, so a publish that fails (Redis down) costs only latency: SSE streams poll the outbox too.
+On a Redis Cluster a PUBLISH reaches subscribers on every node, so any node may carry it.
 """
 
 from __future__ import annotations
@@ -10,21 +11,17 @@ import asyncio
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vasset import redis_keys
 from vasset.events.outbox import PENDING
+from vasset.redis_client import AnyRedis
 
 log = structlog.get_logger(__name__)
 
 
-def channel(prefix: str, app_id: int) -> str:
-    """The pub/sub channel an app's new events are announced on."""
-    return f"{prefix}events:{app_id}"
-
-
-def install(engine: AsyncEngine, redis: Redis, prefix: str) -> None:
+def install(engine: AsyncEngine, redis: AnyRedis, prefix: str) -> None:
     """Publish each committed transaction's event apps (once per engine)."""
     tasks: set[asyncio.Task[None]] = set()
 
@@ -55,9 +52,9 @@ def install(engine: AsyncEngine, redis: Redis, prefix: str) -> None:
     event.listen(engine.sync_engine, "rollback", rolled_back)
 
 
-async def _publish(redis: Redis, prefix: str, apps: list[int]) -> None:
+async def _publish(redis: AnyRedis, prefix: str, apps: list[int]) -> None:
     try:
         for app_id in apps:
-            await redis.publish(channel(prefix, app_id), b"1")
+            await redis.publish(redis_keys.events_channel(prefix, app_id), b"1")
     except Exception as exc:  # Redis down: streams fall back to polling the outbox
         log.info("event_publish_failed", error=repr(exc))

@@ -5,14 +5,16 @@ holder killed with SIGKILL frees its slot when the lease runs out: nothing leaks
 INCR/DECR counter. Redis losing the sets (restart, FLUSHALL, failover) must not let new
 holders in beside FFmpeg processes that are still running, so an epoch key marks when the
 sets were (re)created and new acquisitions wait one full lease after that while live holders
-re-register through their renewals.
+re-register through their renewals. The three keys share one hash tag (vasset/redis_keys.py), so
+each script runs on one Redis Cluster node.
 """
 
 from __future__ import annotations
 
 import time
 
-from redis.asyncio import Redis
+from vasset import redis_keys
+from vasset.redis_client import AnyRedis
 
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
@@ -66,7 +68,7 @@ class SlotSemaphore:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         prefix: str,
         node: str,
         global_limit: int,
@@ -74,9 +76,9 @@ class SlotSemaphore:
         lease: float = 15.0,
     ) -> None:
         self.redis = redis
-        self.global_key = f"{prefix}slots:global"
-        self.node_key = f"{prefix}slots:node:{node}"
-        self.epoch_key = f"{prefix}slots:epoch"
+        self.global_key = redis_keys.slots_global(prefix)
+        self.node_key = redis_keys.slots_node(prefix, node)
+        self.epoch_key = redis_keys.slots_epoch(prefix)
         self.global_limit = global_limit
         self.node_limit = node_limit
         self.lease = lease

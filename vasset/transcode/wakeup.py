@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from vasset.redis_client import REDIS_DOWN
+from vasset import redis_keys
+from vasset.redis_client import REDIS_DOWN, AnyRedis
 from vasset.settings import Settings
 
 
 def notify_key(settings: Settings) -> str:
-    """Redis list that wakes an idle worker when a job is enqueued."""
-    return settings.redis_prefix + "jobs:notify"
+    """Redis list that wakes an idle worker when a job is enqueued (one key: one slot)."""
+    return redis_keys.job_wakeup(settings.redis_prefix)
 
 
 class JobWakeup:
     """Best-effort nudges to idle workers; losing one only delays a job by one poll."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: AnyRedis, settings: Settings) -> None:
         self.redis = redis
         self.key = notify_key(settings)
 
