@@ -98,15 +98,26 @@ async def _apps_create(settings: Settings, name: str) -> dict:
 async def _apps_set(settings: Settings, app_key: str, enabled: bool) -> bool:
     from vasset.apps.service import set_enabled
     from vasset.db import create_engine
-    from vasset.redis_client import create_redis
+    from vasset.redis_client import redis_from_settings
 
     engine = create_engine(settings.database_url, pool_size=1)
-    redis = create_redis(settings.redis_url, pool_size=1)
+    redis = redis_from_settings(settings, pool_size=1)
     try:
         return await set_enabled(engine, app_key, enabled, redis, settings.redis_prefix)
     finally:
         await engine.dispose()
         await redis.aclose()
+
+
+async def _apps_ttl(settings: Settings, app_key: str, seconds: int) -> bool:
+    from vasset.apps.service import set_default_ttl
+    from vasset.db import create_engine
+
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        return await set_default_ttl(engine, app_key, seconds)
+    finally:
+        await engine.dispose()
 
 
 async def _demo_app(settings: Settings) -> tuple[dict, bool]:
@@ -217,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     for verb in ("disable", "enable"):
         cmd = apps_sub.add_parser(verb, help=f"{verb} an app key")
         cmd.add_argument("app_key")
+    ttl = apps_sub.add_parser("ttl", help="delete an app's new videos SECONDS after creation")
+    ttl.add_argument("app_key")
+    ttl.add_argument("seconds", type=int, help="the default ttl of its new videos; 0: none")
     jobs = sub.add_parser("jobs", help="inspect and requeue transcode jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
     ls = jobs_sub.add_parser(
@@ -308,7 +322,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             else:
                 print(f"app_key={app['app_key']}\napp_secret={app['app_secret']}")
             return 0
-        ok = asyncio.run(_apps_set(settings, args.app_key, args.apps_command == "enable"))
+        if args.apps_command == "ttl":
+            ok = asyncio.run(_apps_ttl(settings, args.app_key, args.seconds))
+        else:
+            ok = asyncio.run(_apps_set(settings, args.app_key, args.apps_command == "enable"))
         print("ok" if ok else "no such app_key")
         return 0 if ok else 1
     if args.command == "jobs":

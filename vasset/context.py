@@ -10,7 +10,6 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vasset.auth.verify import Authenticator
@@ -21,7 +20,7 @@ from vasset.events.endpoints import WebhookService
 from vasset.events.hub import Hub
 from vasset.playback.service import PlaybackService
 from vasset.playback.stream import StreamLimiter
-from vasset.redis_client import create_redis
+from vasset.redis_client import AnyRedis, redis_from_settings
 from vasset.settings import Settings
 from vasset.storage.base import BlobStore
 from vasset.storage.factory import open_store
@@ -43,7 +42,7 @@ class Context:
 
     settings: Settings
     engine: AsyncEngine
-    redis: Redis
+    redis: AnyRedis
     store: BlobStore
     auth: Authenticator
     uploads: UploadService
@@ -66,7 +65,7 @@ class Context:
 def build_context(settings: Settings) -> Context:
     """Create connections and services (nothing is contacted until first use)."""
     engine = create_engine(settings.database_url, settings.db_pool_size, settings.db_pool_overflow)
-    redis = create_redis(settings.redis_url, settings.redis_pool_size, settings.redis_pool_timeout)
+    redis = redis_from_settings(settings)
     store = open_store(settings)
     # Committed events wake the live streams of their apps (any process that writes them).
     notify.install(engine, redis, settings.redis_prefix)
@@ -91,7 +90,7 @@ def build_context(settings: Settings) -> Context:
     ctx.tickets = Tickets(engine, settings)
     ctx.resumable = Resumable(uploads, ctx.videos, settings)
     ctx.webhooks = WebhookService(engine, settings)
-    ctx.hub = Hub(settings.redis_url, settings.redis_prefix)
+    ctx.hub = Hub(settings)
     if settings.storage_is_oss:
         from vasset.storage.oss import OssBlobStore
         from vasset.upload.direct import DirectUploads

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import structlog
 
+from vasset import redis_keys
 from vasset.context import Context, build_context, close_context
 from vasset.db import transaction
 from vasset.events import delivery_repository as deliveries
@@ -124,7 +125,9 @@ async def _remove_unregistered_posts(ctx: Context) -> int:
 
 async def run_guarded(ctx: Context) -> dict | None:
     """A pass under the janitor lock; None when another janitor holds it."""
-    lock = LeaseLock(ctx.redis, ctx.settings.redis_prefix + "lock:janitor", 10 * 60 * 1000)
+    lock = LeaseLock(
+        ctx.redis, redis_keys.lock(ctx.settings.redis_prefix, "janitor"), 10 * 60 * 1000
+    )
     if not await lock.acquire():
         return None
     try:

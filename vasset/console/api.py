@@ -16,7 +16,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
-from vasset import errors
+from vasset import errors, redis_keys
 from vasset.auth.verify import App
 from vasset.console import session
 from vasset.db import transaction
@@ -200,7 +200,7 @@ async def console_login(request: Request, ctx: Ctx) -> Response:
     """Exchange the console key for an HttpOnly, SameSite=Strict session cookie."""
     ctx.console.require_enabled()
     body = await _json_body(request, LoginBody)
-    counter = f"{ctx.settings.redis_prefix}console:login:{_client_address(request)}"
+    counter = redis_keys.console_login_failures(ctx.settings.redis_prefix, _client_address(request))
     matches = session.key_matches(body.key, ctx.settings.console_key)
     # Check and count in one script: concurrent guesses cannot all pass the check first.
     async with redis_guard():

@@ -26,7 +26,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from vasset import errors
+from vasset import errors, redis_keys
 from vasset.context import Context
 from vasset.db import run_transaction
 from vasset.events import delivery_repository as repo
@@ -152,7 +152,7 @@ class Deliverer:
 
     async def _listen(self) -> None:
         """Nudge the claim loop whenever an app announces events (best effort)."""
-        pattern = self.ctx.settings.redis_prefix + "events:*"
+        pattern = redis_keys.events_pattern(self.ctx.settings.redis_prefix)
         while not self.stopping.is_set():
             pubsub = self.ctx.redis.pubsub()
             try:

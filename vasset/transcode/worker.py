@@ -23,7 +23,7 @@ import structlog
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from vasset import errors
+from vasset import errors, redis_keys
 from vasset.context import Context, build_context, close_context
 from vasset.db import run_transaction, transaction
 from vasset.events.delivery import Deliverer
@@ -304,7 +304,9 @@ class Worker:
     async def _reaper(self) -> None:
         """Return expired leases to the queue (one reaper at a time, under a Redis lock)."""
         s = self.ctx.settings
-        lock = LeaseLock(self.ctx.redis, s.redis_prefix + "lock:scheduler", int(s.job_lease * 1000))
+        lock = LeaseLock(
+            self.ctx.redis, redis_keys.lock(s.redis_prefix, "scheduler"), int(s.job_lease * 1000)
+        )
 
         async def reap(conn) -> tuple[list[tuple[int, str]], int]:
             return (
