@@ -1,0 +1,1 @@
+"""Pieces of bench/load.py that tests/test_load_faults.py reuses: processes, client, sampler."""
