@@ -24,6 +24,7 @@ from vasset.http.responses import (
 from vasset.http.schemas import Health
 from vasset.logs import configure_logging
 from vasset.settings import Settings, load_settings
+from vasset.tracing.setup import Tracing, configure_tracing
 
 
 @get("/health", sync_to_thread=False, **doc(tag="service", auth=PUBLIC, example={"ok": True}))
@@ -67,14 +68,19 @@ def route_handlers(settings: Settings) -> list[Any]:
     ]
 
 
-def create_app(settings: Settings | None = None, ctx: Context | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, ctx: Context | None = None, tracing: Tracing | None = None
+) -> Litestar:
     """Build the ASGI app; the Context is created on startup and closed on shutdown."""
     settings = settings or load_settings()
+    if tracing is None:
+        # Request spans and the Context's MySQL, Redis and storage spans share one provider.
+        tracing = ctx.tracing if ctx is not None else configure_tracing(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         own = ctx is None
-        app.state.ctx = ctx or build_context(settings)
+        app.state.ctx = ctx or build_context(settings, tracing)
         try:
             yield
         finally:
@@ -94,6 +100,7 @@ def create_app(settings: Settings | None = None, ctx: Context | None = None) -> 
         openapi_config=openapi_config(_version()),
         debug=False,
         request_max_body_size=1024 * 1024,
+        plugins=tracing.app_plugins() if tracing is not None else [],
     )
 
 

@@ -20,6 +20,7 @@ import msgspec
 from vasset.events import cli as webhooks_cli
 from vasset.logs import configure_logging
 from vasset.settings import Settings, SettingsError, load_settings
+from vasset.tracing.setup import check_installed as check_tracing_installed
 
 
 class CommandFailed(Exception):
@@ -302,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     settings = load_settings()
+    # Tracing asked for without its packages: refuse in one line, before anything starts.
+    check_tracing_installed(settings)
     configure_logging(settings.log_level, settings.log_json)
     if args.command == "serve":
         _serve(settings, args.host, args.port, args.workers, args.share_port)

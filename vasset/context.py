@@ -24,6 +24,7 @@ from vasset.redis_client import AnyRedis, redis_from_settings
 from vasset.settings import Settings
 from vasset.storage.base import BlobStore
 from vasset.storage.factory import open_store
+from vasset.tracing.setup import Tracing, configure_tracing
 from vasset.transcode import hooks
 from vasset.transcode.requests import TranscodeRequests
 from vasset.transcode.wakeup import JobWakeup
@@ -52,6 +53,8 @@ class Context:
     console: ConsoleGate
     #: Direct-to-OSS uploads; None on local-disk storage.
     direct: DirectUploads | None = None
+    #: OpenTelemetry tracing; None when it is off (VASSET_OTEL_ENDPOINT empty).
+    tracing: Tracing | None = None
     # Services that take the whole Context: set by build_context right after the fields above.
     playback: PlaybackService = field(init=False)
     transcodes: TranscodeRequests = field(init=False)
@@ -62,11 +65,19 @@ class Context:
     hub: Hub = field(init=False)
 
 
-def build_context(settings: Settings) -> Context:
-    """Create connections and services (nothing is contacted until first use)."""
+def build_context(settings: Settings, tracing: Tracing | None = None) -> Context:
+    """Create connections and services (nothing is contacted until first use).
+
+    Tracing comes from settings unless handed in (the app's plugin and its Context share one).
+    """
+    tracing = tracing or configure_tracing(settings)
     engine = create_engine(settings.database_url, settings.db_pool_size, settings.db_pool_overflow)
     redis = redis_from_settings(settings)
-    store = open_store(settings)
+    raw_store = store = open_store(settings)
+    if tracing is not None:
+        tracing.instrument_engine(engine)
+        tracing.instrument_redis(redis)
+        store = tracing.wrap_store(store)
     # Committed events wake the live streams of their apps (any process that writes them).
     notify.install(engine, redis, settings.redis_prefix)
     auth = Authenticator(engine, redis, settings)
@@ -84,6 +95,7 @@ def build_context(settings: Settings) -> Context:
         wakeup=wakeup,
         streams=StreamLimiter(settings.max_concurrent_streams),
         console=ConsoleGate(settings, engine, auth),
+        tracing=tracing,
     )
     ctx.playback = PlaybackService(ctx)
     ctx.transcodes = TranscodeRequests(ctx)
@@ -95,8 +107,8 @@ def build_context(settings: Settings) -> Context:
         from vasset.storage.oss import OssBlobStore
         from vasset.upload.direct import DirectUploads
 
-        assert isinstance(store, OssBlobStore)
-        ctx.direct = DirectUploads(uploads, store, settings)
+        assert isinstance(raw_store, OssBlobStore)
+        ctx.direct = DirectUploads(uploads, raw_store, settings)
     return ctx
 
 
@@ -106,3 +118,6 @@ async def close_context(ctx: Context) -> None:
     await asyncio.gather(
         ctx.engine.dispose(), ctx.redis.aclose(), ctx.store.close(), return_exceptions=True
     )
+    if ctx.tracing is not None:
+        # Spans of the last moments leave now, not at exit (a SIGKILL after this loses none).
+        await asyncio.to_thread(ctx.tracing.flush)

@@ -20,6 +20,7 @@ from vasset import errors
 from vasset.context import Context
 from vasset.db import run_transaction, transaction
 from vasset.storage import keys
+from vasset.tracing.spans import ffmpeg_span, job_span
 from vasset.transcode import commands, ladder, queue, snapshots
 from vasset.transcode.jobstate import JobState
 from vasset.transcode.outputs import verify_outputs
@@ -59,7 +60,15 @@ class JobRun:
 
 
 async def execute(run: JobRun, on_ffmpeg: Callable) -> None:
-    """Run every step of a job; raises MediaError, FfmpegError, LeaseLost or VassetError."""
+    """Run every step of a job; raises MediaError, FfmpegError, LeaseLost or VassetError.
+
+    With tracing on, the attempt is one span in the trace of the request that enqueued the job.
+    """
+    with job_span(run.ctx.tracing, run.job):
+        await _execute(run, on_ffmpeg)
+
+
+async def _execute(run: JobRun, on_ffmpeg: Callable) -> None:
     run.workdir.mkdir(parents=True, exist_ok=True)
     try:
         await _drop_dead_outputs(run)
@@ -143,19 +152,23 @@ async def _record_media_info(run: JobRun, info: MediaInfo) -> None:
         )
 
 
-async def _run_ffmpeg(run: JobRun, argv: list[str], duration_ms: int, on_ffmpeg, on_progress=None):
+async def _run_ffmpeg(
+    run: JobRun, step: str, argv: list[str], duration_ms: int, on_ffmpeg, on_progress=None
+):
     s = run.ctx.settings
-    result = await on_ffmpeg(
-        run_ffmpeg(
-            argv,
-            timeout=timeout_for(duration_ms, s.ffmpeg_timeout_factor, s.ffmpeg_timeout_min),
-            stall_timeout=s.ffmpeg_stall_timeout,
-            memory_limit=s.ffmpeg_memory_limit or None,
-            duration_ms=duration_ms,
-            on_progress=on_progress,
-            cancel_event=run.cancel,
+    with ffmpeg_span(run.ctx.tracing, step, argv) as record:
+        result = await on_ffmpeg(
+            run_ffmpeg(
+                argv,
+                timeout=timeout_for(duration_ms, s.ffmpeg_timeout_factor, s.ffmpeg_timeout_min),
+                stall_timeout=s.ffmpeg_stall_timeout,
+                memory_limit=s.ffmpeg_memory_limit or None,
+                duration_ms=duration_ms,
+                on_progress=on_progress,
+                cancel_event=run.cancel,
+            )
         )
-    )
+        record(result)
     if run.cancel.is_set():
         raise LeaseLost()
     result.raise_for_outcome()
@@ -184,7 +197,7 @@ async def _make_snapshots(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg)
         demuxer=info.demuxer,
         video_stream=info.video_stream,
     )
-    await _run_ffmpeg(run, cmd.argv, info.duration_ms, on_ffmpeg)
+    await _run_ffmpeg(run, "snapshots", cmd.argv, info.duration_ms, on_ffmpeg)
     rows = []
     for index, (path, at) in enumerate(zip(cmd.paths, cmd.times_ms, strict=True)):
         if not Path(path).is_file():
@@ -223,7 +236,7 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
         if p.fraction is not None:
             run.set_progress(8 + 87 * p.fraction)
 
-    await _run_ffmpeg(run, cmd.argv, info.duration_ms, on_ffmpeg, progress)
+    await _run_ffmpeg(run, "transcode", cmd.argv, info.duration_ms, on_ffmpeg, progress)
     master_path = None
     if cmd.master_path:
         master_path = Path(cmd.master_path)

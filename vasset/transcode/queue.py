@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from vasset import errors
 from vasset.errors import FailureCode
 from vasset.lifecycle import LostRace, Transition
+from vasset.tracing.spans import current_traceparent
 from vasset.transcode import repository as jobs
 from vasset.transcode.jobstate import JobState
 from vasset.transcode.repository import Add, Job, holds, list_jobs, live_attempts
@@ -61,14 +62,17 @@ async def enqueue(
     """Queue a job for a video and move the video to transcode_queued; returns the job id.
 
     The one way a job comes into being: the API, auto-transcode on upload, imports and the
-    safety net all pass max_attempts from settings.job_max_attempts.
+    safety net all pass max_attempts from settings.job_max_attempts. With tracing on, the job
+    keeps the enqueuing request's traceparent, so the worker's spans join that trace.
     """
     video = await videos.get_video(conn, vid, for_update=True)
     if video is None:
         raise errors.VideoNotFound()
     # One live job per video: a new request supersedes queued or running ones.
     await cancel_for_video(conn, vid, reason="superseded")
-    job_id = await jobs.insert_job(conn, app_id, vid, kind, priority, max_attempts, params)
+    job_id = await jobs.insert_job(
+        conn, app_id, vid, kind, priority, max_attempts, params, current_traceparent()
+    )
     if kind == "import" and video.status == V.UPLOADING:
         return job_id  # the video stays uploading while its source is fetched (API.md)
     await videos.move_video(

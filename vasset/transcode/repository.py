@@ -22,7 +22,8 @@ from vasset.videos.state import VideoStatus
 
 JOB_COLUMNS = (
     "id, app_id, video_id, kind, priority, state, attempts, max_attempts, run_after,"
-    " lease_until, lease_token, worker, params, error, progress, create_time, started_at"
+    " lease_until, lease_token, worker, params, error, progress, create_time, started_at,"
+    " trace_context"
 )
 _LIVE = [s.value for s in LIVE]
 #: Moves by the holder itself that end the job: they keep its token (its outputs carry it).
@@ -49,6 +50,8 @@ class Job(msgspec.Struct):
     progress: int
     create_time: float
     started_at: float | None
+    #: W3C traceparent of the request that enqueued the job (None when tracing was off).
+    trace_context: str | None = None
 
     @property
     def options(self) -> dict:
@@ -236,13 +239,14 @@ async def insert_job(
     priority: int,
     max_attempts: int,
     params: dict | None,
+    trace_context: str | None = None,
 ) -> int:
     """Insert a queued, runnable job; returns its id."""
     result = await conn.execute(
         text(
             "INSERT INTO transcode_job (app_id, video_id, kind, priority, state, max_attempts,"
-            " run_after, params, create_time, update_time)"
-            " VALUES (:app, :vid, :kind, :prio, :state, :max, 0, :params, :now, :now)"
+            " run_after, params, trace_context, create_time, update_time)"
+            " VALUES (:app, :vid, :kind, :prio, :state, :max, 0, :params, :trace, :now, :now)"
         ),
         {
             "app": app_id,
@@ -252,6 +256,7 @@ async def insert_job(
             "state": JobState.QUEUED.value,
             "max": max_attempts,
             "params": json.dumps(params or {}),
+            "trace": trace_context,
             "now": time.time(),
         },
     )
