@@ -93,7 +93,7 @@ def build_context(settings: Settings, tracing: Tracing | None = None) -> Context
         uploads=uploads,
         videos=VideoService(engine, store, hooks.cancel_video_jobs),
         wakeup=wakeup,
-        streams=StreamLimiter(settings.max_concurrent_streams),
+        streams=StreamLimiter.from_settings(settings, redis, engine),
         console=ConsoleGate(settings, engine, auth),
         tracing=tracing,
     )

@@ -19,6 +19,7 @@ from vasset.locks import LeaseLock
 from vasset.settings import Settings
 from vasset.upload import repository as uploads
 from vasset.videos import repository as videos
+from vasset.videos.retention import delete_expired
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +30,8 @@ async def sweep(ctx: Context) -> dict:
         "expired_uploads": await ctx.uploads.expire(),
         "aborted_multipart": await _abort_stray_multipart(ctx),
         "temp_removed": _remove_old_temp(ctx.settings),
+        # Before objects_removed: source bytes an expired video leaves go in the same pass.
+        "expired_videos": await delete_expired(ctx.engine, ctx.videos),
         "objects_removed": await _remove_unreferenced(ctx),
         "posted_removed": await _remove_unregistered_posts(ctx),
         "tickets_removed": await ctx.tickets.drop_expired(),

@@ -66,6 +66,22 @@ async def set_enabled(conn: AsyncConnection, app_key: str, enabled: bool) -> boo
     return result.rowcount == 1
 
 
+async def default_ttl(conn: AsyncConnection, app_id: int) -> int | None:
+    """Seconds new videos of the app live, or None (kept until deleted)."""
+    row = (
+        await conn.execute(text("SELECT default_ttl FROM app WHERE id = :i"), {"i": app_id})
+    ).first()
+    return int(row.default_ttl) if row and row.default_ttl else None
+
+
+async def set_default_ttl(conn: AsyncConnection, app_key: str, ttl: int | None) -> bool:
+    """Set (or with None clear) an app's default ttl; True if the app exists."""
+    result = await conn.execute(
+        text("UPDATE app SET default_ttl = :t WHERE app_key = :k"), {"t": ttl, "k": app_key}
+    )
+    return result.rowcount == 1
+
+
 async def server_secret(conn: AsyncConnection, name: str, candidate: str) -> str:
     """The named secret; candidate becomes it if there is none yet (concurrent callers agree)."""
     await conn.execute(

@@ -7,6 +7,7 @@ import secrets
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vasset import errors
 from vasset.apps import repository as apps
 from vasset.auth.verify import announce_app_change
 from vasset.redis_client import REDIS_DOWN
@@ -46,3 +47,15 @@ async def set_enabled(
         except REDIS_DOWN as exc:
             log.warning("app_change_not_announced", app_key=app_key, error=str(exc))
     return found
+
+
+async def set_default_ttl(engine: AsyncEngine, app_key: str, ttl: int) -> bool:
+    """Give an app's new videos a lifetime of ttl seconds (0: kept); True if the app exists."""
+    from vasset.videos.retention import check_ttl
+
+    try:
+        seconds = check_ttl(ttl) if ttl else None
+    except errors.InvalidParameter as exc:
+        raise errors.InvalidParameter(f"{exc.message}, or 0 for none") from None
+    async with engine.begin() as conn:
+        return await apps.set_default_ttl(conn, app_key, seconds)

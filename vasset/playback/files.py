@@ -156,9 +156,10 @@ async def play_file(
     headers["Content-Length"] = str(end - start + 1)
     if request.method == "HEAD" or info.size == 0:
         return Response(content=b"", status_code=status, headers=headers, media_type=content_type)
-    slot = ctx.streams.acquire()
+    slot = await ctx.streams.acquire()
     source = ctx.store.read(key, start, end, chunk_size=READ_SIZE)
     try:
+        pace = await ctx.streams.pacer(key)
         # The first read happens here, so an object that vanished since HEAD is still a 404.
         first = await anext(source, None)
     except BaseException:
@@ -167,5 +168,5 @@ async def play_file(
     if first is None:
         slot.release()
         raise errors.ObjectNotFound()
-    body = ObjectBody(first, source, end - start + 1, slot)
+    body = ObjectBody(first, source, end - start + 1, slot, pace)
     return ObjectStream(body, status_code=status, headers=headers, media_type=content_type)

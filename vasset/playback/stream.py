@@ -1,4 +1,4 @@
-"""Streaming a stored object to one client with backpressure, under a per-instance stream cap.
+"""Streaming a stored object to one client with backpressure, under stream caps and app rates.
 
 Memory per stream stays small and bounded: a block is read only after the server accepted every
 send of the previous one (granian's ``send`` waits once its per-response queue is full), and
@@ -16,8 +16,13 @@ import structlog
 from litestar import Request, Response
 from litestar.response.base import ASGIResponse
 from litestar.types import Receive, Scope, Send
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vasset import errors
+from vasset.playback.limits import AppRates, GlobalStreams, Pacer
+from vasset.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -32,34 +37,71 @@ READ_SIZE = 8 * SEND_SIZE
 class StreamSlot:
     """One taken stream slot; released exactly once (a dropped, never-sent response too)."""
 
-    __slots__ = ("_limiter",)
+    __slots__ = ("_limiter", "holder")
 
-    def __init__(self, limiter: StreamLimiter) -> None:
+    def __init__(self, limiter: StreamLimiter, holder: str | None = None) -> None:
         self._limiter: StreamLimiter | None = limiter
+        #: The global cap's holder id (None: no global cap, or Redis was down).
+        self.holder = holder
 
     def release(self) -> None:
         """Give the slot back (idempotent)."""
         if self._limiter is not None:
-            self._limiter.active -= 1
-            self._limiter = None
+            limiter, self._limiter = self._limiter, None
+            limiter.active -= 1
+            if self.holder is not None and limiter.global_streams is not None:
+                limiter.global_streams.release(self.holder)
 
     def __del__(self) -> None:
         self.release()
 
 
 class StreamLimiter:
-    """Caps concurrent file streams of this API instance (the original "max 50 downloads")."""
+    """Caps concurrent file streams of this instance (the original "max 50 downloads"), of all
+    instances together (a global cap), and paces each app's streams (a per-app rate)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(
+        self,
+        limit: int,
+        global_streams: GlobalStreams | None = None,
+        rates: AppRates | None = None,
+    ) -> None:
         self.limit = limit
         self.active = 0
+        self.global_streams = global_streams
+        self.rates = rates
 
-    def acquire(self) -> StreamSlot:
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, redis: Redis | RedisCluster, engine: AsyncEngine
+    ) -> StreamLimiter:
+        """The limiter the settings ask for (Redis is used only when a shared control is on)."""
+        prefix = settings.redis_prefix
+        cap = settings.max_concurrent_streams_global
+        rate = settings.stream_rate_per_app
+        return cls(
+            settings.max_concurrent_streams,
+            GlobalStreams(redis, prefix, cap) if cap > 0 else None,
+            AppRates(redis, engine, prefix, rate) if rate > 0 else None,
+        )
+
+    async def acquire(self) -> StreamSlot:
         """Take a stream slot or raise Throttled."""
         if self.active >= self.limit:
             raise errors.Throttled("too many concurrent file streams; retry shortly", retry_after=1)
         self.active += 1
-        return StreamSlot(self)
+        slot = StreamSlot(self)
+        if self.global_streams is not None:
+            try:
+                slot.holder = await self.global_streams.acquire()
+            except BaseException:
+                slot.release()
+                raise
+        return slot
+
+    async def pacer(self, key: str) -> Pacer | None:
+        """The pacer of a stream of key, or None when no per-app rate is set."""
+        return None if self.rates is None else await self.rates.pacer(key)
 
 
 async def _disconnect(receive: Receive) -> None:
@@ -72,12 +114,18 @@ class ObjectBody:
     """The bytes of one response: the first chunk (already read) and the rest of the range."""
 
     def __init__(
-        self, first: bytes, rest: AsyncIterator[bytes], length: int, slot: StreamSlot
+        self,
+        first: bytes,
+        rest: AsyncIterator[bytes],
+        length: int,
+        slot: StreamSlot,
+        pace: Pacer | None = None,
     ) -> None:
         self.first = first
         self.rest = rest
         self.length = length
         self.slot = slot
+        self.pace = pace
 
     async def send(self, send: Send, receive: Receive) -> None:
         """Send every chunk, each after the previous one was accepted; stop when the client goes."""
@@ -87,6 +135,8 @@ class ObjectBody:
             block: bytes | None = self.first
             self.first = b""
             while block is not None and not gone.done():
+                if self.pace is not None and not await self._paced(len(block), gone):
+                    break
                 view = memoryview(block)
                 for at in range(0, len(block), SEND_SIZE):
                     piece = bytes(view[at : at + SEND_SIZE]) if len(block) > SEND_SIZE else block
@@ -105,6 +155,14 @@ class ObjectBody:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             gone.cancel()
+
+    async def _paced(self, size: int, gone: asyncio.Future) -> bool:
+        """Wait until the app's rate lets size bytes go; False if the client left meanwhile."""
+        assert self.pace is not None
+        wait = await self.pace(size)
+        if wait > 0:
+            await asyncio.wait((gone,), timeout=wait)
+        return not gone.done()
 
     async def close(self) -> None:
         """Release the source and the slot (idempotent)."""

@@ -37,7 +37,9 @@ async def transcode(request: Request, ctx: Ctx, q: NamedDependency[TranscodePara
     if not q.src:
         raise errors.MissingParameter("missing required parameter: vid or src", parameter="vid")
     app = await provide_caller(request, ctx)
-    vid = await ctx.transcodes.import_source(app.id, q.src, q.dst, q.priority or 0, q.definitions)
+    vid = await ctx.transcodes.import_source(
+        app.id, q.src, q.dst, q.priority or 0, q.definitions, q.ttl
+    )
     return Queued(vid=vid, status=QUEUED)
 
 

@@ -64,9 +64,15 @@ class TranscodeRequests:
         return vid
 
     async def import_source(
-        self, app_id: int, src: str, dst: str | None, priority: int, definitions: str | None
+        self,
+        app_id: int,
+        src: str,
+        dst: str | None,
+        priority: int,
+        definitions: str | None,
+        ttl: int | None = None,
     ) -> int:
-        """Create a video fetched from src by a worker; returns its vid."""
+        """Create a video fetched from src by a worker; returns its vid (ttl: its lifetime)."""
         ctx = self.ctx
         s = ctx.settings
         await importer.check_source(ctx, app_id, src)
@@ -81,6 +87,7 @@ class TranscodeRequests:
                 status=VideoStatus.UPLOADING.value,
                 task_priority=priority,
                 image_count=s.image_count,
+                ttl=ttl,
             )
             params = {"src": src, "dst": dst}
             if defs:

@@ -8,7 +8,7 @@ import msgspec
 
 from vasset.http.params import Id, Priority
 from vasset.http.schemas import Answer
-from vasset.videos.schemas import Vid
+from vasset.videos.schemas import Ttl, Vid
 
 Definitions = Annotated[
     str | None,
@@ -30,6 +30,7 @@ class TranscodeParams(msgspec.Struct):
     dst: Annotated[str | None, msgspec.Meta(description="recorded with the job")] = None
     priority: TaskPriority = None
     definitions: Definitions = None
+    ttl: Annotated[Ttl | None, msgspec.Meta(description="with src: the new video's ttl")] = None
 
 
 class RetranscodeParams(msgspec.Struct):

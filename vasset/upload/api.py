@@ -104,8 +104,8 @@ async def init_upload(
                 "direct uploads need OSS storage; this service stores on local disk",
                 parameter="direct",
             )
-        return shaped(await ctx.direct.init(*args), *INIT_ANSWERS)
-    return shaped(await ctx.uploads.init(*args), *INIT_ANSWERS)
+        return shaped(await ctx.direct.init(*args, ttl=q.ttl), *INIT_ANSWERS)
+    return shaped(await ctx.uploads.init(*args, ttl=q.ttl), *INIT_ANSWERS)
 
 
 @put(

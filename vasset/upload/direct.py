@@ -53,9 +53,12 @@ class DirectUploads(PostedUploads):
         md5: str | None,
         auto: bool,
         priority: int,
+        ttl: int | None = None,
     ) -> dict:
         """Start an upload recorded with direct=1 and answer presigned part URLs."""
-        answer = await self.uploads.init(app, fn, fsize, psize, md5, auto, priority, direct=True)
+        answer = await self.uploads.init(
+            app, fn, fsize, psize, md5, auto, priority, direct=True, ttl=ttl
+        )
         if answer.get("instant"):
             return answer  # verified bytes exist already: nothing to upload
         row = await self.uploads.load(answer["upload_id"], app, None)

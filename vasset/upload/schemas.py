@@ -9,6 +9,7 @@ from msgspec import UNSET, UnsetType
 
 from vasset.http.params import Count, Priority
 from vasset.http.schemas import Answer, Md5Hex
+from vasset.videos.schemas import Ttl
 
 Upid = Annotated[str, msgspec.Meta(description="upload id (opaque), from init")]
 Token = Annotated[
@@ -35,6 +36,7 @@ class InitParams(msgspec.Struct):
     auto: Annotated[int, msgspec.Meta(description="1: transcode when complete (0 or 1)")] = 0
     priority: Annotated[Priority, msgspec.Meta(description="task_priority (higher first)")] = 0
     direct: Annotated[int, msgspec.Meta(description="1: direct-to-OSS upload (OSS only)")] = 0
+    ttl: Ttl | None = None
 
 
 class UploadParams(msgspec.Struct):

@@ -124,13 +124,17 @@ class UploadService(WholeFile):
         auto: bool,
         priority: int,
         direct: bool = False,
+        ttl: int | None = None,
     ) -> dict:
-        """Start an upload, or finish it at once when verified bytes with that MD5 exist."""
+        """Start an upload, or finish it at once when verified bytes with that MD5 exist.
+
+        ttl: seconds the video lives (None: the app's default, else kept).
+        """
         name = decode_file_name(fn)
         md5 = check_md5(md5)
         part_count = self.check_sizes(fsize, psize)
         if md5 is not None:
-            instant = await self._instant(app, name, fsize, md5, auto, priority)
+            instant = await self._instant(app, name, fsize, md5, auto, priority, ttl)
             if instant is not None:
                 return instant
         now = int(time.time())
@@ -142,7 +146,7 @@ class UploadService(WholeFile):
             # One transaction around the storage call: if recording the upload fails, the
             # video row is rolled back and the multipart upload aborted (no orphan of either).
             async with transaction(self.engine) as conn:
-                vid = await self.new_video(conn, app.id, name, fsize, priority)
+                vid = await self.new_video(conn, app.id, name, fsize, priority, ttl)
                 key = keys.source_key(app.id, vid, keys.new_nonce())
                 multipart_id = await self.store.create_multipart(key)
                 await videos.update_video(conn, vid, storage_uri=key)
@@ -187,7 +191,13 @@ class UploadService(WholeFile):
             log.warning("multipart_abort_failed", key=key, error=repr(exc))
 
     async def new_video(
-        self, conn: AsyncConnection, app_id: int, name: str, size: int, priority: int
+        self,
+        conn: AsyncConnection,
+        app_id: int,
+        name: str,
+        size: int,
+        priority: int,
+        ttl: int | None = None,
     ) -> int:
         """Insert the video row of a new upload (status uploading); returns its vid."""
         return await videos.insert_video(
@@ -198,10 +208,11 @@ class UploadService(WholeFile):
             status=VideoStatus.UPLOADING.value,
             task_priority=priority,
             image_count=self.settings.image_count,
+            ttl=ttl,
         )
 
     async def _instant(
-        self, app: App, name: str, fsize: int, md5: str, auto: bool, priority: int
+        self, app: App, name: str, fsize: int, md5: str, auto: bool, priority: int, ttl: int | None
     ) -> dict | None:
         async with transaction(self.engine) as conn:
             source = await videos.find_instant_source(conn, app.id, md5, fsize)
@@ -222,6 +233,7 @@ class UploadService(WholeFile):
                 task_priority=priority,
                 image_count=self.settings.image_count,
                 media_info=source.media_info,
+                ttl=ttl,
             )
             if auto and self.enqueue_transcode is not None:
                 await self.enqueue_transcode(conn, app.id, vid, priority)

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from vasset.apps import repository as apps
 from vasset.events import outbox
 from vasset.events.types import EventType
 from vasset.lifecycle import LostRace, Transition, record
@@ -23,7 +24,8 @@ from vasset.videos.state import VIDEO, VideoStatus
 VIDEO_COLUMNS = (
     "id, app_id, parent_id, unique_id, source_name, create_time, update_time, file_size,"
     " video_width, video_height, duration, hash, definition, storage_uri, status, image_index,"
-    " image_count, task_priority, progress, error, media_info, format, deleted_at, metadata"
+    " image_count, task_priority, progress, error, media_info, format, deleted_at, metadata,"
+    " delete_at"
 )
 
 
@@ -54,6 +56,8 @@ class VideoRow(msgspec.Struct):
     format: str | None
     deleted_at: int | None
     metadata: str | None = None
+    #: When the janitor deletes it (unix seconds; a ttl on creation or the app's default).
+    delete_at: int | None = None
 
 
 class SnapshotRow(msgspec.Struct):
@@ -100,6 +104,24 @@ async def get_video(
         sql += " FOR UPDATE"
     row = (await conn.execute(text(sql), params)).first()
     return _video(row) if row else None
+
+
+async def app_of_video(conn: AsyncConnection, vid: int) -> int | None:
+    """The app of any video row (deleted or not, a rendition too), or None."""
+    row = (await conn.execute(text("SELECT app_id FROM video WHERE id = :v"), {"v": vid})).first()
+    return int(row.app_id) if row else None
+
+
+async def expired_videos(conn: AsyncConnection, now: int, limit: int) -> list[tuple[int, int]]:
+    """(app_id, vid) of live top-level videos whose delete_at has passed, oldest first."""
+    rows = await conn.execute(
+        text(
+            "SELECT app_id, id FROM video WHERE deleted_at IS NULL AND delete_at <= :now"
+            " AND parent_id IS NULL ORDER BY delete_at LIMIT :n"
+        ),
+        {"now": now, "n": limit},
+    )
+    return [(int(r.app_id), int(r.id)) for r in rows]
 
 
 async def lock_video(conn: AsyncConnection, vid: int, skip_locked: bool = False) -> bool:
@@ -195,10 +217,18 @@ async def list_videos(
 
 # writes
 async def insert_video(conn: AsyncConnection, **values: Any) -> int:
-    """Insert a video row (its first status included) and return its id."""
+    """Insert a video row (its first status included) and return its id.
+
+    A top-level video's ``ttl`` (seconds, else its app's default) sets when the janitor
+    deletes it, counted from its creation.
+    """
     now = int(time.time())
     values.setdefault("create_time", now)
     values.setdefault("update_time", now)
+    ttl = values.pop("ttl", None)
+    if not values.get("parent_id"):
+        ttl = ttl or await apps.default_ttl(conn, int(values["app_id"]))
+        values["delete_at"] = int(values["create_time"]) + ttl if ttl else None
     cols = ", ".join(values)
     params = ", ".join(f":{k}" for k in values)
     result = await conn.execute(text(f"INSERT INTO video ({cols}) VALUES ({params})"), values)

@@ -8,8 +8,23 @@ import msgspec
 
 from vasset.http.params import Count, Id
 from vasset.http.schemas import Answer, Md5Hex, VideoStatusName
+from vasset.videos.retention import MAX_TTL
 
 Vid = Annotated[Id, msgspec.Meta(description="video id", examples=[42])]
+Ttl = Annotated[
+    int,
+    msgspec.Meta(
+        ge=1,
+        le=MAX_TTL,
+        description="seconds after its creation the video and all its objects are deleted"
+        " (default: the app's default ttl, else kept)",
+        examples=[86400],
+    ),
+]
+DeleteAt = Annotated[
+    int | None,
+    msgspec.Meta(description="unix seconds the video will be deleted at (a ttl); null: kept"),
+]
 
 
 class VidParams(msgspec.Struct):
@@ -38,6 +53,7 @@ class Status(Answer):
     error: Annotated[
         str | None, msgspec.Meta(description="`Code` or `Code: message` of a failed upload/job")
     ]
+    delete_at: DeleteAt
 
 
 class Rendition(Answer):
@@ -72,6 +88,7 @@ class MediaInfo(Answer):
     #: Upload-Metadata keys a tus or IETF client sent (other than the file name).
     metadata: dict[str, str] | None
     renditions: list[Rendition]
+    delete_at: DeleteAt
 
 
 class Deleted(Answer):

@@ -57,6 +57,7 @@ class VideoService:
             "playable": playable,
             "progress": int(video.progress or 0),
             "error": video.error,
+            "delete_at": video.delete_at,
         }
 
     async def mediainfo(self, app_id: int, vid: int) -> dict:
@@ -93,6 +94,7 @@ class VideoService:
                 }
                 for r in renditions
             ],
+            "delete_at": video.delete_at,
         }
 
     async def delete(self, app_id: int, vid: int) -> dict:

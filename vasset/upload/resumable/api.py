@@ -47,7 +47,12 @@ Handler = Callable[[Request, Any, str, int | None], Awaitable[Response]]
 async def upload_ticket(ctx: Ctx, caller: Caller, q: NamedDependency[TicketParams]) -> Ticket:
     """A ticket for tus / IETF uploads (Authorization: Bearer), shown once."""
     asked = TicketRequest(
-        max_size=q.max_size, auto=bool(q.auto), priority=q.priority, expires=q.expires, uses=q.uses
+        max_size=q.max_size,
+        auto=bool(q.auto),
+        priority=q.priority,
+        expires=q.expires,
+        uses=q.uses,
+        ttl=q.ttl,
     )
     return Ticket(**await ctx.tickets.issue(caller, asked))
 

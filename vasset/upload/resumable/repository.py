@@ -212,6 +212,7 @@ class TicketRow(msgspec.Struct):
     uses: int
     used: int
     expires_at: int
+    ttl: int | None = None
 
 
 async def insert_ticket(conn: AsyncConnection, **values: Any) -> None:
@@ -228,7 +229,7 @@ async def get_ticket(conn: AsyncConnection, ticket_hash: str) -> TicketRow | Non
         await conn.execute(
             text(
                 "SELECT ticket_hash, app_id, max_size, auto_transcode, task_priority, uses, used,"
-                " expires_at FROM upload_ticket WHERE ticket_hash = :h"
+                " expires_at, ttl FROM upload_ticket WHERE ticket_hash = :h"
             ),
             {"h": ticket_hash},
         )

@@ -9,6 +9,7 @@ import msgspec
 from vasset.http.params import Priority
 from vasset.http.schemas import Answer, Md5Hex
 from vasset.upload.resumable.repository import ResumableRow
+from vasset.videos.schemas import Ttl
 
 _encoder = msgspec.json.Encoder()
 
@@ -50,6 +51,7 @@ class TicketParams(msgspec.Struct):
             description="how many uploads it may create (partial uploads do not count)",
         ),
     ] = 1
+    ttl: Ttl | None = None
 
 
 class SignedCreation(msgspec.Struct):

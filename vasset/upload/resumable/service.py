@@ -106,8 +106,9 @@ class Resumable(Finishing):
                     raise errors.TicketUsedUp()
                 vid = 0
                 if spec.concat != "partial":
+                    ttl = who.ticket.ttl if who.ticket is not None else None
                     vid = await self.uploads.new_video(
-                        conn, who.app.id, name or "upload", length or 0, who.priority
+                        conn, who.app.id, name or "upload", length or 0, who.priority, ttl
                     )
                     if extra:
                         await videos.set_metadata(conn, vid, json.dumps(extra))

@@ -31,6 +31,8 @@ class TicketRequest(msgspec.Struct, frozen=True):
     priority: int = 0
     expires: int | None = None
     uses: int = 1
+    #: Seconds each video it creates lives (None: the app's default).
+    ttl: int | None = None
 
 
 class Tickets:
@@ -58,6 +60,7 @@ class Tickets:
                 task_priority=asked.priority,
                 uses=uses,
                 expires_at=expires_at,
+                ttl=asked.ttl,
             )
         return {"ticket": ticket, "expires_at": expires_at, "endpoint": s.tus_path}
 
