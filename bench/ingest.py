@@ -122,10 +122,10 @@ def received_bytes(base_url: str) -> int:
     import httpx
 
     headers = {"Authorization": "Bearer bench-metrics"}  # VASSET_METRICS_TOKEN below
-    for line in httpx.get(base_url + "/internal/metrics", headers=headers).text.splitlines():
+    for line in httpx.get(base_url + "/metrics", headers=headers).text.splitlines():
         if line.startswith("vasset_upload_bytes_received_total "):
-            return int(line.split()[1])
-    raise SystemExit("no vasset_upload_bytes_received_total in /internal/metrics")
+            return int(float(line.split()[1]))
+    raise SystemExit("no vasset_upload_bytes_received_total in /metrics")
 
 
 def bench_direct(server, q, src: Path, size: int, part: int) -> None:

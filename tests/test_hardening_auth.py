@@ -285,17 +285,18 @@ def test_names_unit():
     assert sanitize_file_name("a\u200db.mp4") == "ab.mp4"  # a joiner outside emoji is dropped
 
 
-# 13. /internal/metrics needs a token and never carries CORS headers.
+# 13. /metrics needs the token once one is set, and never carries CORS headers.
 
 
-def test_metrics_are_off_without_a_configured_token(server):
-    assert httpx.get(server.url + "/internal/metrics").status_code == 404
-    r = httpx.get(server.url + "/internal/metrics", headers={"Authorization": "Bearer anything"})
-    assert r.status_code == 404
+def test_metrics_are_open_without_a_configured_token(server):
+    r = httpx.get(server.url + "/metrics")
+    assert r.status_code == 200
+    assert "vasset_http_requests_total" in r.text
+    assert httpx.get(server.url + "/internal/metrics").status_code == 404  # the old route is gone
 
 
 def test_metrics_need_the_bearer_token(second):
-    url = second.url + "/internal/metrics"
+    url = second.url + "/metrics"
     for headers in [
         {},
         {"Authorization": "Bearer wrong"},
@@ -303,7 +304,8 @@ def test_metrics_need_the_bearer_token(second):
         {"Authorization": f"Bearer {METRICS_TOKEN}x"},
     ]:
         r = httpx.get(url, headers=headers)
-        assert error_code(r, 404) == "NotFound"
+        assert error_code(r, 401) == "InvalidMetricsToken"
+        assert r.headers["www-authenticate"].startswith("Bearer")
     origin = {"Origin": "https://evil.example"}
     r = httpx.get(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}", **origin})
     assert r.status_code == 200

@@ -59,9 +59,9 @@ def test_every_route_of_the_app_is_documented(document, test_settings):
             elif (path, method) not in documented:
                 missing.append(f"{method} {path}")
     assert not missing
-    # What is left out is exactly what docs/API.md says: the console, /internal, /schema itself,
+    # What is left out is exactly what docs/API.md says: the console, /metrics, /schema itself,
     # and the tus / IETF routes (a header contract of their own, docs/TUS.md).
-    assert left_out == {"console", "internal", "schema", "files"}
+    assert left_out == {"console", "metrics", "schema", "files"}
 
 
 def test_every_operation_documents_its_errors_with_the_error_schema(document):
@@ -71,6 +71,11 @@ def test_every_operation_documents_its_errors_with_the_error_schema(document):
         for status in ("500", "503"):
             assert status in answers, (method, path, status)
         for status, answer in answers.items():
+            if (path, status) == ("/ready", "503"):
+                # Not ready is an answer, not an error: the same Readiness body, naming the checks.
+                (media,) = answer["content"].values()
+                assert media["schema"] == {"$ref": "#/components/schemas/Readiness"}
+                continue
             if int(status) >= 400:
                 (media,) = answer["content"].values()
                 assert media["schema"] == {"$ref": "#/components/schemas/Error"}
@@ -83,7 +88,7 @@ def test_signed_operations_declare_the_signing_parameters(document):
     for path, method, operation in _operations(document):
         params = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "query"}
         security = operation.get("security")
-        if path in ("/health",) or path.startswith("/play/"):
+        if path in ("/health", "/ready") or path.startswith("/play/"):
             assert not security and not SIGNING & params.keys(), path
             continue
         assert params.keys() >= SIGNING, (method, path)

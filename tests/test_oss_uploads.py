@@ -35,7 +35,7 @@ PREFIX = "pfx"
 #: Presigned URLs and PostObject policies live this long in these tests (well inside the
 #: 15 minutes of clock skew OSS tolerates, so the clock can be shifted past them).
 URL_TTL = 300
-#: Bearer token of GET /internal/metrics on the OSS-backed service.
+#: Bearer token of GET /metrics on the OSS-backed service.
 METRICS_TOKEN = "metrics-" + secrets.token_hex(8)
 
 
@@ -172,9 +172,9 @@ def recorded_parts(env: dict, upid: str) -> list[int]:
 
 
 def metric(base_url: str, name: str) -> int:
-    """One counter of GET /internal/metrics (Prometheus text format)."""
+    """One counter of GET /metrics (Prometheus text format)."""
     headers = {"Authorization": f"Bearer {METRICS_TOKEN}"}
-    r = httpx.get(base_url + "/internal/metrics", headers=headers)
+    r = httpx.get(base_url + "/metrics", headers=headers)
     assert r.status_code == 200, r.text
     for line in r.text.splitlines():
         if line.startswith(name + " "):

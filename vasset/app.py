@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from litestar import Litestar, Router, get
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 
@@ -15,22 +15,18 @@ from vasset import errors
 from vasset.context import Context, build_context, close_context
 from vasset.http.deps import DEPENDENCIES
 from vasset.http.middleware import request_id_middleware
-from vasset.http.openapi import PUBLIC, doc, openapi_config, swagger_asset
+from vasset.http.openapi import openapi_config, swagger_asset
 from vasset.http.responses import (
     handle_http_exception,
     handle_unexpected,
     handle_vasset_error,
 )
-from vasset.http.schemas import Health
 from vasset.logs import configure_logging
+from vasset.metrics.collectors import SharedState
+from vasset.metrics.http import metrics_middleware
+from vasset.metrics.registry import metrics, metrics_process_ended
 from vasset.settings import Settings, load_settings
 from vasset.tracing.setup import Tracing, configure_tracing
-
-
-@get("/health", sync_to_thread=False, **doc(tag="service", auth=PUBLIC, example={"ok": True}))
-def health() -> Health:
-    """Liveness: the process answers."""
-    return Health(ok=True)
 
 
 def _version() -> str:
@@ -45,6 +41,8 @@ def route_handlers(settings: Settings) -> list[Any]:
     from vasset.console.api import ROUTES as console_routes
     from vasset.events.api import ROUTES as webhook_routes
     from vasset.events.stream_api import ROUTES as event_stream_routes
+    from vasset.health import ROUTES as health_routes
+    from vasset.metrics.http import metrics_route
     from vasset.playback.api import ROUTES as playback_routes
     from vasset.transcode.api import ROUTES as transcode_routes
     from vasset.upload.api import ROUTES as upload_routes
@@ -53,7 +51,8 @@ def route_handlers(settings: Settings) -> list[Any]:
     from vasset.videos.api import ROUTES as video_routes
 
     return [
-        health,
+        *health_routes,
+        metrics_route,
         swagger_asset,
         *upload_routes,
         *direct_routes,
@@ -81,11 +80,13 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         own = ctx is None
         app.state.ctx = ctx or build_context(settings, tracing)
+        app.state.metrics_state = SharedState(app.state.ctx)
         try:
             yield
         finally:
             if own:
                 await close_context(app.state.ctx)
+            metrics_process_ended()
 
     return Litestar(
         route_handlers=route_handlers(settings),
@@ -109,7 +110,8 @@ def asgi_app(settings: Settings) -> Any:
     configure_logging(settings.log_level, settings.log_json)
     # Wrapped outside Litestar so that router-level errors (unknown path) get an id too.
     # The tus / IETF routes answer CORS with their protocol's headers (tusd's defaults).
-    return request_id_middleware(create_app(settings), own_cors=(settings.tus_path.rstrip("/"),))
+    served = request_id_middleware(create_app(settings), own_cors=(settings.tus_path.rstrip("/"),))
+    return metrics_middleware(served, metrics())
 
 
 def app_from_env() -> Any:

@@ -19,6 +19,7 @@ import msgspec
 
 from vasset.events import cli as webhooks_cli
 from vasset.logs import configure_logging
+from vasset.readywatch import ReadyWatcher
 from vasset.settings import Settings, SettingsError, load_settings
 from vasset.tracing.setup import check_installed as check_tracing_installed
 
@@ -47,10 +48,7 @@ def port_in_use(host: str, port: int) -> bool:
 def _serve(
     settings: Settings, host: str, port: int, workers: int, share_port: bool = False
 ) -> None:
-    from granian import Granian
-    from granian.constants import Interfaces
-
-    from vasset.entry import load_app
+    from vasset.metrics.multiproc import prepare_multiprocess_dir, remove_multiprocess_dir
 
     if not share_port and port_in_use(host, port):
         raise CommandFailed(
@@ -60,6 +58,22 @@ def _serve(
     if "VASSET_PUBLIC_URL" not in os.environ:
         settings = msgspec.structs.replace(settings, public_url=f"http://{host}:{port}")
     print(f"vasset API listening on http://{host}:{port} ({workers} worker(s))", flush=True)
+    # Several server processes: their metrics go to files that /metrics sums (set before the
+    # workers start, so prometheus_client picks file-backed values in each of them).
+    folder = prepare_multiprocess_dir(port) if workers > 1 else None
+    try:
+        _granian(settings, host, port, workers)
+    finally:
+        if folder is not None:
+            remove_multiprocess_dir(*folder)
+
+
+def _granian(settings: Settings, host: str, port: int, workers: int) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    from vasset.entry import load_app
+
     Granian(
         "vasset.app:app_from_env",
         address=host,
@@ -182,9 +196,12 @@ def _run(settings: Settings, host: str, port: int) -> int:
         print(
             f"console: http://{host}:{port}/console  (login key in var/demo-app.json)", flush=True
         )
+    watcher = ReadyWatcher(host, port)
+    watcher.start()
     try:
         _serve(settings, host, port, 1)
     finally:
+        watcher.stop()
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(timeout=grace + 3)
@@ -193,10 +210,10 @@ def _run(settings: Settings, host: str, port: int) -> int:
     return 0
 
 
-def _worker(settings: Settings) -> int:
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from vasset.transcode.worker import run_worker
 
-    return asyncio.run(run_worker(settings))
+    return asyncio.run(run_worker(settings, args.metrics_port, args.metrics_host))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,7 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
-    sub.add_parser("worker", help="run a transcode worker (any number, on any host)")
+    worker = sub.add_parser("worker", help="run a transcode worker (any number, on any host)")
+    worker.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
+    )
+    worker.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of --metrics-port (127.0.0.1)"
+    )
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="create the database if missing and apply sql/ migrations")
@@ -312,7 +335,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return _run(settings, args.host, args.port)
     if args.command == "worker":
-        return _worker(settings)
+        return _worker(settings, args)
     if args.command == "db":
         applied = asyncio.run(_upgrade(settings))
         print(json.dumps({"applied": applied}))

@@ -177,3 +177,25 @@ async def upgrade(engine: AsyncEngine, sql_dir: Path = SQL_DIR) -> list[str]:
         finally:
             await conn.execute(text("SELECT RELEASE_LOCK('vasset_migrate')"))
     return applied_now
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip to the database (readiness)."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+async def pending_migrations(engine: AsyncEngine, sql_dir: Path = SQL_DIR) -> list[str]:
+    """Names of migrations the database has not applied (all of them without the table)."""
+    async with engine.connect() as conn:
+        exists = await conn.execute(
+            text(
+                "SELECT 1 FROM information_schema.tables"
+                " WHERE table_schema = DATABASE() AND table_name = 'schema_migration'"
+            )
+        )
+        done: set[int] = set()
+        if exists.first() is not None:
+            rows = await conn.execute(text("SELECT version FROM schema_migration"))
+            done = {row.version for row in rows}
+    return [name for number, name, _ in migration_files(sql_dir) if number not in done]

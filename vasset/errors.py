@@ -149,6 +149,14 @@ class InvalidConsoleKey(Unauthorized):
     default_message = "console login required"
 
 
+class InvalidMetricsToken(Unauthorized):
+    code = "InvalidMetricsToken"
+    default_message = "GET /metrics needs Authorization: Bearer <VASSET_METRICS_TOKEN>"
+
+    def headers(self) -> dict[str, str]:
+        return {**self.extra_headers, "WWW-Authenticate": 'Bearer realm="metrics"'}
+
+
 # 404: unknown, expired, or owned by another app
 class NotFound(VassetError):
     status = 404

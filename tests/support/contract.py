@@ -4,7 +4,7 @@ Strict: an answer whose status the operation does not document, whose content ty
 documented, or whose JSON body does not validate fails the test that received it. Answer
 objects are closed here (``additionalProperties: false``) except the open ``Error`` body, so a
 field the document does not name is caught too. Unknown paths and wrong methods must answer
-the ``Error`` shape with 404 / 405. Routes left out of the schema (console, /internal) are not
+the ``Error`` shape with 404 / 405. Routes left out of the schema (console, /metrics) are not
 checked.
 """
 
@@ -20,7 +20,7 @@ import httpx
 from jsonschema import Draft202012Validator
 
 #: Paths that are not part of the documented API (docs/API.md, "OpenAPI").
-UNDOCUMENTED = re.compile(r"^/(console|internal|schema|files)(/|$)")
+UNDOCUMENTED = re.compile(r"^/(console|metrics|schema|files)(/|$)")
 
 
 class Contract:

@@ -33,6 +33,7 @@ from vasset.events import delivery_repository as repo
 from vasset.events import signing
 from vasset.events.delivery_repository import Claimed
 from vasset.events.sender import Sender
+from vasset.metrics.registry import metrics
 
 log = structlog.get_logger(__name__)
 
@@ -176,11 +177,13 @@ class Deliverer:
             if not item.enabled or item.deleted_at is not None:
                 why = "endpoint deleted" if item.deleted_at is not None else "endpoint disabled"
                 await self._tx(lambda c: repo.fail_unsendable(c, item.id, owner, why, _now()))
+                metrics().webhook_deliveries.labels("unsendable").inc()
                 return
             async with self.slots:
                 status, error = await self._attempt(item)
             if status is not None and 200 <= status < 300:
                 self.succeeded.append((item.id, owner, status, item.endpoint_id))
+                metrics().webhook_deliveries.labels("succeeded").inc()
                 if len(self.succeeded) >= 100:
                     self.flush_now.set()
                 log.debug(
@@ -248,6 +251,8 @@ class Deliverer:
             error=error,
             retry_in=round(delay, 3) if delay is not None else None,
         )
+        # failed: it is tried again later; gave_up: no attempt is left (or 410 Gone).
+        metrics().webhook_deliveries.labels("failed" if delay is not None else "gave_up").inc()
         if disabled:
             log.warning("webhook_endpoint_disabled", endpoint=item.endpoint_id, reason=disabled)
 

@@ -38,8 +38,8 @@ NOSNIFF = (b"x-content-type-options", b"nosniff")
 def _cross_origin(scope: HTTPScope, own_cors: tuple[str, ...]) -> tuple[bool, bool]:
     """(request has an Origin header, it is a CORS preflight)."""
     origin = preflight = False
-    if scope["path"].startswith("/internal/"):
-        return origin, preflight  # operator routes: never readable by browsers on other sites
+    if scope["path"] == "/metrics":
+        return origin, preflight  # operator route: never readable by browsers on other sites
     if scope["path"].startswith(own_cors):
         return origin, preflight  # routes that answer CORS themselves (the tus endpoint)
     for name, _ in scope["headers"]:

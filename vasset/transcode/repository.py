@@ -329,3 +329,9 @@ async def _state(conn: AsyncConnection, job_id: int, lock: bool = False) -> str 
     sql = "SELECT state FROM transcode_job WHERE id = :id"
     row = (await conn.execute(text(sql + (" FOR UPDATE" if lock else "")), {"id": job_id})).first()
     return row.state if row else None
+
+
+async def count_jobs_by_state(conn: AsyncConnection) -> dict[str, int]:
+    """How many jobs are in each state (the queue-depth metric; reads the state index)."""
+    sql = "SELECT state, COUNT(*) AS jobs FROM transcode_job GROUP BY state"
+    return {row.state: int(row.jobs) for row in await conn.execute(text(sql))}

@@ -28,6 +28,7 @@ from vasset.context import Context, build_context, close_context
 from vasset.db import run_transaction, transaction
 from vasset.events.delivery import Deliverer
 from vasset.locks import LeaseLock
+from vasset.metrics.registry import metrics
 from vasset.redis_client import REDIS_DOWN
 from vasset.settings import Settings
 from vasset.transcode import failures, pipeline, queue
@@ -210,6 +211,7 @@ class Worker:
         )
         run = pipeline.JobRun(self.ctx, job, cancel)
         beat = asyncio.create_task(self._heartbeat(job, holder, cancel, run))
+        started, outcome = time.monotonic(), "unrecorded"  # the job-seconds metric's label
 
         async def on_ffmpeg(coro):
             self.ffmpeg_started.setdefault(job.id, time.time())
@@ -219,8 +221,10 @@ class Worker:
         try:
             await pipeline.execute(run, on_ffmpeg)
             log.info("job_succeeded", job=job.id, vid=job.video_id)
+            outcome = "succeeded"
         except (pipeline.LeaseLost, asyncio.CancelledError):
             log.warning("job_lease_lost", job=job.id, vid=job.video_id)
+            outcome = "lease_lost"
             await self._after_loss(job)
         except BaseException as exc:
             message, permanent = failures.classify(exc)
@@ -242,6 +246,7 @@ class Worker:
             except Exception as exc:  # the reaper settles the job once its lease expires
                 loop_error("job_outcome_unrecorded", exc, job=job.id)
         finally:
+            metrics().transcode_job_seconds.labels(outcome).observe(time.monotonic() - started)
             beat.cancel()
             await asyncio.gather(beat, return_exceptions=True)
             try:
@@ -366,21 +371,35 @@ class Worker:
         while True:
             await asyncio.sleep(self.ctx.settings.janitor_interval)
             try:
-                await run_guarded(self.ctx)
+                report = await run_guarded(self.ctx)
             except Exception as exc:
                 loop_error("janitor_skipped", exc)
+            else:
+                metrics().janitor_pass(report or {})
 
 
-async def run_worker(settings: Settings) -> int:
+async def run_worker(
+    settings: Settings, metrics_port: int | None = None, metrics_host: str = "127.0.0.1"
+) -> int:
     """`vasset worker`: run until SIGTERM/SIGINT, then shut down gracefully."""
     os.makedirs(settings.temp_dir, exist_ok=True)
+    # One process, its own exporter: never the API's multiprocess files (an inherited env var).
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    metrics()
     ctx = build_context(settings)
     worker = Worker(ctx)
+    exporter = None
+    if metrics_port is not None:
+        from vasset.metrics.exporter import start_exporter
+
+        exporter = await start_exporter(ctx, metrics_host, metrics_port, worker.capacity)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stopping.set)
     try:
         await worker.run()
     finally:
+        if exporter is not None:
+            await exporter.cleanup()
         await close_context(ctx)
     return 0

@@ -19,6 +19,7 @@ from vasset import errors
 from vasset.db import transaction
 from vasset.errors import FailureCode
 from vasset.lifecycle import LostRace
+from vasset.metrics.registry import metrics
 from vasset.settings import Settings
 from vasset.storage import keys
 from vasset.storage.base import BlobStore, PartInfo
@@ -152,6 +153,7 @@ class Completion:
                     skipped.add(row.id)
                     continue
                 log.info("upload_expired", upload_id=row.upload_id, vid=row.video_id)
+                metrics().uploads_failed.labels("expired").inc()
                 count += 1
 
     async def _await_completion(self, row: UploadRow, wait: float = 60.0) -> dict:
@@ -317,6 +319,7 @@ class Completion:
         if row.auto_transcode and self.after_enqueue is not None:
             await self.after_enqueue()
         log.info("upload_completed", upload_id=row.upload_id, vid=row.video_id, md5=md5)
+        metrics().uploads_completed.inc()
         return {
             "upload_id": row.upload_id,
             "vid": row.video_id,
@@ -353,3 +356,4 @@ class Completion:
         else:
             await self.store.abort_multipart(row.storage_key, row.multipart_id)
         log.warning("upload_failed", upload_id=row.upload_id, vid=row.video_id, reason=reason)
+        metrics().uploads_failed.labels(reason).inc()

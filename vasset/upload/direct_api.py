@@ -1,12 +1,10 @@
-"""HTTP routes of direct uploads (bytes straight to OSS) and the process metrics."""
+"""HTTP routes of direct uploads (bytes straight to OSS)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import TYPE_CHECKING
 
-from litestar import Request, Response, get, post
+from litestar import get, post
 from litestar.di import NamedDependency
 
 from vasset import errors
@@ -107,32 +105,4 @@ async def register_posted(
     return shaped(answer, Registered)
 
 
-def _metrics_allowed(request: Request, token: str) -> bool:
-    """Whether the request carries `Authorization: Bearer <token>` (constant time)."""
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if not token or scheme.lower() != "bearer":
-        return False
-    # Digests, so the comparison takes the same time whatever the lengths.
-    expected = hashlib.sha256(token.encode()).digest()
-    return hmac.compare_digest(expected, hashlib.sha256(given.strip().encode()).digest())
-
-
-@get("/internal/metrics", include_in_schema=False)
-async def metrics(request: Request, ctx: Ctx) -> Response:
-    """This process's counters in Prometheus text format, for holders of VASSET_METRICS_TOKEN."""
-    # Off unless configured, and indistinguishable from an unknown path without the token.
-    if not _metrics_allowed(request, ctx.settings.metrics_token):
-        raise errors.NotFound("Not Found")
-    counters = {"vasset_upload_bytes_received_total": ctx.uploads.bytes_received}
-    if ctx.direct is not None:
-        counters.update(ctx.direct.metrics())
-    lines = []
-    for name, value in counters.items():
-        lines += [f"# TYPE {name} counter", f"{name} {value}"]
-    return Response(
-        content="\n".join(lines) + "\n",
-        media_type="text/plain; version=0.0.4; charset=utf-8",
-    )
-
-
-ROUTES = [direct_urls, direct_complete, oss_credentials, register_posted, metrics]
+ROUTES = [direct_urls, direct_complete, oss_credentials, register_posted]

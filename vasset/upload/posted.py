@@ -27,6 +27,7 @@ from vasset import errors
 from vasset.auth.verify import App
 from vasset.db import transaction
 from vasset.lifecycle import LostRace
+from vasset.metrics.registry import metrics
 from vasset.settings import Settings
 from vasset.storage import keys
 from vasset.storage.oss import OssBlobStore
@@ -54,8 +55,6 @@ class PostedUploads:
     uploads: UploadService
     store: OssBlobStore
     settings: Settings
-    registered: int
-    verify_bytes_read: int
 
     def credentials(self, app: App) -> dict:
         """A PostObject policy for one fresh prefix of this app, video types, size-capped."""
@@ -234,7 +233,7 @@ class PostedUploads:
         loop = asyncio.get_running_loop()
         async for chunk in self.store.read(row.storage_key, chunk_size=4 << 20):
             await loop.run_in_executor(self.uploads.pool, digest.update, chunk)
-            self.verify_bytes_read += len(chunk)
+            metrics().direct_verify_bytes_read.inc(len(chunk))
         computed = digest.hexdigest()
         if md5 is not None and computed != md5:
             async with transaction(self.uploads.engine) as conn:
@@ -268,7 +267,7 @@ class PostedUploads:
             await self.store.delete(posted)
         except errors.VassetError:
             log.warning("posted_object_left", key=posted)
-        self.registered += 1
+        metrics().direct_registered.inc()
         log.info("direct_registered", vid=row.video_id, size=info.size, md5=computed)
         row.file_size = info.size
         return self._registered(row, computed)

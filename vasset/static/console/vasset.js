@@ -136,6 +136,7 @@ export const ERROR_CODES = Object.freeze([
   'InvalidContentRange', 'IncompleteBody', 'InvalidSource',
   'InvalidAppKey', 'SignatureDoesNotMatch', 'SignatureExpired', 'SignatureNonceUsed',
   'InvalidUploadToken', 'InvalidUrlSignature', 'InvalidConsoleKey',
+  'InvalidMetricsToken',
   'VideoNotFound', 'UploadNotFound', 'ObjectNotFound', 'NotFound', 'MethodNotAllowed',
   'UploadCompleted', 'UploadAborted', 'UploadInProgress', 'OffsetMismatch', 'VideoNotPlayable',
   'InvalidState', 'EntityTooLarge', 'InvalidRange', 'HashMismatch', 'SizeMismatch', 'Throttled',

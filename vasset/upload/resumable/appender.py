@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vasset import errors
 from vasset.db import transaction
 from vasset.http.body import ClientGone
+from vasset.metrics.registry import metrics
 from vasset.storage import keys
 from vasset.storage.base import BlobStore, PartWriter
 from vasset.upload import repository as uploads
@@ -98,6 +99,7 @@ class Appender:
             if part is None:
                 break  # the body ended exactly where the last part did
             received += part.new
+            metrics().upload_bytes_received.inc(part.new)
             cut = part.cut
             start_of_part = progress.in_parts
             if part.etag is not None:

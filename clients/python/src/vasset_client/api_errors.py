@@ -144,6 +144,12 @@ class InvalidConsoleKey(Unauthorized):
     default_code = "InvalidConsoleKey"
 
 
+class InvalidMetricsToken(Unauthorized):
+    """401 InvalidMetricsToken: GET /metrics without the configured bearer token."""
+
+    default_code = "InvalidMetricsToken"
+
+
 class InvalidTicket(Unauthorized):
     """401 InvalidTicket: no ticket, or one the server does not know."""
 
