@@ -16,6 +16,7 @@ import structlog
 from vasset import errors
 from vasset.auth.verify import App
 from vasset.db import transaction
+from vasset.metrics.registry import metrics
 from vasset.settings import Settings
 from vasset.storage.oss import OssBlobStore
 from vasset.upload import repository as repo
@@ -39,9 +40,6 @@ class DirectUploads(PostedUploads):
         self.uploads = uploads
         self.store = store
         self.settings = settings
-        self.completed = 0
-        self.registered = 0
-        self.verify_bytes_read = 0
 
     # multipart
     async def init(
@@ -125,8 +123,9 @@ class DirectUploads(PostedUploads):
             await self._record_stored_parts(row)
         answer = await self.uploads.complete(row)
         if answer.get("status") == "uploaded":
-            self.completed += 1
-            self.verify_bytes_read += row.file_size  # no MD5 state: one verifying read
+            metrics().direct_uploads_completed.inc()
+            # No MD5 state: one verifying read.
+            metrics().direct_verify_bytes_read.inc(row.file_size)
         return answer
 
     async def _record_stored_parts(self, row: UploadRow) -> None:
@@ -166,11 +165,3 @@ class DirectUploads(PostedUploads):
             for n, part in sorted(stored.items()):
                 if n not in recorded or n in stale:
                     await repo.record_part(conn, row.id, n, part.size, part.etag)
-
-    def metrics(self) -> dict[str, int]:
-        """Counters for GET /internal/metrics."""
-        return {
-            "vasset_direct_uploads_completed_total": self.completed,
-            "vasset_direct_registered_total": self.registered,
-            "vasset_direct_verify_bytes_read_total": self.verify_bytes_read,
-        }

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from vasset import errors
 from vasset.auth.verify import App, new_upload_token, token_matches
 from vasset.db import transaction
+from vasset.metrics.registry import metrics
 from vasset.settings import Settings
 from vasset.storage import keys
 from vasset.storage.base import BlobStore, PartInfo
@@ -63,7 +64,6 @@ class UploadService(WholeFile):
         self.enqueue_transcode = enqueue_transcode
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="upload-hash")
         self.part_locks = PartLocks()
-        self.bytes_received = 0
         # Called after a transaction that enqueued a transcode commits (wakes a worker).
         self.after_enqueue: Callable[[], Awaitable[None]] | None = None
 
@@ -172,6 +172,7 @@ class UploadService(WholeFile):
                 await asyncio.shield(self._abort_quietly(key, multipart_id))
             raise
         log.info("upload_started", upload_id=upload_id, vid=vid, size=fsize, parts=part_count)
+        metrics().uploads_created.inc()
         return {
             "upload_id": upload_id,
             "vid": vid,
@@ -335,7 +336,7 @@ class UploadService(WholeFile):
         sink = PartSink(writer, size, whole, part_md5=md5 is not None or whole is None)
         try:
             complete = await sink.fill(reader)
-            self.bytes_received += sink.received
+            metrics().upload_bytes_received.inc(sink.received)
             if not complete:
                 raise errors.IncompleteBody(
                     f"part {pseq} ended after {sink.received} of {size} bytes; nothing was stored"

@@ -19,6 +19,7 @@ from vasset import errors
 from vasset.auth.verify import App, new_upload_token, token_digest
 from vasset.db import transaction
 from vasset.lifecycle import LostRace
+from vasset.metrics.registry import metrics
 from vasset.settings import Settings
 from vasset.storage import keys
 from vasset.upload import repository as uploads_repo
@@ -150,6 +151,7 @@ class Resumable(Finishing):
             if multipart_id is not None:
                 await asyncio.shield(self.uploads._abort_quietly(key, multipart_id))
             raise
+        metrics().uploads_created.inc()
         log.info(
             "resumable_created",
             upload_id=upload_id,
