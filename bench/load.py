@@ -80,7 +80,7 @@ def main() -> int:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    ok = verdict.passed(run, scenario.sampler.max_ffmpeg, FFMPEG_CAP)
+    ok = verdict.passed(scenario.sampler.max_ffmpeg, FFMPEG_CAP)
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

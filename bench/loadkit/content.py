@@ -8,8 +8,9 @@ import os
 import random
 import secrets
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests import media
 
@@ -27,8 +28,9 @@ class Source:
     part_size: int
     block: bytes = b""
     path: Path | None = None
-    md5: str = ""
-    part_md5: tuple[str, ...] = ()
+    md5: str = ""  # of the whole source, once every part went through part_with_md5 (or digest)
+    hashed: int = 0  # parts 1..hashed are in _whole
+    _whole: Any = field(default=None, repr=False)
 
     @property
     def part_count(self) -> int:
@@ -57,15 +59,28 @@ class Source:
         start = (pseq - 1) * self.part_size
         return self.read(start, min(self.part_size, self.size - start))
 
+    def part_with_md5(self, pseq: int) -> tuple[bytes, str]:
+        """Part pseq and its MD5; the whole-file MD5 grows as parts come in order.
+
+        Parts are first sent in order and a re-send never skips ahead, so the whole MD5 costs
+        one pass over the bytes, made while sending (no read of the whole source up front).
+        """
+        body = self.part(pseq)
+        if pseq == self.hashed + 1:
+            if self._whole is None:
+                self._whole = hashlib.md5()
+            self._whole.update(body)
+            self.hashed = pseq
+            if pseq == self.part_count:
+                self.md5 = self._whole.hexdigest()
+        return body, hashlib.md5(body).hexdigest()
+
     def digest(self) -> Source:
-        """Fill md5 and part_md5 (one pass; run it in a thread for big sources)."""
+        """Fill md5 with one pass over every part (small sources, or a check afterwards)."""
         whole = hashlib.md5()
-        parts = []
         for pseq in range(1, self.part_count + 1):
-            body = self.part(pseq)
-            whole.update(body)
-            parts.append(hashlib.md5(body).hexdigest())
-        self.md5, self.part_md5 = whole.hexdigest(), tuple(parts)
+            whole.update(self.part(pseq))
+        self.md5 = whole.hexdigest()
         return self
 
 

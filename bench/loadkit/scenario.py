@@ -80,17 +80,16 @@ class Scenario:
         return time.monotonic() - self.started
 
     async def next_source(self) -> tuple[content.Source, bool]:
-        """The next upload's bytes (digested) and whether it asks for a transcode."""
+        """The next upload's bytes and whether it asks for a transcode."""
         index = next(self.counter)
         if self.cfg.clip_every and index % self.cfg.clip_every == 0:
             out = self.dep.root / "clips"
             src = await asyncio.to_thread(content.unique_clip, self.base_clip, out)
+            await asyncio.to_thread(src.digest)
             auto = self.auto_started < self.cfg.max_auto
             self.auto_started += auto
-        else:
-            src = content.synthetic(self.rng, self.cfg.min_size, self.cfg.max_size)
-            auto = False
-        return await asyncio.to_thread(src.digest), auto
+            return src, auto
+        return content.synthetic(self.rng, self.cfg.min_size, self.cfg.max_size), False
 
     async def uploader(self, client: SpreadingClient) -> None:
         """Uploads back to back until the time is up (the last one runs to its end)."""
