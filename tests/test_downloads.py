@@ -17,6 +17,7 @@ import redis
 
 from tests.support.server import ServerProcess, stalled_reader
 from tests.support.stack import Stack
+from vasset import redis_keys
 from vasset.playback.limits import RATE_BURST, STREAM_LEASE
 from vasset.playback.urls import play_path
 
@@ -66,7 +67,7 @@ class Fleet:
 
     def holders(self) -> int:
         """Live global stream leases in Redis (every instance)."""
-        key = f"{self.stack.env['VASSET_REDIS_PREFIX']}{{streams}}:global"
+        key = redis_keys.streams_global(self.stack.env["VASSET_REDIS_PREFIX"])
         return int(self.redis.zcount(key, time.time(), "+inf"))
 
 

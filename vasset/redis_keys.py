@@ -78,3 +78,14 @@ def events_pattern(prefix: str) -> str:
 def _glob_escape(value: str) -> str:
     """value with Redis glob characters escaped (a prefix may contain them)."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in value)
+
+
+# Download controls (vasset/playback/limits.py): one key per Lua call, each in its own slot.
+def streams_global(prefix: str) -> str:
+    """Sorted set of every file stream of every API instance, scored by lease expiry."""
+    return f"{prefix}{{streams}}:global"
+
+
+def stream_rate_clock(prefix: str, app_id: int) -> str:
+    """When an app's streamed bytes so far will have been sent at its rate (GCRA)."""
+    return f"{prefix}{{streamrate:{app_id}}}:clock"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import pytest
 from vasset_client import Client, errors
@@ -249,3 +250,18 @@ def test_upload_ticket_drives_a_tus_upload_and_its_errors_are_typed(client, serv
     assert isinstance(error, errors.TicketUsedUp) and isinstance(error, errors.Forbidden)
     with pytest.raises(errors.InvalidParameter):
         client.upload_ticket(uses=0)
+
+
+def test_ttl_on_init_and_tickets(client):
+    vid = upload_bytes(client, os.urandom(150 * KIB), ttl=3600)
+    deadline = client.status(vid).delete_at
+    assert deadline is not None and abs(deadline - (time.time() + 3600)) < 60
+    assert client.mediainfo(vid).delete_at == deadline
+    assert client.status(upload_bytes(client, os.urandom(150 * KIB))).delete_at is None
+    assert client.upload_ticket(ttl=60).ticket
+    with pytest.raises(errors.InvalidParameter):
+        client.upload_ticket(ttl=0)
+    with pytest.raises(errors.InvalidParameter):
+        client.init_upload("a.mp4", 1000, 1000, ttl=-1)
+    with pytest.raises(errors.InvalidParameter):
+        client.transcode_from("http://localhost:9/a.mp4", ttl=10**10)

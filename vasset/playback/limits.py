@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from vasset import errors
+from vasset import errors, redis_keys
 from vasset.db import transaction
 from vasset.redis_client import REDIS_DOWN
 from vasset.storage.keys import layout_owner
@@ -90,8 +90,7 @@ class GlobalStreams:
         self, redis: Redis | RedisCluster, prefix: str, limit: int, lease: float = STREAM_LEASE
     ) -> None:
         self.redis = redis
-        # One key, in a hash tag of its own, so the Lua calls run on a Redis Cluster too.
-        self.key = f"{prefix}{{streams}}:global"
+        self.key = redis_keys.streams_global(prefix)
         self.limit = limit
         self.lease = lease
         self.held: set[str] = set()
@@ -169,8 +168,7 @@ class AppRates:
     async def pacer(self, key: str) -> Pacer:
         """The pacer of a stream of key (its app's clock)."""
         app_id = await self._app_of(key)
-        # One key per app, its own hash tag: apps land anywhere on a Cluster, each call on one.
-        clock = f"{self.prefix}{{streamrate:{app_id}}}:clock"
+        clock = redis_keys.stream_rate_clock(self.prefix, app_id)
 
         async def pace(size: int) -> float:
             if not self.breaker.open():

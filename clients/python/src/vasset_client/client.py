@@ -59,8 +59,12 @@ class Client(SignedTransport):
         auto: bool = False,
         priority: int = 0,
         direct: bool = False,
+        ttl: int | None = None,
     ) -> InitResult:
-        """POST /video/upload/init; with `hash`, an instant upload when the server has the bytes."""
+        """POST /video/upload/init; with `hash`, an instant upload when the server has the bytes.
+
+        ttl: seconds after which the server deletes the video and all its objects.
+        """
         params: dict[str, Any] = {"fn": _b64name(name), "fsize": fsize, "psize": psize}
         if hash:
             params["hash"] = hash.lower()
@@ -70,6 +74,8 @@ class Client(SignedTransport):
             params["priority"] = int(priority)
         if direct:
             params["direct"] = 1
+        if ttl is not None:
+            params["ttl"] = int(ttl)
         return InitResult.from_dict(self.request("POST", "/video/upload/init", params))
 
     def upload_part(
@@ -183,14 +189,19 @@ class Client(SignedTransport):
         priority: int | None = None,
         expires: int | None = None,
         uses: int | None = None,
+        ttl: int | None = None,
     ) -> UploadTicket:
-        """POST /video/upload/ticket: a bearer ticket for Uppy, tus-js-client, tuspy, iOS."""
+        """POST /video/upload/ticket: a bearer ticket for Uppy, tus-js-client, tuspy, iOS.
+
+        ttl: seconds each video the ticket creates lives (then it is deleted).
+        """
         params: dict[str, Any] = {"auto": int(auto)}
         for name, value in (
             ("max_size", max_size),
             ("priority", priority),
             ("expires", expires),
             ("uses", uses),
+            ("ttl", ttl),
         ):
             if value is not None:
                 params[name] = value
@@ -217,10 +228,14 @@ class Client(SignedTransport):
         return TranscodeResult.from_dict(self.request("POST", "/video/transcode", params))
 
     def transcode_from(
-        self, src: str, dst: str | None = None, priority: int | None = None
+        self,
+        src: str,
+        dst: str | None = None,
+        priority: int | None = None,
+        ttl: int | None = None,
     ) -> TranscodeResult:
-        """POST /video/transcode with a source URI: a new video."""
-        params = {"src": src, "dst": dst, "priority": priority}
+        """POST /video/transcode with a source URI: a new video (deleted after ttl seconds)."""
+        params = {"src": src, "dst": dst, "priority": priority, "ttl": ttl}
         return TranscodeResult.from_dict(self.request("POST", "/video/transcode", params))
 
     def retranscode(self, vid: int) -> TranscodeResult:

@@ -191,6 +191,8 @@ class VideoStatus(Model):
     playable: bool = False
     progress: int = 0
     error: str | None = None
+    #: Unix seconds the server deletes the video at (a ttl); None: kept.
+    delete_at: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -229,6 +231,8 @@ class MediaInfo(Model):
     #: Upload-Metadata a tus / IETF client sent (other than the file name).
     metadata: dict[str, str] | None = None
     renditions: list[Rendition] = field(default_factory=list)
+    #: Unix seconds the server deletes the video at (a ttl); None: kept.
+    delete_at: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod

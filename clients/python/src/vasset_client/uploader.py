@@ -57,6 +57,7 @@ class Uploader:
         max_rate: float | None = None,
         on_hash_progress: Progress | None = None,
         direct: bool = False,
+        ttl: int | None = None,
     ) -> None:
         self.client = client
         self.path = Path(path).expanduser().resolve()
@@ -72,6 +73,8 @@ class Uploader:
         #: Bytes per second across all parts (None: unlimited).
         self.max_rate = max_rate
         self.direct = direct
+        #: Seconds after which the server deletes the video (None: the app's default).
+        self.ttl = ttl
         self._stop = threading.Event()
         self._meter = ProgressMeter(on_progress)
         self._pacer = RatePacer()
@@ -130,6 +133,7 @@ class Uploader:
                     auto=self.auto,
                     priority=self.priority,
                     direct=self.direct,
+                    ttl=self.ttl,
                 )
                 if init.instant and init.vid is not None:
                     self._remove_state(mtime_ns)
