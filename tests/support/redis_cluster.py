@@ -117,20 +117,9 @@ class RedisClusterProcs:
             )  # fmt: skip
         for port in self.ports:
             wait_until(lambda port=port: _ping(port), 10, f"cluster node {port}")
-        subprocess.run(
-            [
-                REDIS_CLI,
-                "--cluster",
-                "create",
-                *(f"127.0.0.1:{p}" for p in self.ports),
-                "--cluster-replicas",
-                "0",
-                "--cluster-yes",
-            ],  # fmt: skip
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+        nodes = [f"127.0.0.1:{p}" for p in self.ports]
+        create = [REDIS_CLI, "--cluster", "create", *nodes, "--cluster-replicas", "0"]
+        subprocess.run([*create, "--cluster-yes"], check=True, capture_output=True, timeout=60)
         for port in self.ports:
             wait_until(lambda port=port: self._state_ok(port), 30, f"cluster_state:ok on {port}")
         return self
