@@ -22,7 +22,14 @@ NOT_FOUND = (errors.VideoNotFound,)
         tag="videos",
         query=VidParams,
         codes=NOT_FOUND,
-        example={"vid": 42, "status": "playable", "playable": True, "progress": 100, "error": None},
+        example={
+            "vid": 42,
+            "status": "playable",
+            "playable": True,
+            "progress": 100,
+            "error": None,
+            "delete_at": None,
+        },
     ),
 )
 async def video_status(ctx: Ctx, caller: Caller, q: NamedDependency[VidParams]) -> Status:
