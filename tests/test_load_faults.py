@@ -27,6 +27,8 @@ CONFIG = LoadConfig(
     rps=5,
     clip_every=7,
     max_auto=3,
+    clip_size="320x240",
+    clip_seconds=4,
     api_kill_at=0.25,
     # The first worker seen running FFmpeg (the clips' transcodes start within seconds).
     worker_kill_at=0.0,

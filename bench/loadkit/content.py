@@ -96,9 +96,10 @@ def synthetic(rng: random.Random, min_size: int, max_size: int) -> Source:
     return Source(f"blob-{secrets.token_hex(4)}.bin", size, part_size_for(size), block=block)
 
 
-def base_clip(clip_dir: Path) -> Path:
-    """A 640x360, 6 s H.264 + AAC clip (testsrc2): a ladder run of a few seconds."""
-    return media._cached(clip_dir, "load_640x360_6s.mp4", lambda p: media._av_clip(p, "640x360", 6))
+def base_clip(clip_dir: Path, size: str = "640x360", seconds: int = 6) -> Path:
+    """An H.264 + AAC clip of testsrc2 (640x360, 6 s: a ladder run of a few seconds)."""
+    name = f"load_{size}_{seconds}s.mp4"
+    return media._cached(clip_dir, name, lambda p: media._av_clip(p, size, seconds))
 
 
 def unique_clip(base: Path, out_dir: Path) -> Source:

@@ -26,6 +26,8 @@ class LoadConfig:
     rps: float = 20.0  # status and play-URL calls per second
     clip_every: int = 10  # every Nth upload is a real clip
     max_auto: int = 20  # clips uploaded with auto=1, at most
+    clip_size: str = "640x360"
+    clip_seconds: int = 6
     api_kill_at: float = 0.25
     api_down: float = 3.0
     worker_kill_at: float = 0.45  # then the first moment a worker runs FFmpeg
@@ -212,7 +214,9 @@ class Scenario:
         """Run the load in its own event loop with the /proc sampler going."""
         # Built once, before any thread could race to build it.
         if self.cfg.clip_every:
-            self.base_clip = content.base_clip(self.clip_dir)
+            self.base_clip = content.base_clip(
+                self.clip_dir, self.cfg.clip_size, self.cfg.clip_seconds
+            )
         self.sampler.start()
         try:
             return asyncio.run(self.load())
