@@ -77,11 +77,18 @@ def fleet(tmp_path_factory):
     stack = Stack(root, workers=0, **CAPPED).start()
     f = Fleet(stack)
     try:
-        f.add("b", **CAPPED)
-        # No global cap (the default): it neither counts nor is counted.
-        f.add("off", VASSET_MAX_CONCURRENT_STREAMS_GLOBAL="0")
-        f.add("p1", **PACED)
-        f.add("p2", **PACED)
+        # No global cap on "off" (the default): it neither counts nor is counted.
+        instances = {"b": CAPPED, "off": {"VASSET_MAX_CONCURRENT_STREAMS_GLOBAL": "0"}}
+        instances.update(p1=PACED, p2=PACED)
+        starting = [
+            threading.Thread(target=f.add, args=(name,), kwargs=env)
+            for name, env in instances.items()
+        ]
+        for t in starting:
+            t.start()
+        for t in starting:
+            t.join()
+        assert set(f.servers) == {"a", *instances}, "an API instance did not start"
         f.big = f.store("media/1/1-cap/360p.mp4", os.urandom(8 * MIB))
         yield f
     finally:
