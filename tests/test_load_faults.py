@@ -40,10 +40,9 @@ CONFIG = LoadConfig(
 
 @pytest.fixture
 def deployment(tmp_path):
-    # An upload whose completing API was SIGKILLed can be completed by another request only
-    # after VASSET_COMPLETION_LEASE (600 s by default: completions are not heartbeated); 20 s
-    # lets this run's uploads finish, and is far above what completing 8 MB in order takes.
-    dep = Deployment(tmp_path / "load", apis=2, workers=3, VASSET_COMPLETION_LEASE="20")
+    # An upload whose completing API was SIGKILLed is taken over one VASSET_COMPLETION_LEASE
+    # (30 s by default; live completions renew it) later: the default, as operators run it.
+    dep = Deployment(tmp_path / "load", apis=2, workers=3)
     try:
         yield dep.start()
     finally:

@@ -48,8 +48,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_part_size: int = 5 * GiB
     max_part_count: int = 10_000
     upload_ttl: int = 24 * 3600
-    # Seconds a completion may run before another request may take it over.
-    completion_lease: int = 600
+    # Seconds after which another request may take over a completion whose claimer stopped
+    # renewing it (the claimer renews every third of it while it runs: a crash costs this long).
+    completion_lease: int = 30
 
     # Standard resumable uploads (tus 1.0, the IETF draft): where they are served, how long a
     # ticket lives by default and at most, the largest Upload-Metadata, the largest storage

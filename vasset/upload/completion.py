@@ -23,7 +23,7 @@ from vasset.metrics.registry import metrics
 from vasset.settings import Settings
 from vasset.storage import keys
 from vasset.storage.base import BlobStore, PartInfo
-from vasset.upload import md5state
+from vasset.upload import claims, md5state
 from vasset.upload import repository as repo
 from vasset.upload.md5state import ResumableMD5
 from vasset.upload.repository import UploadRow
@@ -226,14 +226,15 @@ class Completion:
 
     async def complete(self, row: UploadRow) -> dict:
         """Verify every part and the whole file, then publish the video (exactly once)."""
+        lease = self.settings.completion_lease
         try:
-            async with transaction(self.engine) as conn:
-                await repo.take_completion(conn, row.id, self.settings.completion_lease)
+            claimed_at = await claims.take(self.engine, row.id, lease)
         except LostRace:
             # Another request is completing (or just completed): its answer is ours too.
             return await self._await_completion(row)
         try:
-            return await self._complete_taken(row)
+            async with claims.kept_fresh(self.engine, row.id, claimed_at, lease):
+                return await self._complete_taken(row)
         except errors.VerificationFailed:
             raise
         except LostRace as lost:

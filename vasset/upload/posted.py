@@ -31,6 +31,7 @@ from vasset.metrics.registry import metrics
 from vasset.settings import Settings
 from vasset.storage import keys
 from vasset.storage.oss import OssBlobStore
+from vasset.upload import claims
 from vasset.upload import repository as repo
 from vasset.upload.names import decode_file_name
 from vasset.upload.repository import UploadRow
@@ -146,14 +147,15 @@ class PostedUploads:
             )
             if row.status == U.UPLOADED:
                 return self._registered(row, row.client_md5)
+        lease = self.settings.completion_lease
         try:
-            async with transaction(self.uploads.engine) as conn:
-                await repo.take_completion(conn, row.id, self.settings.completion_lease)
+            claimed_at = await claims.take(self.uploads.engine, row.id, lease)
         except LostRace:
             # A concurrent register of the same key holds it (or just finished).
             raise errors.UploadInProgress("this key is being registered; retry shortly") from None
         try:
-            return await self._register_taken(row, posted, md5)
+            async with claims.kept_fresh(self.uploads.engine, row.id, claimed_at, lease):
+                return await self._register_taken(row, posted, md5)
         except errors.VerificationFailed:
             raise
         except LostRace:

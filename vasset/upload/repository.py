@@ -223,12 +223,14 @@ async def _state(
     return (row.status, row.completing_at) if row else (None, None)
 
 
-async def take_completion(conn: AsyncConnection, upload_pk: int, lease: int) -> Transition:
+async def take_completion(
+    conn: AsyncConnection, upload_pk: int, lease: int, now: int | None = None
+) -> Transition:
     """Claim the right to complete: from uploading, or from a completion that died.
 
     LostRace when another request is completing (its lease still runs) or the upload ended.
     """
-    now = int(time.time())
+    now = int(time.time()) if now is None else now
     status, completing_at = await _state(conn, upload_pk, lock=True)
     U = UploadStatus
     if status == U.COMPLETING and (completing_at or 0) < now - lease:
@@ -236,6 +238,22 @@ async def take_completion(conn: AsyncConnection, upload_pk: int, lease: int) -> 
     if status != U.UPLOADING:
         raise LostRace("upload", upload_pk, (U.UPLOADING, U.COMPLETING), U.COMPLETING, status)
     return await move_upload(conn, upload_pk, U.UPLOADING, U.COMPLETING, completing_at=now)
+
+
+async def renew_completion(conn: AsyncConnection, upload_pk: int, since: int, now: int) -> bool:
+    """Move a running completion's lease to now; False if it was taken over or ended.
+
+    Not a state change (the upload stays completing): only the claim's time moves, and only
+    while it is still the time this claimer set.
+    """
+    result = await conn.execute(
+        text(
+            "UPDATE upload SET completing_at = :now"
+            " WHERE id = :id AND status = :completing AND completing_at = :since"
+        ),
+        {"now": now, "id": upload_pk, "completing": UploadStatus.COMPLETING.value, "since": since},
+    )
+    return result.rowcount == 1
 
 
 # parts

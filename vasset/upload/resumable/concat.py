@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 U = UploadStatus
+#: A partial claimed for a final stays claimed through the whole concatenation, which is not
+#: renewed (claims.kept_fresh covers single completions): a long fixed lease keeps a second
+#: final from taking a partial that a slow concatenation is still reading.
+CONCAT_CLAIM_LEASE = 600
 
 
 async def assemble(
@@ -62,7 +66,7 @@ async def _seal_partial(service: Resumable, partial: ResumableRow) -> None:
     upload = partial.upload
     try:
         async with transaction(service.engine) as conn:
-            await uploads_repo.take_completion(conn, upload.id, service.settings.completion_lease)
+            await uploads_repo.take_completion(conn, upload.id, CONCAT_CLAIM_LEASE)
     except LostRace:
         raise errors.InvalidHeader(
             f"partial upload {partial.upload_id} is already being concatenated",

@@ -19,6 +19,7 @@ from vasset.lifecycle import LostRace
 from vasset.settings import Settings
 from vasset.storage import keys
 from vasset.storage.base import BlobStore, PartInfo
+from vasset.upload import claims
 from vasset.upload import repository as uploads_repo
 from vasset.upload.md5state import ResumableMD5
 from vasset.upload.resumable.appender import Appender
@@ -52,35 +53,14 @@ class Finishing:
     async def finish(self, row: ResumableRow) -> dict:
         """Every byte is in: join the parts, check the size, publish with the MD5 we computed."""
         upload = row.upload
+        lease = self.settings.completion_lease
         try:
-            async with transaction(self.engine) as conn:
-                await uploads_repo.take_completion(conn, upload.id, self.settings.completion_lease)
+            claimed_at = await claims.take(self.engine, upload.id, lease)
         except LostRace:
             return await self.uploads._await_completion(upload)
         try:
-            async with transaction(self.engine) as conn:
-                recorded = await uploads_repo.list_parts(conn, upload.id)
-            parts = [PartInfo(n, size, etag) for n, (size, etag) in sorted(recorded.items())]
-            total = sum(p.size for p in parts)
-            if total != row.length:
-                await self.uploads._fail(upload, errors.SizeMismatch.code)
-                raise errors.SizeMismatch(
-                    f"the parts hold {total} bytes, Upload-Length is {row.length}",
-                    vid=upload.video_id,
-                )
-            if not await self.store.head(upload.storage_key):
-                await self.store.complete_multipart(upload.storage_key, upload.multipart_id, parts)
-            head = await self.store.head(upload.storage_key)
-            if head is None or head.size != row.length:
-                await self.uploads._fail(upload, errors.SizeMismatch.code, delete_object=True)
-                raise errors.SizeMismatch(
-                    "the stored object has the wrong size", vid=upload.video_id
-                )
-            md5 = ResumableMD5(row.md5_state).hexdigest()
-            final = msgspec.structs.replace(upload, file_size=row.length)
-            answer = await self.uploads.publish(final, md5)
-            await self._drop_tails(upload.storage_key)
-            return answer
+            async with claims.kept_fresh(self.engine, upload.id, claimed_at, lease):
+                return await self._finish_taken(row)
         except errors.VerificationFailed:
             raise
         except LostRace:
@@ -88,6 +68,31 @@ class Finishing:
         except BaseException:
             await self.uploads.give_back(upload)
             raise
+
+    async def _finish_taken(self, row: ResumableRow) -> dict:
+        """Join, check and publish an upload whose completion this request holds."""
+        upload = row.upload
+        async with transaction(self.engine) as conn:
+            recorded = await uploads_repo.list_parts(conn, upload.id)
+        parts = [PartInfo(n, size, etag) for n, (size, etag) in sorted(recorded.items())]
+        total = sum(p.size for p in parts)
+        if total != row.length:
+            await self.uploads._fail(upload, errors.SizeMismatch.code)
+            raise errors.SizeMismatch(
+                f"the parts hold {total} bytes, Upload-Length is {row.length}",
+                vid=upload.video_id,
+            )
+        if not await self.store.head(upload.storage_key):
+            await self.store.complete_multipart(upload.storage_key, upload.multipart_id, parts)
+        head = await self.store.head(upload.storage_key)
+        if head is None or head.size != row.length:
+            await self.uploads._fail(upload, errors.SizeMismatch.code, delete_object=True)
+            raise errors.SizeMismatch("the stored object has the wrong size", vid=upload.video_id)
+        md5 = ResumableMD5(row.md5_state).hexdigest()
+        final = msgspec.structs.replace(upload, file_size=row.length)
+        answer = await self.uploads.publish(final, md5)
+        await self._drop_tails(upload.storage_key)
+        return answer
 
     async def settle(self, row: ResumableRow) -> ResumableRow:
         """Finish an upload whose bytes are all in but whose completion never ran (a crash).
