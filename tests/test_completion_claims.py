@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from tests.support.db import drop_database
-from vasset.db import create_engine, ensure_database, upgrade
+from tests.support.db import migrated_engine
 from vasset.lifecycle import LostRace
 from vasset.upload import claims
 from vasset.upload import repository as uploads
@@ -21,13 +20,8 @@ LEASE = 3
 @pytest.fixture(scope="module")
 async def engine(test_env):
     """A private database (the claims bent here must not reach other tests)."""
-    url = f"{test_env['VASSET_DATABASE_URL']}_cl{secrets.token_hex(3)}"
-    await ensure_database(url)
-    engine = create_engine(url, pool_size=4)
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
-    await asyncio.to_thread(drop_database, url)
+    async with migrated_engine(test_env["VASSET_DATABASE_URL"], "cl") as engine:
+        yield engine
 
 
 async def new_upload(engine) -> int:

@@ -7,17 +7,14 @@ not list is an IllegalTransition that leaves the row alone.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
-import secrets
 import time
 
 import pytest
 from sqlalchemy import text
 
-from tests.support.db import drop_database, sql
-from vasset.db import create_engine, ensure_database, upgrade
+from tests.support.db import migrated_engine, sql
 from vasset.lifecycle import IllegalTransition, LostRace, Transition
 from vasset.transcode import queue
 from vasset.transcode import repository as jobs
@@ -31,13 +28,8 @@ from vasset.videos.state import TRANSCODABLE, TRANSITIONS, VIDEO, VideoStatus, c
 @pytest.fixture(scope="module")
 async def engine(test_env):
     """A private database: the rows these tests bend must never reach another test's worker."""
-    url = f"{test_env['VASSET_DATABASE_URL']}_sm{secrets.token_hex(3)}"
-    await ensure_database(url)
-    engine = create_engine(url, pool_size=2)
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
-    await asyncio.to_thread(drop_database, url)
+    async with migrated_engine(test_env["VASSET_DATABASE_URL"], "sm") as engine:
+        yield engine
 
 
 async def new_video(conn, status: str = "uploading", **values) -> int:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 
@@ -39,3 +42,19 @@ def drop_database(database_url: str) -> None:
             await engine.dispose()
 
     asyncio.run(drop())
+
+
+@asynccontextmanager
+async def migrated_engine(database_url: str, tag: str) -> AsyncIterator[AsyncEngine]:
+    """An engine of a new, migrated database named after database_url plus tag; dropped after."""
+    from vasset.db import create_engine, ensure_database, upgrade
+
+    url = f"{database_url}_{tag}{secrets.token_hex(3)}"
+    await ensure_database(url)
+    engine = create_engine(url, pool_size=4)
+    try:
+        await upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+        await asyncio.to_thread(drop_database, url)
