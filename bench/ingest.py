@@ -1,7 +1,8 @@
 """Ingest bench: single-stream part uploads over a real socket vs hashlib.md5, same run.
 
     python bench/ingest.py [--size-mib 512] [--part-mib 64] [--store local|oss]
-                           [--protocol part|tus|all] [--rounds 3]
+                           [--protocol part|tus|clients|all] [--rounds 3]
+                           [--client-parallel 4]
 
 Prints throughput of the upload and of hashlib.md5 over the same bytes, their ratio, the
 API's peak RSS during the upload, and the latency of the request carrying the last part.
@@ -9,7 +10,10 @@ With --store oss (the OSS test server runs as its own process, without CRC64) it
 the proxied upload against one oss2 put_object of the same bytes, then uploads the same file
 directly (presigned part URLs, complete) and prints the API's received-bytes counter for it.
 --protocol tus compares, over --rounds rounds, vasset's tus endpoint with its part mode and
-with @tus/server (bench/ingest_tus.py) and exits 1 when a tus target is missed; all runs both.
+with @tus/server (bench/ingest_tus.py) and exits 1 when a tus target is missed.
+--protocol clients compares, over --rounds interleaved rounds, part uploads with httpx against
+hashlib.md5 and the Python SDK's uploader against curl sending the same parts
+(bench/ingest_clients.py), and exits 1 when a target is missed; all runs all three.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import ingest_tus
+from bench import ingest_clients, ingest_tus
 from bench.common import ROOT, RssSampler, ServerProcess, app_of, bench_env, drop_database
 from bench.ingest_tus import tree_cpu
 from tests.support.api import b64name, signed_query
@@ -230,12 +234,16 @@ def main() -> None:
     parser.add_argument("--part-mib", type=int, default=64)
     parser.add_argument("--tail-kib", type=int, default=100, help="size of the small last part")
     parser.add_argument("--store", choices=["local", "oss"], default="local")
-    parser.add_argument("--protocol", choices=["part", "tus", "all"], default="part")
+    parser.add_argument("--protocol", choices=["part", "tus", "clients", "all"], default="part")
     parser.add_argument(
         "--rounds",
         type=int,
         default=3,
-        help="OSS: put_object/proxied pairs for the ratio; tus: part/tus/@tus-server triples",
+        help="OSS: put_object/proxied pairs for the ratio; tus: part/tus/@tus-server triples;"
+        " clients: md5/httpx/curl/SDK rounds",
+    )
+    parser.add_argument(
+        "--client-parallel", type=int, default=4, help="clients: parts at a time (SDK and curl)"
     )
     args = parser.parse_args()
     print("command:", "python " + " ".join(sys.argv), flush=True)
@@ -273,7 +281,7 @@ def main() -> None:
         if os.environ.get("BENCH_SERVER_LOG")
         else None,
     ).start()
-    tus_ok = True
+    tus_ok = clients_ok = True
     try:
         # Baseline 1: hashlib.md5 over the same bytes (read from page cache in 64 MiB blocks).
         with open(src, "rb") as fin:
@@ -308,6 +316,10 @@ def main() -> None:
             tus_ok = ingest_tus.run(
                 server, q, src, size, part, md5_hex, args.rounds, tmp, part_upload
             )
+        if args.protocol in ("clients", "all"):
+            clients_ok = ingest_clients.run(
+                server.url, q, app, src, part, args.rounds, args.client_parallel
+            )
     finally:
         server.stop()
         if oss is not None:
@@ -316,7 +328,7 @@ def main() -> None:
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
-    if not tus_ok:
+    if not (tus_ok and clients_ok):
         raise SystemExit(1)
 
 

@@ -182,5 +182,6 @@ def test_file_is_streamed_not_read_whole(client, tmp_path, state_dir, monkeypatc
         return Spy(fh) if os.fspath(path) == os.fspath(f) else fh
 
     monkeypatch.setattr("vasset_client.uploader.open", spy_open, raising=False)
+    monkeypatch.setattr("vasset_client.part_reader.open", spy_open, raising=False)
     result = Uploader(client, f, part_size=200 * KIB, state_dir=state_dir).run()
     assert result.md5 == md5_of(f) and 0 < biggest <= 1 << 20

@@ -7,7 +7,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +15,14 @@ from vasset_client import errors
 from vasset_client.client import Client
 from vasset_client.models import PartResult, UploadResult
 from vasset_client.parallel import Stopped, run_parallel
+from vasset_client.part_reader import BLOCK, BUFFER_MAX, FileMD5, read_part, stream_range
 from vasset_client.part_urls import PartUrls
 from vasset_client.progress import Progress, ProgressMeter, RatePacer
 from vasset_client.resume_state import DEFAULT_STATE_DIR, StateFile
 
 __all__ = ["DEFAULT_STATE_DIR", "Uploader", "upload_file"]
 
-CHUNK = 64 << 10
-HASH_CHUNK = 1 << 20
+HASH_CHUNK = BLOCK
 
 
 class _Restart(Exception):
@@ -58,6 +58,7 @@ class Uploader:
         on_hash_progress: Progress | None = None,
         direct: bool = False,
         ttl: int | None = None,
+        instant: bool = True,
     ) -> None:
         self.client = client
         self.path = Path(path).expanduser().resolve()
@@ -75,6 +76,9 @@ class Uploader:
         self.direct = direct
         #: Seconds after which the server deletes the video (None: the app's default).
         self.ttl = ttl
+        #: Hash the file before init so that bytes the server has already are not sent again;
+        #: False sends at once and hashes alongside (faster when the network outruns MD5).
+        self.instant = instant
         self._stop = threading.Event()
         self._meter = ProgressMeter(on_progress)
         self._pacer = RatePacer()
@@ -97,6 +101,10 @@ class Uploader:
         self._size, mtime_ns = st.st_size, st.st_mtime_ns
         state = self._load_state(mtime_ns)
         md5 = state.get("md5") if state else None
+        alongside: FileMD5 | None = None
+        if md5 is None and not self.instant:
+            alongside = FileMD5(self.path, self._size, self.on_hash_progress)
+            alongside.start()
         resumed = False
         upid: str | None = None
         part_size = 0
@@ -123,7 +131,7 @@ class Uploader:
             if upid is None:
                 limits = self.client.limits()
                 part_size = limits.choose_part_size(self._size, self.part_size)
-                if md5 is None:
+                if md5 is None and alongside is None:
                     md5 = self._hash_file()
                 init = self.client.init_upload(
                     self.name,
@@ -158,8 +166,13 @@ class Uploader:
             except (errors.UploadAborted, errors.VerificationFailed, errors.FileChanged):
                 self._remove_state(mtime_ns)
                 raise
+            if alongside is not None:
+                md5 = alongside.result()
             if md5 and server_md5 and server_md5.lower() != md5.lower():
                 self._remove_state(mtime_ns)
+                if alongside is not None:
+                    # The server could not check bytes whose MD5 it was never told.
+                    self.client.delete(vid)
                 raise errors.HashMismatch(
                     f"the server stored MD5 {server_md5}, the file's MD5 is {md5}", status=422
                 )
@@ -242,29 +255,29 @@ class Uploader:
         length = min(part_size, self._size - offset)
         attempt = 0
         refresh = False
+        blocks: list[bytes] | None = None
         while True:
             if self._stop.is_set():
                 return None
             try:
-                digest = self._hash_range(offset, length)
+                if length <= BUFFER_MAX:
+                    # One read per part (kept for its retries), hashed while read.
+                    if blocks is None:
+                        blocks, digest = read_part(self.path, offset, length)
+                    body = functools.partial(self._send, pseq, blocks)
+                else:
+                    digest = self._hash_range(offset, length)
+                    body = functools.partial(self._stream, pseq, offset, length)
                 if self._is_direct:
                     answer = None
                     url = self._urls.url_for(upid, pseq, force=refresh)
-                    etag = self.client.put_part_url(
-                        url.url, lambda: self._stream(pseq, offset, length), size=length
-                    )
+                    etag = self.client.put_part_url(url.url, body, size=length)
                     if etag and etag != digest:
                         raise errors.InvalidDigest(
                             f"storage answered ETag {etag} for part {pseq}, its MD5 is {digest}"
                         )
                 else:
-                    answer = self.client.upload_part(
-                        upid,
-                        pseq,
-                        lambda: self._stream(pseq, offset, length),
-                        hash=digest,
-                        size=length,
-                    )
+                    answer = self.client.upload_part(upid, pseq, body, hash=digest, size=length)
             except errors.UploadCompleted as exc:
                 raise _Completed(exc.vid) from None
             except errors.UploadNotFound:
@@ -301,20 +314,19 @@ class Uploader:
             raise errors.UploadAborted(f"the upload is {info.status}", status=409, body=info.raw)
 
     def _stream(self, pseq: int, offset: int, length: int) -> Iterator[bytes]:
-        """The part's bytes from the file, in small chunks, counted for progress."""
+        """A part too big to hold, streamed from the file."""
+        return self._send(pseq, stream_range(self.path, offset, length, self._stop))
+
+    def _send(self, pseq: int, blocks: Iterable[bytes]) -> Iterator[bytes]:
+        """The part's blocks as httpx sends them (1 MiB each), paced and counted for progress."""
         sent = 0
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            while sent < length:
-                if self._stop.is_set():
-                    raise Stopped()
-                chunk = f.read(min(CHUNK, length - sent))
-                if not chunk:
-                    raise errors.FileChanged(f"{self.path} became shorter during the upload")
-                self._pacer.pace(len(chunk), self.max_rate)
-                sent += len(chunk)
-                self._meter.advance(pseq, sent)
-                yield chunk
+        for block in blocks:
+            if self._stop.is_set():
+                raise Stopped()
+            self._pacer.pace(len(block), self.max_rate)
+            sent += len(block)
+            self._meter.advance(pseq, sent)
+            yield block
 
     def _hash_range(self, offset: int, length: int) -> str:
         """MD5 hex of a byte range of the file."""
@@ -332,17 +344,7 @@ class Uploader:
 
     def _hash_file(self) -> str:
         """MD5 hex of the whole file, streamed."""
-        md5 = hashlib.md5()
-        done = 0
-        with open(self.path, "rb") as f:
-            while chunk := f.read(HASH_CHUNK):
-                md5.update(chunk)
-                done += len(chunk)
-                if self.on_hash_progress is not None:
-                    self.on_hash_progress(done, self._size)
-        if done != self._size:
-            raise errors.FileChanged(f"{self.path} changed size while it was hashed")
-        return md5.hexdigest()
+        return FileMD5(self.path, self._size, self.on_hash_progress).compute()
 
     def _result(
         self,
