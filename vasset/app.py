@@ -14,7 +14,7 @@ from litestar.exceptions import HTTPException
 from vasset import errors
 from vasset.context import Context, build_context, close_context
 from vasset.http.deps import DEPENDENCIES
-from vasset.http.middleware import request_id_middleware
+from vasset.http.middleware import edge_middleware
 from vasset.http.openapi import openapi_config, swagger_asset
 from vasset.http.responses import (
     handle_http_exception,
@@ -23,8 +23,9 @@ from vasset.http.responses import (
 )
 from vasset.logs import configure_logging
 from vasset.metrics.collectors import SharedState
-from vasset.metrics.http import metrics_middleware
+from vasset.metrics.http import RequestMetrics
 from vasset.metrics.registry import metrics, metrics_process_ended
+from vasset.playback import fast as playurl_fast
 from vasset.settings import Settings, load_settings
 from vasset.tracing.setup import Tracing, configure_tracing
 
@@ -110,8 +111,17 @@ def asgi_app(settings: Settings) -> Any:
     configure_logging(settings.log_level, settings.log_json)
     # Wrapped outside Litestar so that router-level errors (unknown path) get an id too.
     # The tus / IETF routes answer CORS with their protocol's headers (tusd's defaults).
-    served = request_id_middleware(create_app(settings), own_cors=(settings.tus_path.rstrip("/"),))
-    return metrics_middleware(served, metrics())
+    app = create_app(settings)
+    # With tracing on, playurl goes through Litestar too: its plugin makes the request spans.
+    fast = (
+        {} if settings.otel_endpoint else {playurl_fast.PATH: playurl_fast.playurl_route(app.state)}
+    )
+    return edge_middleware(
+        app,
+        RequestMetrics(metrics()),
+        own_cors=(settings.tus_path.rstrip("/"),),
+        fast_routes=fast,
+    )
 
 
 def app_from_env() -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -56,6 +57,7 @@ class Authenticator:
         self._settings = settings
         self._by_key: dict[str, _Cached] = {}
         self._by_id: dict[int, _Cached] = {}
+        self._key_reads: dict[str, tuple[object, asyncio.Future]] = {}
         self._nonces = NonceBatcher(
             redis, settings.nonce_ttl, redis_keys.app_generation(settings.redis_prefix)
         )
@@ -71,11 +73,27 @@ class Authenticator:
             return hit.app
         # Tag with a generation seen before the read: the row is at least that current.
         tag = self._nonces.seen if generation is _ANY else generation
+        # When the entry expires every request in flight misses at once: they share one read
+        # if it is current enough for them (it started under the generation they ask for).
+        read = self._key_reads.get(app_key)
+        if read is None or (generation is not _ANY and read[0] != generation):
+            task = asyncio.ensure_future(self._read_app(app_key, tag))
+            read = self._key_reads[app_key] = (tag, task)
+            task.add_done_callback(lambda done: self._read_done(app_key, done))
+        return await asyncio.shield(read[1])
+
+    async def _read_app(self, app_key: str, tag: object) -> App | None:
         async with transaction(self._engine) as conn:
             row = await apps.app_by_key(conn, app_key)
         app = App(**msgspec.structs.asdict(row)) if row else None
         self._by_key = self._remember(self._by_key, app_key, tag, app)
         return app
+
+    def _read_done(self, app_key: str, read: asyncio.Future) -> None:
+        if (current := self._key_reads.get(app_key)) is not None and current[1] is read:
+            del self._key_reads[app_key]
+        if not read.cancelled():
+            read.exception()  # retrieved here too: every waiter may have gone
 
     async def current_app(self, app_key: str) -> App | None:
         """The app as of the announced generation (one batched Redis read, rarely a query)."""

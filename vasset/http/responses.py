@@ -29,14 +29,20 @@ def request_id_of(request: Request) -> str:
     return request.scope.get("state", {}).get("request_id", "")
 
 
-def error_response(request: Request, exc: errors.VassetError) -> Response:
-    """The API.md error body for a VassetError."""
-    body = {"code": exc.code, "message": exc.message, "request_id": request_id_of(request)}
+def error_body(exc: errors.VassetError, request_id: str, path: str) -> bytes:
+    """The API.md error body for a VassetError, logged as request_failed."""
+    body = {"code": exc.code, "message": exc.message, "request_id": request_id}
     for key, value in exc.extra.items():
         body.setdefault(key, value)
     level = log.warning if exc.status >= 500 else log.info
-    level("request_failed", code=exc.code, status=exc.status, path=request.url.path)
-    return json_response(body, exc.status, exc.headers())
+    level("request_failed", code=exc.code, status=exc.status, path=path)
+    return _encoder.encode(body)
+
+
+def error_response(request: Request, exc: errors.VassetError) -> Response:
+    """The API.md error answer for a VassetError."""
+    body = error_body(exc, request_id_of(request), request.url.path)
+    return Response(content=body, status_code=exc.status, media_type=JSON, headers=exc.headers())
 
 
 _LITESTAR_CODES = {

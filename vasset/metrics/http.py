@@ -1,14 +1,11 @@
-"""The API's side of metrics: request timing by route template, and GET /metrics."""
+"""The API's side of metrics: request counts and timing by route template, and GET /metrics."""
 
 from __future__ import annotations
 
 import functools
 import re
-import time
 
 from litestar import Request, Response, get
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from vasset import errors
@@ -28,35 +25,29 @@ def route_label(template: str) -> str:
     return _TYPED_PARAM.sub(r"{\1}", template)
 
 
-def metrics_middleware(app: ASGIApp, m: Metrics) -> ASGIApp:
-    """Count and time every HTTP request by the template of the route that answered it."""
+class RequestMetrics:
+    """Counts and times HTTP requests by the template of the route that answered them."""
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # an app that raised before answering: the server answers 500
+    def __init__(self, m: Metrics) -> None:
+        self.in_progress = m.http_in_progress
+        self._requests = m.http_requests
+        self._seconds = m.http_seconds
+        # labels() builds and locks on every call; the children of a label set never change.
+        self._children: dict[tuple, tuple] = {}
 
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        m.http_in_progress.inc()
-        try:
-            await app(scope, receive, send_status)
-        finally:
-            m.http_in_progress.dec()
-            # Litestar writes the matched template into the scope while routing.
-            template = scope.get("path_template")
+    def finished(self, template: str | None, method: str, status: int, seconds: float) -> None:
+        """Record one answered request (template None: no route matched)."""
+        children = self._children.get((template, method, status))
+        if children is None:
             route = route_label(template) if template else UNMATCHED
-            method = scope["method"]
-            m.http_requests.labels(route, method, str(status)).inc()
-            m.http_seconds.labels(route, method).observe(time.perf_counter() - started)
-
-    return middleware
+            children = (
+                self._requests.labels(route, method, str(status)),
+                self._seconds.labels(route, method),
+            )
+            if len(self._children) < 4096:  # methods and statuses are few; be safe anyway
+                self._children[(template, method, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 @get("/metrics", include_in_schema=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import TYPE_CHECKING
@@ -24,6 +25,9 @@ class PlaybackService:
         self.ctx = ctx
         self._secret: bytes | None = None
         self._cache: dict[tuple[int, int], tuple[float, tuple]] = {}
+        # Reads in flight, shared by every request that misses the same video meanwhile.
+        self._reads: dict[tuple[int, int], asyncio.Future] = {}
+        self._forgets = 0  # bumped by forget(): a read that overlapped one is not cached
 
     async def secret(self) -> bytes:
         """The URL secret, loaded once per process."""
@@ -124,11 +128,43 @@ class PlaybackService:
         most the TTL.
         """
         ttl = self.ctx.settings.playurl_cache_ttl
-        now = time.monotonic()
-        hit = self._cache.get((app_id, vid)) if ttl > 0 else None
-        if hit is not None and hit[0] > now:
+        key = (app_id, vid)
+        if ttl <= 0:
+            return await self._read_playable(app_id, vid)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        # One short transaction: the video, its renditions and its cover snapshot.
+        # When the entry expires every request in flight misses at once: one read serves them
+        # all (a herd of reads would queue on the pool and outlive the TTL they refill). The
+        # read is its own task, so a client that hangs up does not cancel it for the others.
+        read = self._reads.get(key)
+        if read is None:
+            read = asyncio.ensure_future(self._read_and_cache(app_id, vid, ttl))
+            self._reads[key] = read
+            read.add_done_callback(lambda done: self._read_done(key, done))
+        return await asyncio.shield(read)
+
+    def _read_done(self, key: tuple[int, int], read: asyncio.Future) -> None:
+        del self._reads[key]
+        if not read.cancelled():
+            read.exception()  # retrieved here too: every waiter may have gone
+
+    async def _read_and_cache(self, app_id: int, vid: int, ttl: float) -> tuple:
+        forgets = self._forgets
+        value = await self._read_playable(app_id, vid)
+        video, renditions, _ = value
+        # Only a settled video is cached: while a transcode publishes in steps (a first MP4,
+        # then the rest and HLS), a cached early answer would hide the renditions that follow.
+        settled = renditions and video.status == VideoStatus.PLAYABLE
+        if settled and forgets == self._forgets:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            # Stamped after the read: a slow read must not store an entry that is born stale.
+            self._cache[(app_id, vid)] = (time.monotonic() + ttl, value)
+        return value
+
+    async def _read_playable(self, app_id: int, vid: int) -> tuple:
+        """(video, playable renditions, cover key) from MySQL in one short transaction."""
         async with transaction(self.ctx.engine) as conn:
             video = await videos.get_video(conn, vid, app_id)
             if video is None or video.parent_id is not None:
@@ -137,17 +173,11 @@ class PlaybackService:
                 r for r in await videos.children(conn, vid) if r.status == VideoStatus.PLAYABLE
             ]
             cover = await videos.cover_key(conn, vid, video.image_index)
-        value = (video, renditions, cover)
-        # Only a settled video is cached: while a transcode publishes in steps (a first MP4,
-        # then the rest and HLS), a cached early answer would hide the renditions that follow.
-        if ttl > 0 and renditions and video.status == VideoStatus.PLAYABLE:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[(app_id, vid)] = (now + ttl, value)
-        return value
+        return video, renditions, cover
 
     def forget(self, vid: int) -> None:
         """Drop cached answers of a video (this process deleted or changed it)."""
+        self._forgets += 1
         for key in [k for k in self._cache if k[1] == vid]:
             del self._cache[key]
 
