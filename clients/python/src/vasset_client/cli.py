@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send the bytes straight to object storage (servers storing on OSS)",
     )
+    p.add_argument(
+        "--no-instant",
+        action="store_true",
+        help="send at once, hashing alongside (no instant upload of bytes the server has)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     p = cmd("status", "a video's status")
@@ -235,6 +240,7 @@ def _upload(client: Client, args: argparse.Namespace) -> dict[str, Any]:
         name=args.name,
         max_rate=args.limit_rate,
         direct=args.direct,
+        instant=not args.no_instant,
     )
     try:
         result = uploader.run()

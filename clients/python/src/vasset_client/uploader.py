@@ -102,7 +102,8 @@ class Uploader:
         state = self._load_state(mtime_ns)
         md5 = state.get("md5") if state else None
         alongside: FileMD5 | None = None
-        if md5 is None and not self.instant:
+        # Without a saved MD5 a resumed upload hashes alongside too (init is past).
+        if md5 is None and (not self.instant or (state and state.get("upload_id"))):
             alongside = FileMD5(self.path, self._size, self.on_hash_progress)
             alongside.start()
         resumed = False
