@@ -1,7 +1,7 @@
 """Transcode bench: the ladder through vasset vs plain FFmpeg, scheduling latency, snapshots.
 
     python bench/transcode.py [--clips DIR] [--jobs 20] [--rounds 2] [--hls 0|1|both]
-                              [--skip ladder,scheduling,snapshots]
+                              [--skip ladder,scheduling,snapshots,first_playable]
 
 Figures, each with its baseline measured in the same run:
 - ladder: the four-rendition MP4 ladder (360p..1080p) of a 20 s 1080p clip through vasset
@@ -311,7 +311,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2, help="ladder rounds (best one counts)")
     parser.add_argument("--hls", choices=["0", "1", "both"], default="both")
-    parser.add_argument("--skip", default="", help="comma list of: ladder,scheduling,snapshots")
+    parser.add_argument(
+        "--skip", default="", help="comma list of: ladder,scheduling,snapshots,first_playable"
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     print("command:", "python " + " ".join(sys.argv), flush=True)
@@ -425,6 +427,12 @@ def main() -> None:
             best = min(direct)
             print(f"target < 3 s: best {best:.2f}s {'met' if best < 3 else 'MISSED'}")
             figures["snapshots"] = {"direct": direct, "in_worker": inside}
+        # ---- first playable (bench/first_playable.py owns it; run in its own process)
+        if "first_playable" not in skip:
+            print("\n== first playable (bench/first_playable.py)", flush=True)
+            here = Path(__file__).resolve().parent / "first_playable.py"
+            extra = ["--clips", str(clips), "--rounds", str(args.rounds)]
+            subprocess.run([sys.executable, str(here), *extra], check=False)
         print(f"\nend: {load()}")
         print("json:", json.dumps(figures, default=float))
     finally:

@@ -153,6 +153,7 @@ def test_the_contract_check_refuses_drift(document):
     contract = Contract(document)
     good = {"vid": 1, "status": "playable", "playable": True, "progress": 100, "error": None}
     good["delete_at"] = None
+    good["ladder"] = "complete"
     contract.check(_answer("GET", "/video/status", 200, good))
     drifted = [
         (200, {**good, "surprise": 1}),  # a field the document does not name

@@ -107,6 +107,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     image_count: int = 10
     ladder: str = "360p,480p,720p,1080p"
     hls: bool = True
+    # HLS published while FFmpeg writes it (playable in seconds); off: only once the ladder is done.
+    hls_progressive: bool = True
+    # -readrate on the ladder input (1.0 = real time; 0 = off): tests and benches slow FFmpeg down.
+    ffmpeg_readrate: float = 0.0
     job_lease: float = 30.0
     job_heartbeat: float = 5.0
     job_max_attempts: int = 4
@@ -222,6 +226,7 @@ _NOT_NEGATIVE = (
     "image_count",
     "job_backoff_base",
     "worker_shutdown_grace",
+    "ffmpeg_readrate",
 )
 
 

@@ -66,6 +66,9 @@ async def on_video_move(
         extra["message"] = message.strip() or None
     elif type_ is EventType.PLAYABLE or type_ is EventType.TRANSCODE_SUCCEEDED:
         extra["progress"] = 100
+        if type_ is EventType.PLAYABLE:
+            # The status move comes with the whole ladder; an early one says "partial".
+            extra["ladder"] = "complete"
     if type_ is EventType.TRANSCODE_SUCCEEDED:
         # The 100 % progress event is always written (the heartbeat's steps stop at 99).
         await emit(conn, vid, EventType.TRANSCODE_PROGRESS, status=new, progress=100)

@@ -136,6 +136,9 @@ async def play_file(
     base_headers = {
         "Cache-Control": f"private, max-age={max(0, expires_at - int(time.time()))}",
     }
+    if key.endswith(".m3u8"):
+        # A playlist grows while its video is published progressively: players must reload it.
+        base_headers["Cache-Control"] = "private, no-cache"
     if key.endswith(".m3u8") and ctx.store.presigns:
         data = b"".join([chunk async for chunk in ctx.store.read(key)])
         playlist = _rewrite_playlist(ctx.store, data.decode(), key, expires_at)

@@ -145,12 +145,15 @@ def build_transcode(
     hls: bool = True,
     hls_segment_type: str = "fmp4",
     hls_time: int = HLS_SEGMENT_SECONDS,
+    hls_playlist_type: str = "vod",
     gop_seconds: float = GOP_SECONDS,
     loglevel: str = "warning",
 ) -> TranscodeCommand:
     """One FFmpeg run that writes every planned rendition (MP4, and HLS when asked)."""
     if not plans:
         raise ValueError("no renditions to build")
+    if hls_playlist_type not in ("vod", "event"):
+        raise ValueError(f"unknown HLS playlist type {hls_playlist_type!r}")
     if hls_segment_type not in ("fmp4", "mpegts"):
         raise ValueError(f"unknown HLS segment type {hls_segment_type!r}")
     out = Path(out_dir)
@@ -232,7 +235,8 @@ def build_transcode(
                 "f=hls",
                 "onfail=abort",
                 f"hls_time={hls_time}",
-                "hls_playlist_type=vod",
+                # "event": the playlist grows while FFmpeg runs (progressive publishing).
+                f"hls_playlist_type={hls_playlist_type}",
                 "hls_flags=independent_segments",
                 f"hls_segment_type={hls_segment_type}",
                 f"hls_segment_filename={_tee_path(variant_dir / f'seg_%05d.{ext}')}",

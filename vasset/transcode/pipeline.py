@@ -21,14 +21,15 @@ from vasset.context import Context
 from vasset.db import run_transaction, transaction
 from vasset.storage import keys
 from vasset.tracing.spans import ffmpeg_span, job_span
-from vasset.transcode import commands, ladder, queue, snapshots
+from vasset.transcode import commands, ladder, progressive, queue, snapshots
 from vasset.transcode.jobstate import JobState
 from vasset.transcode.outputs import verify_outputs
 from vasset.transcode.probe import MediaInfo, probe
+from vasset.transcode.progressive import Publisher
 from vasset.transcode.queue import Job
 from vasset.transcode.sandbox import Progress, run_ffmpeg, timeout_for
 from vasset.videos import repository as videos
-from vasset.videos.state import VideoStatus
+from vasset.videos.state import LADDER, Ladder, VideoStatus, ladder_of
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +49,8 @@ class JobRun:
         self.workdir = Path(ctx.settings.temp_dir) / f"job-{job.id}-{job.lease_token}"
         self.prefix = keys.output_prefix(job.video_id, job.lease_token, keys.new_nonce())
         self.uploaded: list[str] = []
+        # Publishes HLS while FFmpeg writes it (None: the ladder is published whole at the end).
+        self.publisher: Publisher | None = None
 
     def set_progress(self, value: float) -> None:
         """Record 0-100 progress (written to MySQL by the heartbeat)."""
@@ -156,6 +159,8 @@ async def _run_ffmpeg(
     run: JobRun, step: str, argv: list[str], duration_ms: int, on_ffmpeg, on_progress=None
 ):
     s = run.ctx.settings
+    if step == "transcode" and s.ffmpeg_readrate > 0:
+        argv = _throttled(argv, s.ffmpeg_readrate)
     with ffmpeg_span(run.ctx.tracing, step, argv) as record:
         result = await on_ffmpeg(
             run_ffmpeg(
@@ -173,6 +178,12 @@ async def _run_ffmpeg(
         raise LeaseLost()
     result.raise_for_outcome()
     return result
+
+
+def _throttled(argv: list[str], rate: float) -> list[str]:
+    """argv reading its (first) input at rate times real time (tests and benches only)."""
+    at = argv.index("-i")
+    return [*argv[:at], "-readrate", f"{rate:g}", *argv[at:]]
 
 
 async def _make_snapshots(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> None:
@@ -217,6 +228,7 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
     plans = ladder.plan_ladder(
         info.width, info.height, info.rotation, wanted, sample_aspect=info.sample_aspect
     )
+    live = await progressive.wanted(run)
     out = run.workdir / "out"
     cmd = commands.build_transcode(
         source,
@@ -229,6 +241,8 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
         audio_stream=info.audio_stream,
         threads=s.ffmpeg_threads,
         hls=s.hls,
+        hls_playlist_type="event" if live else "vod",
+        hls_time=progressive.SEGMENT_SECONDS if live else commands.HLS_SEGMENT_SECONDS,
     )
     cmd.make_directories()
 
@@ -236,7 +250,9 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
         if p.fraction is not None:
             run.set_progress(8 + 87 * p.fraction)
 
-    await _run_ffmpeg(run, "transcode", cmd.argv, info.duration_ms, on_ffmpeg, progress)
+    run.publisher = Publisher(run, cmd) if live else None
+    ladder_run = _run_ffmpeg(run, "transcode", cmd.argv, info.duration_ms, on_ffmpeg, progress)
+    await (run.publisher.alongside(ladder_run) if run.publisher else ladder_run)
     master_path = None
     if cmd.master_path:
         master_path = Path(cmd.master_path)
@@ -259,10 +275,16 @@ async def _publish(
 ) -> None:
     """Store outputs under the token prefix, then swap the database rows while the token holds.
 
-    A first transcode publishes its lowest rendition on its own so players can start early;
-    a retranscode (the video already has renditions) swaps the whole set in one transaction.
+    Progressively published HLS (see progressive) is closed first, then the MP4s join it.
+    Otherwise a first transcode publishes its lowest rendition on its own so players can start
+    early, and a retranscode (the video already has renditions) swaps the whole set in one
+    transaction.
     """
     s = run.ctx.settings
+    live = run.publisher
+    if live is not None:
+        # HLS first: players already on it get the closed VOD playlists as soon as possible.
+        await live.finish()
     mp4_rows = []
     for output in cmd.outputs:
         key = f"{run.prefix}{output.name}.mp4"
@@ -274,7 +296,8 @@ async def _publish(
     hls_rows = []
     master_key = None
     if master is not None:
-        await _upload_tree(run, master.parent, run.prefix + "hls/")
+        if live is None:
+            await _upload_tree(run, master.parent, run.prefix + "hls/")
         master_key = f"{run.prefix}hls/{master.name}"
         for output in cmd.outputs:
             if output.hls_playlist:
@@ -282,7 +305,14 @@ async def _publish(
                 hls_rows.append((output, f"{run.prefix}hls/{rel}"))
     async with transaction(run.ctx.engine) as conn:
         old = await videos.children(conn, run.job.video_id)
-    first_publish = not old
+    # Rows this attempt committed early stay; only the rest of the set is inserted.
+    early = live is not None and live.published
+    if early:
+        assert live is not None
+        pending = {o.name for o in live.rows_left()}
+        hls_rows = [(o, k) for o, k in hls_rows if o.name in pending]
+        old = [r for r in old if keys.output_prefix_of(r.storage_uri or "") != run.prefix]
+    first_publish = not old and not early
     batches = [mp4_rows[:1], mp4_rows[1:]] if first_publish else [mp4_rows]
 
     async def publish(conn: AsyncConnection, number: int, batch: list) -> None:
@@ -290,18 +320,20 @@ async def _publish(
         source = await videos.get_video(conn, run.job.video_id, for_update=True)
         if source is None or not await queue.holds(conn, run.job, lock=True):
             raise LeaseLost()
-        if number == 0:
+        details = json.loads(source.media_info or "{}")
+        if number == 0 and not early:
             # Hide the current renditions in the same transaction as the new ones.
             await videos.retire_renditions(conn, run.job.video_id)
         for output, key, size in batch:
             await _insert_rendition(conn, source, output, key, size, "mp4")
         if number == len(batches) - 1:
+            LADDER.check(ladder_of(details, early or bool(old)), Ladder.COMPLETE)
             for output, key in hls_rows:
                 await _insert_rendition(conn, source, output, key, 0, "hls")
             await _replace_snapshots(conn, run)
-            details = json.loads(source.media_info or "{}")
             details["hls_master"] = master_key
             details["output_prefix"] = run.prefix
+            details["ladder"] = Ladder.COMPLETE.value
             await queue.finish(conn, run.job, JobState.SUCCEEDED)
             await videos.move_video(
                 conn,
@@ -322,8 +354,11 @@ async def _publish(
             run.ctx.engine, functools.partial(publish, number=number, batch=batch)
         )
     run.published = True  # type: ignore[attr-defined]
-    # Old outputs are unreachable now; remove their bytes.
-    for prefix in {keys.output_prefix_of(r.storage_uri) for r in old if r.storage_uri}:
+    # Old outputs are unreachable now (an earlier attempt's partial set was hidden by this
+    # attempt's first publish and kept for players already on it until now); remove their bytes.
+    stale = {keys.output_prefix_of(r.storage_uri) for r in old if r.storage_uri}
+    stale |= live.replaced if live is not None else set()
+    for prefix in stale:
         if prefix and prefix != run.prefix:
             await run.ctx.store.delete_prefix(prefix)
     log.info(
@@ -331,7 +366,8 @@ async def _publish(
         vid=run.job.video_id,
         renditions=[o.name for o in cmd.outputs],
         hls=master_key is not None,
-        replaced=len(old),
+        progressive=early,
+        replaced=len(stale),
         ladder=s.ladder,
     )
 
@@ -370,10 +406,19 @@ async def _replace_snapshots(conn, run: JobRun) -> None:
 
 
 async def discard_outputs(ctx: Context, run: JobRun, job: Job) -> None:
-    """Remove an unpublished attempt's objects (best effort; the janitor catches the rest)."""
+    """Remove an unpublished attempt's objects (best effort; the janitor catches the rest).
+
+    A partial set published early stays while the video points at it (a retry replaces it;
+    a final failure has just retired it, so then it goes).
+    """
     if getattr(run, "published", False):
         return
     try:
+        if run.publisher is not None and run.publisher.published:
+            async with transaction(ctx.engine) as conn:
+                live = await videos.output_keys(conn, job.video_id)
+            if any(keys.output_prefix_of(k) == run.prefix for k in live):
+                return
         await ctx.store.delete_prefix(run.prefix)
     except errors.VassetError as exc:
         log.warning("outputs_left_for_janitor", job=job.id, prefix=run.prefix, error=exc.code)

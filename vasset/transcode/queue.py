@@ -17,6 +17,7 @@ from vasset.lifecycle import LostRace, Transition
 from vasset.tracing.spans import current_traceparent
 from vasset.transcode import repository as jobs
 from vasset.transcode.jobstate import JobState
+from vasset.transcode.progressive import drop_partial
 from vasset.transcode.repository import Add, Job, holds, list_jobs, live_attempts
 from vasset.videos import repository as videos
 from vasset.videos.state import TRANSCODABLE, VideoStatus
@@ -208,6 +209,8 @@ async def _fail_video(conn: AsyncConnection, job: Job, error: str) -> None:
         await videos.move_video(
             conn, video.id, (V.TRANSCODE_QUEUED, V.TRANSCODING), V.TRANSCODE_FAILED, error=error
         )
+        # A partial ladder published early goes with it (docs/API.md: failed is not playable).
+        await drop_partial(conn, video.id)
 
 
 async def _video_back_to_queue(conn: AsyncConnection, job: Job) -> None:

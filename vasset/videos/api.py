@@ -29,6 +29,7 @@ NOT_FOUND = (errors.VideoNotFound,)
             "progress": 100,
             "error": None,
             "delete_at": None,
+            "ladder": "complete",
         },
     ),
 )

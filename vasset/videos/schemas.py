@@ -54,6 +54,13 @@ class Status(Answer):
         str | None, msgspec.Meta(description="`Code` or `Code: message` of a failed upload/job")
     ]
     delete_at: DeleteAt
+    ladder: Annotated[
+        Literal["partial", "complete"] | None,
+        msgspec.Meta(
+            description="partial: HLS playable while the transcode continues; complete: every"
+            " rendition is published; null: nothing playable"
+        ),
+    ]
 
 
 class Rendition(Answer):

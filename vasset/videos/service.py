@@ -18,7 +18,7 @@ from vasset.upload import repository as uploads
 from vasset.upload.state import UploadStatus
 from vasset.videos import repository as repo
 from vasset.videos.repository import VideoRow
-from vasset.videos.state import VideoStatus
+from vasset.videos.state import Ladder, VideoStatus, ladder_of
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +51,7 @@ class VideoService:
         async with transaction(self.engine) as conn:
             renditions = await repo.children(conn, vid)
         playable = any(r.status == VideoStatus.PLAYABLE for r in renditions)
+        ladder = ladder_of(json.loads(video.media_info or "{}"), playable)
         return {
             "vid": video.id,
             "status": video.status,
@@ -58,6 +59,7 @@ class VideoService:
             "progress": int(video.progress or 0),
             "error": video.error,
             "delete_at": video.delete_at,
+            "ladder": None if ladder is Ladder.NONE else ladder.value,
         }
 
     async def mediainfo(self, app_id: int, vid: int) -> dict:

@@ -1,4 +1,4 @@
-"""The video lifecycle as one explicit state machine (pure)."""
+"""The video lifecycle as one explicit state machine, and how much of its ladder is out (pure)."""
 
 from __future__ import annotations
 
@@ -45,3 +45,38 @@ TRANSCODABLE = frozenset(s for s, moves in TRANSITIONS.items() if S.TRANSCODE_QU
 def can_transition(current: str, target: str) -> bool:
     """Whether the lifecycle allows current -> target."""
     return VIDEO.allows(VideoStatus(current), VideoStatus(target))
+
+
+class Ladder(StrEnum):
+    """How much of a video's rendition ladder is published (``media_info.ladder``).
+
+    ``partial``: HLS of the lowest rendition(s) is playable while the transcode continues (the
+    video stays transcoding, or transcode_queued when an attempt is retried); ``complete``:
+    every rendition, MP4 and HLS, is published (status playable).
+    """
+
+    NONE = "none"
+    PARTIAL = "partial"
+    COMPLETE = "complete"
+
+
+L = Ladder
+
+LADDER_TRANSITIONS: dict[Ladder, frozenset[Ladder]] = {
+    L.NONE: frozenset({L.PARTIAL, L.COMPLETE}),
+    # partial -> partial: a retried attempt switches the video to its own fresh partial set;
+    # partial -> none: the transcode failed for good, the partial set is retired.
+    L.PARTIAL: frozenset({L.PARTIAL, L.COMPLETE, L.NONE}),
+    # Never complete -> partial: a retranscode keeps the old ladder until the new one is whole.
+    L.COMPLETE: frozenset({L.COMPLETE}),
+}
+
+LADDER = Machine("ladder", LADDER_TRANSITIONS)
+
+
+def ladder_of(media_info: dict, has_renditions: bool) -> Ladder:
+    """The ladder state of a video from its media_info and whether it has live renditions."""
+    if not has_renditions:
+        return L.NONE
+    # Videos published before progressive publishing have renditions and no "ladder": complete.
+    return Ladder(media_info.get("ladder") or L.COMPLETE)

@@ -193,6 +193,8 @@ class VideoStatus(Model):
     error: str | None = None
     #: Unix seconds the server deletes the video at (a ttl); None: kept.
     delete_at: int | None = None
+    #: "partial": HLS playable while the transcode continues; "complete": every rendition.
+    ladder: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
