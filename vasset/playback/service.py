@@ -139,7 +139,7 @@ class PlaybackService:
         # read is its own task, so a client that hangs up does not cancel it for the others.
         read = self._reads.get(key)
         if read is None:
-            read = asyncio.ensure_future(self._read_and_cache(app_id, vid, ttl))
+            read = asyncio.ensure_future(self._read_and_cache(app_id, vid, ttl, self._forgets))
             self._reads[key] = read
             read.add_done_callback(lambda done: self._read_done(key, done))
         return await asyncio.shield(read)
@@ -149,8 +149,7 @@ class PlaybackService:
         if not read.cancelled():
             read.exception()  # retrieved here too: every waiter may have gone
 
-    async def _read_and_cache(self, app_id: int, vid: int, ttl: float) -> tuple:
-        forgets = self._forgets
+    async def _read_and_cache(self, app_id: int, vid: int, ttl: float, forgets: int) -> tuple:
         value = await self._read_playable(app_id, vid)
         video, renditions, _ = value
         # Only a settled video is cached: while a transcode publishes in steps (a first MP4,
