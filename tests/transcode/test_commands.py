@@ -46,9 +46,15 @@ def test_transcode_argv_is_one_decode_with_split():
     assert value_after(argv, "-f")[0] == "mov"
     assert argv.index("-format_whitelist") < argv.index("-i")
     (graph,) = value_after(argv, "-filter_complex")
-    assert graph.startswith("[0:v:0]split=4[s0][s1][s2][s3];")
-    for i, (w, h) in enumerate([(640, 360), (854, 480), (1280, 720), (1920, 1080)]):
-        assert f"[s{i}]scale={w}:{h}:flags=bicubic,setsar=1[v{i}]" in graph
+    # One decode; each rendition is scaled from the nearest larger one (a chain, largest first).
+    assert graph.split(";") == [
+        "[0:v:0]null[c]",
+        "[c]scale=1920:1080:flags=bicubic,setsar=1,split=2[v3][c3]",
+        "[c3]scale=1280:720:flags=bicubic,setsar=1,split=2[v2][c2]",
+        "[c2]scale=854:480:flags=bicubic,setsar=1,split=2[v1][c1]",
+        "[c1]scale=640:360:flags=bicubic,setsar=1[v0]",
+    ]
+    assert value_after(argv, "-map")[::2] == ["[v0]", "[v1]", "[v2]", "[v3]"]
     assert value_after(argv, "-map").count("0:a:0?") == 4
     assert value_after(argv, "-c:v") == ["libx264"] * 4
     assert value_after(argv, "-profile:v") == ["high"] * 4
@@ -101,7 +107,8 @@ def test_transcode_without_audio_or_hls():
 def test_transcode_caps_frame_rate_and_rejects_reserved_paths():
     cmd = build(frame_rate=120.0)
     (graph,) = value_after(cmd.argv, "-filter_complex")
-    assert graph.count(",fps=60") == 4
+    # The frame rate is capped once, before the chain, not once per rendition.
+    assert graph.startswith("[0:v:0]fps=60,null[c];") and graph.count("fps=") == 1
     with pytest.raises(ValueError):
         build_transcode("/in.mp4", plan_ladder(640, 360, 0), "/out:x", has_audio=True,
                         frame_rate=25)  # fmt: skip
@@ -114,7 +121,7 @@ def test_transcode_caps_frame_rate_and_rejects_reserved_paths():
 def test_explicit_stream_indexes():
     cmd = build(video_stream=1, audio_stream=0)
     (graph,) = value_after(cmd.argv, "-filter_complex")
-    assert graph.startswith("[0:1]split=4")
+    assert graph.startswith("[0:1]null[c];")
     assert value_after(cmd.argv, "-map").count("0:0") == 4
     snaps = build_snapshots("/in.mp4", "/s", [1, 2], width=2, height=2, video_stream=1)
     assert value_after(snaps.argv, "-map") == ["0:1", "1:1"]

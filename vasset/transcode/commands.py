@@ -1,11 +1,12 @@
 """FFmpeg command lines for the rendition ladder and HLS (pure: argv lists only).
 
-One process decodes the source once; ``split`` feeds one scaler and one H.264 encoder per
-rendition, and each encoder's packets go through the ``tee`` muxer to both a faststart MP4 and a
-VOD HLS variant, so HLS costs no second encode. Inputs are opened as ``ffargs`` says (file
-protocol only, whitelisted demuxers); snapshot commands are in ``snapshots``. The caller must
-create ``TranscodeCommand.directories`` first (the HLS muxer does not), and check the outputs
-afterwards: a failing tee slave does not always change FFmpeg's exit code.
+One process decodes the source once; each rendition is scaled from the nearest larger one and
+has its own H.264 encoder (or, for a passthrough, copies the source's video), and each output's
+packets go through the ``tee`` muxer to both a faststart MP4 and a VOD HLS variant, so HLS costs
+no second encode. Snapshots can branch off the same decode. Inputs are opened as ``ffargs``
+says (file protocol only, whitelisted demuxers); snapshot filters are in ``snapshots``. The
+caller must create ``TranscodeCommand.directories`` first (the HLS muxer does not), and check the
+outputs afterwards: a failing tee slave does not always change FFmpeg's exit code.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import msgspec
 
 from vasset.transcode.ffargs import VIDEO_DEMUXERS, common_args, input_args
 from vasset.transcode.ladder import RenditionPlan
-from vasset.transcode.snapshots import build_snapshots, snapshot_times
+from vasset.transcode.passthrough import Passthrough
+from vasset.transcode.snapshots import (
+    SnapshotOutputs,
+    SnapshotRequest,
+    build_snapshots,
+    snapshot_outputs,
+    snapshot_times,
+)
 
 # VIDEO_DEMUXERS, input_args and the snapshot commands moved to ffargs and snapshots; they are
 # re-exported because tests and bench/ import them from here.
@@ -89,6 +97,8 @@ class RenditionOutput(msgspec.Struct, frozen=True, kw_only=True):
     # HLS variant playlist and its directory (None when HLS is off).
     hls_dir: str | None = None
     hls_playlist: str | None = None
+    # The source's video stream remuxed, not re-encoded.
+    passthrough: bool = False
 
     @property
     def bandwidth(self) -> int:
@@ -110,6 +120,8 @@ class TranscodeCommand(msgspec.Struct, frozen=True, kw_only=True):
     directories: list[str]
     # Where master_playlist() output goes (None when HLS is off).
     master_path: str | None = None
+    # JPEG snapshots written by the same run (None when none were asked for).
+    snapshots: SnapshotOutputs | None = None
 
     def make_directories(self) -> None:
         """Create the output directories (the one impure convenience of this module)."""
@@ -130,6 +142,67 @@ def _fps(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
+def _scale_chain(
+    video: str, encoded: Sequence[tuple[int, RenditionPlan]], frame_rate: float, snapshots: bool
+) -> tuple[list[str], str | None]:
+    """Filtergraph: one decode; each rendition scaled from the nearest larger one.
+
+    Returns the graph lines (rendition i comes out on pad ``v{i}``) and the pad left over for
+    snapshots (the full-size decode), if asked.
+    """
+    head = f"[{video}]"
+    if frame_rate > MAX_FRAME_RATE:
+        head += f"fps={_fps(MAX_FRAME_RATE)},"
+    # Largest first: each scaler's output also feeds the next smaller scaler.
+    order = sorted(encoded, key=lambda item: (item[1].width * item[1].height, item[0]))[::-1]
+    graph = [head + ("split=2[c][snap]" if snapshots else "null[c]")]
+    source = "c"
+    for n, (i, plan) in enumerate(order):
+        chain = f"[{source}]scale={plan.width}:{plan.height}:flags=bicubic,setsar=1"
+        if n == len(order) - 1:
+            graph.append(f"{chain}[v{i}]")
+        else:
+            source = f"c{i}"
+            graph.append(f"{chain},split=2[v{i}][{source}]")
+    if not order:
+        graph[0] = head + "null[snap]"
+    return graph, "snap" if snapshots else None
+
+
+def _video_codec_args(
+    plan: RenditionPlan, level: str, preset: str, gop: int, gop_seconds: float, x264: str
+) -> list[str]:
+    args = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-profile:v",
+        "high",
+        "-level:v",
+        level,
+        "-pix_fmt",
+        "yuv420p",
+        "-b:v",
+        str(plan.video_bitrate),
+        "-maxrate:v",
+        str(plan.max_rate),
+        "-bufsize:v",
+        str(plan.buffer_size),
+        # Key frames on a clock (works for variable frame rates too), none from scene cuts,
+        # so every rendition cuts its HLS segments at the same instants.
+        "-force_key_frames:v",
+        f"expr:gte(t,n_forced*{_fps(gop_seconds)})",
+        "-g:v",
+        str(gop),
+        "-keyint_min:v",
+        str(gop),
+        "-sc_threshold:v",
+        "0",
+    ]
+    return args + (["-x264-params:v", x264] if x264 else [])
+
+
 def build_transcode(
     source: str | os.PathLike[str],
     plans: Sequence[RenditionPlan],
@@ -142,39 +215,57 @@ def build_transcode(
     audio_stream: int | None = None,
     preset: str = "veryfast",
     threads: int = 0,
+    x264_params: str = "",
     hls: bool = True,
     hls_segment_type: str = "fmp4",
     hls_time: int = HLS_SEGMENT_SECONDS,
     hls_playlist_type: str = "vod",
     gop_seconds: float = GOP_SECONDS,
+    passthrough: Passthrough | None = None,
+    snapshots: SnapshotRequest | None = None,
     loglevel: str = "warning",
 ) -> TranscodeCommand:
-    """One FFmpeg run that writes every planned rendition (MP4, and HLS when asked)."""
+    """One FFmpeg run that writes every planned rendition (MP4, and HLS when asked).
+
+    passthrough names the (top) plan that remuxes the source's video instead of encoding it;
+    snapshots adds JPEG outputs taken from the same decode.
+    """
     if not plans:
         raise ValueError("no renditions to build")
     if hls_playlist_type not in ("vod", "event"):
         raise ValueError(f"unknown HLS playlist type {hls_playlist_type!r}")
     if hls_segment_type not in ("fmp4", "mpegts"):
         raise ValueError(f"unknown HLS segment type {hls_segment_type!r}")
+    if passthrough is not None and passthrough.name not in {p.name for p in plans}:
+        raise ValueError(f"passthrough names no planned rendition: {passthrough.name!r}")
     out = Path(out_dir)
     rate = frame_rate if 0 < frame_rate <= MAX_FRAME_RATE else 0.0
     out_rate = rate or (MAX_FRAME_RATE if frame_rate > MAX_FRAME_RATE else 30.0)
     gop = max(1, round(out_rate * gop_seconds))
-    n = len(plans)
 
     # Exact stream indexes from the probe: "0:v" alone could pick a cover-art picture.
     video = f"0:{video_stream}" if video_stream is not None else "0:v:0"
     audio = f"0:{audio_stream}" if audio_stream is not None else "0:a:0?"
-    # One decode: autorotation is applied before the graph's input, split fans the frames out.
-    graph = [f"[{video}]split={n}" + "".join(f"[s{i}]" for i in range(n))]
-    for i, plan in enumerate(plans):
-        chain = f"[s{i}]scale={plan.width}:{plan.height}:flags=bicubic,setsar=1"
-        if frame_rate > MAX_FRAME_RATE:
-            chain += f",fps={_fps(MAX_FRAME_RATE)}"
-        graph.append(f"{chain}[v{i}]")
+    copied = passthrough.name if passthrough is not None else None
+    encoded = [(i, p) for i, p in enumerate(plans) if p.name != copied]
+    graph: list[str] = []
+    snap = None
+    if encoded or snapshots is not None:
+        # One decode (autorotated before the graph's input) for every encoder and snapshot.
+        graph, snap_pad = _scale_chain(video, encoded, frame_rate, snapshots is not None)
+        if snapshots is not None and snap_pad is not None:
+            snap = snapshot_outputs(
+                snap_pad,
+                snapshots.out_dir,
+                snapshots.times_ms,
+                width=snapshots.width,
+                height=snapshots.height,
+            )
+            graph += snap.graph
 
     argv = [*common_args(loglevel=loglevel), *input_args(source, demuxer=demuxer)]
-    argv += ["-filter_complex", ";".join(graph)]
+    if graph:
+        argv += ["-filter_complex", ";".join(graph)]
     if threads:
         argv += ["-filter_complex_threads", str(threads)]
 
@@ -182,43 +273,24 @@ def build_transcode(
     directories = [os.fspath(out)]
     hls_root = out / "hls"
     for i, plan in enumerate(plans):
-        level = h264_level(plan.width, plan.height, out_rate)
+        copy = passthrough if plan.name == copied else None
+        level = copy.level if copy is not None else h264_level(plan.width, plan.height, out_rate)
         mp4_path = out / f"{plan.name}.mp4"
-        argv += ["-map", f"[v{i}]"]
+        argv += ["-map", video if copy is not None else f"[v{i}]"]
         if has_audio:
             # One audio stream; without an index, "?" tolerates a file that has none after all.
             argv += ["-map", audio]
-        argv += [
-            "-c:v",
-            "libx264",
-            "-preset",
-            preset,
-            "-profile:v",
-            "high",
-            "-level:v",
-            level,
-            "-pix_fmt",
-            "yuv420p",
-            "-b:v",
-            str(plan.video_bitrate),
-            "-maxrate:v",
-            str(plan.max_rate),
-            "-bufsize:v",
-            str(plan.buffer_size),
-            # Key frames on a clock (works for variable frame rates too), none from scene cuts,
-            # so every rendition cuts its HLS segments at the same instants.
-            "-force_key_frames:v",
-            f"expr:gte(t,n_forced*{_fps(gop_seconds)})",
-            "-g:v",
-            str(gop),
-            "-keyint_min:v",
-            str(gop),
-            "-sc_threshold:v",
-            "0",
-        ]
-        if threads:
-            argv += ["-threads:v", str(threads)]
-        if has_audio:
+        if copy is not None:
+            argv += ["-c:v", "copy"]
+        else:
+            argv += _video_codec_args(plan, level, preset, gop, gop_seconds, x264_params)
+            if threads:
+                argv += ["-threads:v", str(threads)]
+        audio_bitrate = plan.audio_bitrate
+        if has_audio and copy is not None and copy.copy_audio:
+            argv += ["-c:a", "copy"]
+            audio_bitrate = copy.audio_bitrate or plan.audio_bitrate
+        elif has_audio:
             argv += ["-c:a", "aac", "-b:a", str(plan.audio_bitrate), "-ac", "2", "-ar", "48000"]
         else:
             argv += ["-an"]
@@ -246,26 +318,40 @@ def build_transcode(
             slaves.append(f"[{':'.join(opts)}]{_tee_path(variant_dir / 'index.m3u8')}")
         argv += ["-f", "tee", "|".join(slaves)]
 
+        codecs = codecs_string(level, has_audio=has_audio)
+        if copy is not None:
+            codecs = f"{copy.codecs_video},mp4a.40.2" if has_audio else copy.codecs_video
         outputs.append(
             RenditionOutput(
                 name=plan.name,
                 width=plan.width,
                 height=plan.height,
-                video_bitrate=plan.video_bitrate,
-                max_rate=plan.max_rate,
-                audio_bitrate=plan.audio_bitrate if has_audio else 0,
+                video_bitrate=copy.video_bitrate if copy is not None else plan.video_bitrate,
+                max_rate=max(plan.max_rate, copy.video_bitrate) if copy else plan.max_rate,
+                audio_bitrate=audio_bitrate if has_audio else 0,
                 level=level,
-                codecs=codecs_string(level, has_audio=has_audio),
+                codecs=codecs,
                 frame_rate=out_rate,
                 mp4_path=os.fspath(mp4_path),
                 hls_dir=hls_dir,
                 hls_playlist=hls_playlist,
+                passthrough=copy is not None,
             )
         )
+    if snap is not None:
+        argv += snap.args
     master = os.fspath(hls_root / "master.m3u8") if hls else None
     if hls:
         directories.insert(1, os.fspath(hls_root))
-    return TranscodeCommand(argv=argv, outputs=outputs, directories=directories, master_path=master)
+    if snapshots is not None:
+        directories.append(os.fspath(snapshots.out_dir))
+    return TranscodeCommand(
+        argv=argv,
+        outputs=outputs,
+        directories=directories,
+        master_path=master,
+        snapshots=snap,
+    )
 
 
 def master_playlist(renditions: Sequence[RenditionOutput], *, base: str | None = None) -> str:

@@ -20,6 +20,12 @@ DEFAULT_TOLERANCE = 0.05
 # Cover and snapshot images need not be larger than this on their short side.
 SNAPSHOT_MAX_SHORT = 720
 
+# Capped by the source's bitrate, a rendition still gets at least this share of its rung's budget
+# (a 300 kbit/s 1080p source would otherwise leave 33 kbit/s for 360p), never more than the
+# source's own bitrate, and audio never less than this.
+CAP_FLOOR_SHARE = 0.25
+MIN_AUDIO_BITRATE = 64_000
+
 K = 1000
 
 
@@ -128,8 +134,14 @@ def plan_ladder(
     *,
     sample_aspect: float = 1.0,
     tolerance: float = DEFAULT_TOLERANCE,
+    source_video_bitrate: int | None = None,
+    source_audio_bitrate: int | None = None,
 ) -> list[RenditionPlan]:
-    """Renditions for a source of stored size width x height: no upscale, even, lowest first."""
+    """Renditions for a source of stored size width x height: no upscale, even, lowest first.
+
+    With the source's bitrates, no rendition asks for more bits than the source has for its
+    pixels (see cap_to_source).
+    """
     rungs = parse_ladder(ladder) if isinstance(ladder, str) else tuple(ladder)
     rungs = tuple(sorted(rungs, key=lambda r: r.height))
     if not rungs:
@@ -161,7 +173,39 @@ def plan_ladder(
                 audio_bitrate=rung.audio_bitrate,
             )
         )
+    if source_video_bitrate:
+        plans = [
+            cap_to_source(p, dw * dh, source_video_bitrate, source_audio_bitrate) for p in plans
+        ]
     return plans
+
+
+def cap_to_source(
+    plan: RenditionPlan,
+    source_pixels: int,
+    source_video_bitrate: int,
+    source_audio_bitrate: int | None = None,
+) -> RenditionPlan:
+    """plan with its rates capped by the source's bitrate scaled by pixel count.
+
+    The cap bounds the max rate, so the average (1/1.07 of it, as for the rungs) lands below it:
+    a rendition never comes out larger than the source it was made from.
+    """
+    share = plan.width * plan.height / max(1, source_pixels)
+    floor = min(plan.video_bitrate * CAP_FLOOR_SHARE, source_video_bitrate)
+    cap = int(max(source_video_bitrate * min(1.0, share), floor))
+    max_rate = min(plan.max_rate, cap)
+    video = min(plan.video_bitrate, max_rate * 100 // 107)
+    audio = plan.audio_bitrate
+    if source_audio_bitrate:
+        audio = min(audio, max(source_audio_bitrate, MIN_AUDIO_BITRATE))
+    return msgspec.structs.replace(
+        plan,
+        video_bitrate=video,
+        max_rate=max_rate,
+        buffer_size=min(plan.buffer_size, video * 3 // 2),
+        audio_bitrate=audio,
+    )
 
 
 def snapshot_size(

@@ -1,4 +1,4 @@
-"""One transcode attempt: fetch, probe, snapshots, ladder, verify, publish (fenced).
+"""One transcode attempt: fetch, probe, ladder with snapshots, verify, publish (fenced).
 
 Everything here runs in a worker under a leased job. FFmpeg argv comes from the pure
 ``commands`` module; this module only moves files and records results.
@@ -21,7 +21,7 @@ from vasset.context import Context
 from vasset.db import run_transaction, transaction
 from vasset.storage import keys
 from vasset.tracing.spans import ffmpeg_span, job_span
-from vasset.transcode import commands, ladder, progressive, queue, snapshots
+from vasset.transcode import commands, ladder, passthrough, progressive, queue, snapshots
 from vasset.transcode.jobstate import JobState
 from vasset.transcode.outputs import verify_outputs
 from vasset.transcode.probe import MediaInfo, probe
@@ -82,8 +82,6 @@ async def _execute(run: JobRun, on_ffmpeg: Callable) -> None:
         info = await asyncio.to_thread(probe, source, memory_limit=memory_limit)
         await _record_media_info(run, info)
         run.set_progress(3)
-        await _make_snapshots(run, source, info, on_ffmpeg)
-        run.set_progress(8)
         await _transcode(run, source, info, on_ffmpeg)
     finally:
         shutil.rmtree(run.workdir, ignore_errors=True)
@@ -186,31 +184,25 @@ def _throttled(argv: list[str], rate: float) -> list[str]:
     return [*argv[:at], "-readrate", f"{rate:g}", *argv[at:]]
 
 
-async def _make_snapshots(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> None:
-    """image_count JPEGs at evenly spaced times, stored under the attempt's prefix."""
+async def _snapshot_request(run: JobRun, info: MediaInfo) -> snapshots.SnapshotRequest | None:
+    """image_count JPEGs at evenly spaced times, to be taken by the ladder's own decode."""
     async with transaction(run.ctx.engine) as conn:
         video = await videos.get_video(conn, run.job.video_id)
     count = (video.image_count if video else 0) or run.ctx.settings.image_count
     times = snapshots.snapshot_times(info.duration_ms, count)
     if not times:
-        return
+        return None
     width, height = ladder.snapshot_size(
         info.width, info.height, info.rotation, sample_aspect=info.sample_aspect
     )
     out = run.workdir / "snapshots"
-    out.mkdir(exist_ok=True)
-    cmd = snapshots.build_snapshots(
-        source,
-        out,
-        times,
-        width=width,
-        height=height,
-        demuxer=info.demuxer,
-        video_stream=info.video_stream,
-    )
-    await _run_ffmpeg(run, "snapshots", cmd.argv, info.duration_ms, on_ffmpeg)
+    return snapshots.SnapshotRequest(times_ms=times, width=width, height=height, out_dir=str(out))
+
+
+async def _store_snapshots(run: JobRun, shots: snapshots.SnapshotOutputs) -> None:
+    """Upload the snapshots that were written under the attempt's prefix (published later)."""
     rows = []
-    for index, (path, at) in enumerate(zip(cmd.paths, cmd.times_ms, strict=True)):
+    for index, (path, at) in enumerate(zip(shots.paths, shots.times_ms, strict=True)):
         if not Path(path).is_file():
             continue
         key = f"{run.prefix}snapshots/{index}.jpg"
@@ -218,17 +210,31 @@ async def _make_snapshots(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg)
         run.uploaded.append(key)
         rows.append((index, at, key))
     run.snapshots = rows  # type: ignore[attr-defined]
-    run.snapshot_size = (width, height)  # type: ignore[attr-defined]
+    run.snapshot_size = (shots.width, shots.height)  # type: ignore[attr-defined]
 
 
 async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> None:
-    """One FFmpeg process for the whole ladder, then publish lowest first."""
+    """One FFmpeg process for the whole ladder and the snapshots, then publish lowest first."""
     s = run.ctx.settings
     wanted = run.job.options.get("definitions") or s.ladder
     plans = ladder.plan_ladder(
-        info.width, info.height, info.rotation, wanted, sample_aspect=info.sample_aspect
+        info.width,
+        info.height,
+        info.rotation,
+        wanted,
+        sample_aspect=info.sample_aspect,
+        source_video_bitrate=info.video_bitrate_estimate,
+        source_audio_bitrate=info.audio_bitrate,
     )
     live = await progressive.wanted(run)
+    segment = progressive.SEGMENT_SECONDS if live else commands.HLS_SEGMENT_SECONDS
+    # A remuxed rendition cuts its segments at the source's key frames: they must come often.
+    copy = passthrough.choose_passthrough(info, plans, max_keyframe_interval=segment)
+    if copy is None:
+        why = passthrough.refusal(info, plans[-1], max_keyframe_interval=segment)
+        log.debug("passthrough_refused", vid=run.job.video_id, rendition=plans[-1].name, why=why)
+    else:
+        log.info("passthrough_chosen", vid=run.job.video_id, rendition=copy.name)
     out = run.workdir / "out"
     cmd = commands.build_transcode(
         source,
@@ -242,17 +248,21 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
         threads=s.ffmpeg_threads,
         hls=s.hls,
         hls_playlist_type="event" if live else "vod",
-        hls_time=progressive.SEGMENT_SECONDS if live else commands.HLS_SEGMENT_SECONDS,
+        hls_time=segment,
+        passthrough=copy,
+        snapshots=await _snapshot_request(run, info),
     )
     cmd.make_directories()
 
     def progress(p: Progress) -> None:
         if p.fraction is not None:
-            run.set_progress(8 + 87 * p.fraction)
+            run.set_progress(3 + 92 * p.fraction)
 
     run.publisher = Publisher(run, cmd) if live else None
     ladder_run = _run_ffmpeg(run, "transcode", cmd.argv, info.duration_ms, on_ffmpeg, progress)
     await (run.publisher.alongside(ladder_run) if run.publisher else ladder_run)
+    if cmd.snapshots is not None:
+        await _store_snapshots(run, cmd.snapshots)
     master_path = None
     if cmd.master_path:
         master_path = Path(cmd.master_path)
@@ -392,6 +402,7 @@ async def _insert_rendition(conn, source, output, key: str, size: int, fmt: str)
                 "bandwidth": output.bandwidth,
                 "codecs": output.codecs,
                 "frame_rate": output.frame_rate,
+                "passthrough": output.passthrough,
             }
         ),
     )

@@ -14,6 +14,7 @@ degrees a player turns it (0, 90, 180, 270, as FFmpeg's autorotate applies it), 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -42,6 +43,9 @@ log = structlog.get_logger(__name__)
 FFPROBE = "ffprobe"
 PROBE_TIMEOUT = 60.0
 MEDIAINFO_MEMORY_LIMIT = 2 << 30
+# Key frames are measured over the first seconds only: enough to see a camera's GOP, and the
+# packet headers of that window read in milliseconds whatever the file's length.
+KEYFRAME_WINDOW_SECONDS = 30
 
 
 class MediaError(Exception):
@@ -112,6 +116,21 @@ class MediaInfo(msgspec.Struct, frozen=True, kw_only=True):
     # FFmpeg stream indexes of the video and audio used (pass to the command builders).
     video_stream: int = 0
     audio_stream: int | None = None
+    # What decides whether a rendition may be the source's own video stream (passthrough).
+    pix_fmt: str | None = None
+    video_profile: str | None = None  # ffprobe's name, e.g. "High", "Constrained Baseline"
+    video_level: int | None = None  # H.264 level x 10, e.g. 40
+    audio_profile: str | None = None  # e.g. "LC", "HE-AAC"
+    # Longest gap between video key frames (s) in the first KEYFRAME_WINDOW_SECONDS; None if
+    # not measured.
+    keyframe_interval: float | None = None
+
+    @property
+    def video_bitrate_estimate(self) -> int:
+        """The video stream's bits/s, or the whole file's minus its audio when not reported."""
+        if self.video_bitrate:
+            return self.video_bitrate
+        return max(1, self.bitrate - (self.audio_bitrate or 0))
 
     @property
     def display_width(self) -> int:
@@ -267,6 +286,44 @@ def _decode_first_frame(path: str, demuxer: str, index: int, timeout: float) -> 
         raise CorruptMedia(f"the video stream cannot be decoded: {_last_line(proc.stderr, path)}")
 
 
+def keyframe_interval(
+    path: str,
+    demuxer: str,
+    index: int,
+    *,
+    window: float = KEYFRAME_WINDOW_SECONDS,
+    timeout: float = PROBE_TIMEOUT,
+) -> float | None:
+    """Longest gap in seconds between key frames of stream index over the first window seconds.
+
+    Reads packet headers only (no decoding). The gap after the last key frame, up to the last
+    packet read, counts too, so a file with a single key frame is not mistaken for a dense one.
+    """
+    argv = [FFPROBE, "-v", "error", "-protocol_whitelist", PROTOCOLS]
+    argv += ["-format_whitelist", whitelist(VIDEO_DEMUXERS), "-f", demuxer.split(",")[0]]
+    argv += ["-select_streams", str(index), "-read_intervals", f"%+{window:g}"]
+    argv += ["-show_entries", "packet=pts_time,flags", "-of", "csv=p=0", path]
+    proc = _run(argv, timeout)
+    if proc.returncode != 0:
+        return None
+    keys: list[float] = []
+    last = None
+    for line in proc.stdout.splitlines():
+        pts, _, flags = line.partition(",")
+        try:
+            time = float(pts)
+        except ValueError:
+            continue  # packets without a timestamp
+        last = time if last is None else max(last, time)
+        if flags.startswith("K"):
+            keys.append(time)
+    if not keys or last is None:
+        return None
+    keys.sort()
+    gaps = [b - a for a, b in itertools.pairwise(keys)] + [last - keys[-1]]
+    return round(max(gaps), 3)
+
+
 def _mediainfo_tracks(
     path: str, file_size: int, timeout: float, memory_limit: int | None
 ) -> dict[str, dict[str, Any]]:
@@ -348,6 +405,7 @@ def probe(
         or _fraction(video.get("r_frame_rate"))
     )
     audio = audios[0] if audios else None
+    gop = keyframe_interval(path, demuxer, int(video["index"]), timeout=timeout)
     info = MediaInfo(
         format=str(general.get("format") or demuxer),
         demuxer=demuxer,
@@ -368,6 +426,11 @@ def probe(
         file_size=file_size,
         video_stream=int(video["index"]),
         audio_stream=int(audio["index"]) if audio is not None else None,
+        pix_fmt=str(video["pix_fmt"]) if video.get("pix_fmt") else None,
+        video_profile=str(video["profile"]) if video.get("profile") else None,
+        video_level=_int(video.get("level")),
+        audio_profile=str(audio["profile"]) if audio and audio.get("profile") else None,
+        keyframe_interval=gop,
     )
     log.debug("media_probed", path=path, demuxer=demuxer, duration_ms=duration_ms)
     return info

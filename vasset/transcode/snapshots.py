@@ -85,3 +85,71 @@ def build_snapshots(
     return SnapshotCommand(
         argv=argv, times_ms=list(times_ms), paths=paths, width=width, height=height
     )
+
+
+class SnapshotOutputs(msgspec.Struct, frozen=True, kw_only=True):
+    """Snapshot branches of another command's filtergraph: graph text and output options."""
+
+    graph: list[str]
+    args: list[str]
+    times_ms: list[int]
+    paths: list[str]
+    width: int
+    height: int
+
+
+def _picks(times_ms: Sequence[int]) -> str:
+    """A select expression routing the first frame at or after each time to its own output.
+
+    ``prev_pts`` is the previous frame's, so "t >= T and the previous frame was before T" holds
+    for exactly one frame per T; when one frame is first for several times, the latest wins and
+    the earlier outputs stay empty (as a seek past the last frame writes nothing).
+    """
+    expr = "0"
+    for index, at in enumerate(times_ms):
+        t = f"{at / 1000:.3f}"
+        first = f"gte(t\\,{t})*(isnan(prev_pts)+lt(prev_pts*TB\\,{t}))"
+        expr = f"if({first}\\,{index + 1}\\,{expr})"
+    return expr
+
+
+def snapshot_outputs(
+    source_label: str,
+    out_dir: str | os.PathLike[str],
+    times_ms: Sequence[int],
+    *,
+    width: int,
+    height: int,
+    quality: int = 3,
+    name: str = "snapshot_{index:02d}.jpg",
+) -> SnapshotOutputs:
+    """JPEGs taken from a decode that already runs: select picks the frames, then one scale each.
+
+    source_label is a filtergraph pad carrying the decoded (autorotated) video; width x height
+    is the display size, as for build_snapshots.
+    """
+    if not times_ms:
+        raise ValueError("no snapshot times")
+    n = len(times_ms)
+    pads = "".join(f"[j{i}]" for i in range(n))
+    graph = [f"[{source_label}]select=n={n}:e={_picks(times_ms)}{pads}"]
+    graph += [f"[j{i}]scale={width}:{height}:flags=bicubic,setsar=1[p{i}]" for i in range(n)]
+    args: list[str] = []
+    paths: list[str] = []
+    for index in range(n):
+        path = os.fspath(Path(out_dir) / name.format(index=index))
+        paths.append(path)
+        args += ["-map", f"[p{index}]", "-frames:v", "1", "-q:v", str(quality)]
+        args += ["-an", "-sn", "-dn", "-map_metadata", "-1", "-f", "image2", "-update", "1", path]
+    return SnapshotOutputs(
+        graph=graph, args=args, times_ms=list(times_ms), paths=paths, width=width, height=height
+    )
+
+
+class SnapshotRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Snapshots a ladder command should also write: when, how large, and where."""
+
+    times_ms: list[int]
+    width: int
+    height: int
+    out_dir: str
