@@ -318,7 +318,7 @@ def main() -> None:
             )
         if args.protocol in ("clients", "all"):
             clients_ok = ingest_clients.run(
-                server.url, q, app, src, part, args.rounds, args.client_parallel
+                server.url, q, app, src, part, args.rounds, args.client_parallel, server.proc.pid
             )
     finally:
         server.stop()

@@ -5,16 +5,25 @@ hashlib.md5 over the file's bytes; the file's parts PUT in order with an httpx.C
 way an SDK may hand httpx a body (bytes, an iterator of 1 MiB blocks, a file-like object);
 curl sending the same parts (one transfer per part, signed like the SDK signs, ``--parallel``
 with the SDK's concurrency, plus init) as the reference end-to-end job; and the SDK's Uploader
-(file on disk -> upload complete, its own MD5 of the file included). The first bytes of the
-file change before every round, so no round is an instant upload of an earlier one.
+(file on disk -> upload complete, its own MD5 of the file included): by default it hashes the
+whole file before init (for instant upload), with instant=False it hashes alongside the send.
+The first bytes of the file change before every round, so no round is an instant upload of an
+earlier one. The bench exits 1 unless httpx with 1 MiB blocks reaches 0.5x hashlib.md5 and the
+SDK with instant=False 0.8x curl (medians); the other ratios are printed for comparison.
+
+httpx (httpcore 1.0) writes a body with ``sock.send(buffer); buffer = buffer[n:]``: a large
+``bytes`` body is copied again after every socket write (quadratic in its size), which is why
+the SDK hands httpx 1 MiB blocks; a file-like body is read in 64 KiB pieces.
 
 curl must be installed (``apt-get install -y curl`` when it is missing).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import resource
 import statistics
 import subprocess
 import time
@@ -23,6 +32,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.ingest_tus import tree_cpu
 from tests.support.api import b64name
 
 #: (method, path, params) -> path?signed-query
@@ -30,6 +40,7 @@ Signer = Callable[[str, str, dict], str]
 
 BLOCK = 1 << 20
 HTTPX_WAYS = ("bytes", "iter-1MiB", "file-like")
+GATING = ("httpx iter-1MiB / md5", "SDK instant=False / curl")
 
 
 class _Slice:
@@ -173,7 +184,26 @@ def _renew(src: Path, parts: list[Path]) -> None:
             fh.write(head)
 
 
-def run(base: str, q: Signer, app: dict, src: Path, part: int, rounds: int, parallel: int) -> bool:
+def _cpu_now(server_pid: int) -> tuple[float, float]:
+    """(server tree, this process and its finished children) CPU seconds so far."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    client = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return tree_cpu(server_pid), client
+
+
+def run(
+    base: str,
+    q: Signer,
+    app: dict,
+    src: Path,
+    part: int,
+    rounds: int,
+    parallel: int,
+    server_pid: int,
+) -> bool:
     """Print every figure with its same-run baseline; True when every target is met."""
     size = src.stat().st_size
     parts = split_parts(src, size, part, src.parent / "curl-parts")
@@ -184,14 +214,25 @@ def run(base: str, q: Signer, app: dict, src: Path, part: int, rounds: int, para
     )
     mbps: dict[str, list[float]] = {}
     ratios: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     for r in range(1, rounds + 1):
         _renew(src, parts)
         md5_s, md5 = md5_baseline(src, size)
         figures = {"hashlib.md5": md5_s}
         # The SDK first: its init declares the MD5, which any later job of the round indexes.
-        figures["SDK"] = sdk_job(base, app, src, part, parallel, md5)
-        figures["curl job"] = curl_job(base, q, parts, size, part, parallel, md5)
-        figures["SDK instant=False"] = sdk_job(base, app, src, part, parallel, md5, instant=False)
+        jobs = {
+            "SDK": functools.partial(sdk_job, base, app, src, part, parallel, md5),
+            "curl job": functools.partial(curl_job, base, q, parts, size, part, parallel, md5),
+            "SDK instant=False": functools.partial(
+                sdk_job, base, app, src, part, parallel, md5, instant=False
+            ),
+        }
+        for name, job in jobs.items():
+            before = _cpu_now(server_pid)
+            figures[name] = job()
+            after = _cpu_now(server_pid)
+            for side, was, now in zip(("server", "client"), before, after, strict=True):
+                cpu.setdefault(f"{name} {side}", []).append((now - was) / (size / (1 << 30)))
         for way in HTTPX_WAYS:
             figures[f"httpx {way}"] = httpx_parts(base, q, src, size, part, way)
         line = []
@@ -205,15 +246,23 @@ def run(base: str, q: Signer, app: dict, src: Path, part: int, rounds: int, para
         print(f"round {r} MB/s: " + ", ".join(line) + f"; loadavg {os.getloadavg()}", flush=True)
     for name, values in mbps.items():
         print(f"{name:>22}: median {statistics.median(values):.0f} MB/s over {len(values)}")
+    for name, values in cpu.items():
+        print(
+            f"CPU s/GiB {name:>24}: median {statistics.median(values):.2f}"
+            "  (load-independent; the client's includes curl's processes)"
+        )
     ok = True
     for name, values in ratios.items():
         target = 0.5 if "md5" in name else 0.8
         median = statistics.median(values)
         passed = median >= target
-        ok = ok and (passed or name in ("httpx iter-1MiB / md5", "httpx file-like / md5"))
+        # The targets hold the way the SDK sends (1 MiB blocks) and the SDK doing the same job
+        # as curl (no hashing before init); the other rows show what the other ways cost.
+        gating = name in GATING
+        ok = ok and (passed or not gating)
         print(
             f"ratio {name}: median {median:.2f}, best {max(values):.2f} of "
-            f"{[round(v, 2) for v in values]}  (target >= {target}) "
-            f"{'PASS' if passed else 'FAIL'}"
+            f"{[round(v, 2) for v in values]}  (target >= {target}"
+            f"{'' if gating else ', for comparison'}) {'PASS' if passed else 'FAIL'}"
         )
     return ok
