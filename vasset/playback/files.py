@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import AsyncIterator
 from urllib.parse import unquote
 
 from litestar import Request, Response, route
@@ -18,6 +19,7 @@ from vasset import errors
 from vasset.http.deps import Ctx
 from vasset.http.openapi import PUBLIC, doc
 from vasset.playback import urls
+from vasset.playback.blocks import FileBlocks
 from vasset.playback.stream import READ_SIZE, ObjectBody, ObjectStream
 from vasset.storage.base import BlobStore
 from vasset.storage.local import guess_content_type
@@ -96,6 +98,16 @@ def _rewrite_playlist(store: BlobStore, text: str, key: str, expires_at: int) ->
     return "\n".join(lines) + "\n"
 
 
+async def _open_range(
+    store: BlobStore, key: str, start: int, end: int
+) -> AsyncIterator[bytes | memoryview]:
+    """The blocks of start..end of key: straight from its file on local disk, else the store's."""
+    path = store.local_path(key)
+    if path is None:
+        return store.read(key, start, end, chunk_size=READ_SIZE)
+    return await FileBlocks.open(path, start, end, READ_SIZE)
+
+
 @route(
     "/play/{expires_at:int}/{signature:str}/{key:path}",
     http_method=["GET", "HEAD"],
@@ -160,16 +172,19 @@ async def play_file(
     if request.method == "HEAD" or info.size == 0:
         return Response(content=b"", status_code=status, headers=headers, media_type=content_type)
     slot = await ctx.streams.acquire()
-    source = ctx.store.read(key, start, end, chunk_size=READ_SIZE)
+    source: AsyncIterator[bytes | memoryview] | None = None
     try:
+        source = await _open_range(ctx.store, key, start, end)
         pace = await ctx.streams.pacer(key)
         # The first read happens here, so an object that vanished since HEAD is still a 404.
         first = await anext(source, None)
+        if first is None:
+            raise errors.ObjectNotFound()
     except BaseException:
         slot.release()
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
         raise
-    if first is None:
-        slot.release()
-        raise errors.ObjectNotFound()
     body = ObjectBody(first, source, end - start + 1, slot, pace)
     return ObjectStream(body, status_code=status, headers=headers, media_type=content_type)

@@ -26,12 +26,14 @@ from vasset.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-#: Bytes per ``send``. granian's HTTP/1 writer (hyper) queues up to 16 sends or ~400 KiB per
-#: response before ``send`` waits; at 16 KiB that is 256 KiB a stalled reader pins there.
-SEND_SIZE = 16 << 10
-#: Bytes per storage read: each read is a thread hop (~60 us), so one read feeds several sends.
-#: Measured (bench/playback_memory.py): 200 stalled readers add ~130 MB; one reader ~540 MB/s.
-READ_SIZE = 8 * SEND_SIZE
+#: Bytes per ``send``. granian 2.8 keeps ~15 sends of a response queued before ``send`` waits
+#: (beyond the kernel's socket buffer), so a stalled reader pins ~15 of these there. Each send
+#: costs a Python round trip: 16 KiB sends took 2.7x the CPU per GiB of 256 KiB ones, but
+#: 64 KiB ones let 200 stalled readers grow RSS past 200 MiB (bench/playback_memory.py).
+SEND_SIZE = 32 << 10
+#: Bytes per file read (one buffer per stream); a read that must wait for the disk is a thread
+#: hop, so one read feeds several sends.
+READ_SIZE = 4 * SEND_SIZE
 
 
 class StreamSlot:
@@ -115,8 +117,8 @@ class ObjectBody:
 
     def __init__(
         self,
-        first: bytes,
-        rest: AsyncIterator[bytes],
+        first: bytes | memoryview,
+        rest: AsyncIterator[bytes | memoryview],
         length: int,
         slot: StreamSlot,
         pace: Pacer | None = None,
@@ -132,14 +134,16 @@ class ObjectBody:
         gone = asyncio.ensure_future(_disconnect(receive))
         sent = 0
         try:
-            block: bytes | None = self.first
+            block: bytes | memoryview | None = self.first
             self.first = b""
             while block is not None and not gone.done():
                 if self.pace is not None and not await self._paced(len(block), gone):
                     break
                 view = memoryview(block)
                 for at in range(0, len(block), SEND_SIZE):
-                    piece = bytes(view[at : at + SEND_SIZE]) if len(block) > SEND_SIZE else block
+                    # A copy: a block may be a view of a buffer that the next read overwrites,
+                    # and granian takes bytes fastest.
+                    piece = bytes(view[at : at + SEND_SIZE])
                     sent += len(piece)
                     more = sent < self.length
                     await send({"type": "http.response.body", "body": piece, "more_body": more})
