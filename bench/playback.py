@@ -1,7 +1,7 @@
-"""Playback bench: playurl req/s vs a bare Litestar endpoint, and file streaming vs disk reads.
+"""Playback bench: playurl req/s vs a bare Litestar endpoint, and /play streaming vs nginx.
 
     python bench/playback.py [--seconds 10] [--connections 32] [--file-mib 1024] [--rounds 3]
-                             [--skip-stream]
+                             [--skip-stream] [--stream-rounds 5] [--cold-rounds 2]
 
 Both HTTP servers run under granian with one worker on 127.0.0.1; the load generator is one
 asyncio process with keep-alive connections and pre-signed request lines (a fresh nonce each).
@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, ServerProcess, app_of, bench_env, drop_database
+from bench.streaming import compare
 from tests.support.api import signed_query
 from tests.support.db import sql
 
@@ -69,30 +69,6 @@ def load(port: int, make_line, connections: int, seconds: float) -> float:
     return counts[0] / (time.perf_counter() - t0)
 
 
-def stream_rate(port: int, path: str, size: int) -> float:
-    """MB/s of one GET of path, read and dropped."""
-    t0 = time.perf_counter()
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        got = 0
-        buf = bytearray(4 << 20)
-        while n := s.recv_into(buf):
-            got += n
-    assert got >= size, got
-    return size / (time.perf_counter() - t0) / 1e6
-
-
-def drop_caches() -> bool:
-    """Flush and drop the page cache (root only); True if it was dropped."""
-    try:
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as fh:
-            fh.write("3\n")
-        return True
-    except OSError:
-        return False
-
-
 def playurl_rounds(play_port: int, bare_port: int, play_line, bare_line, args) -> None:
     """Interleaved rounds (bare, playurl, bare, playurl ...): each ratio uses its own round."""
     ratios = []
@@ -121,6 +97,8 @@ def main() -> None:
     parser.add_argument("--file-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved playurl rounds")
     parser.add_argument("--skip-stream", action="store_true", help="playurl figures only")
+    parser.add_argument("--stream-rounds", type=int, default=5, help="interleaved warm rounds")
+    parser.add_argument("--cold-rounds", type=int, default=2, help="interleaved cold rounds")
     args = parser.parse_args()
     print("command:", "python " + " ".join(sys.argv), flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="vasset-playbench-"))
@@ -198,24 +176,11 @@ def main() -> None:
         if args.skip_stream:
             return
 
-        # streaming: a plain read of the file vs the same bytes over HTTP, first with the page
-        # cache warm, then cold (caches dropped before each, when we may: root on Linux)
+        # streaming: the same file from vasset, nginx (sendfile) and granian pathsend, warm and
+        # cold, with curl (bench/streaming.py has the details and runs alone too)
         path = "/" + play.split("/", 3)[3]
-        for label in ("warm", "cold"):
-            if label == "cold" and not drop_caches():
-                print("cold cache: skipped (cannot drop the page cache here)")
-                break
-            t0 = time.perf_counter()
-            with open(obj, "rb", buffering=0) as fh:
-                while fh.read(4 << 20):
-                    pass
-            disk = size / (time.perf_counter() - t0) / 1e6
-            if label == "cold":
-                drop_caches()
-            http_rate = stream_rate(server.port, path, size)
-            print(f"[{label}] disk read:        {disk:.0f} MB/s ({size >> 20} MiB)")
-            print(f"[{label}] HTTP file stream: {http_rate:.0f} MB/s")
-            print(f"[{label}] ratio stream/disk: {http_rate / disk:.2f}  (target >= 0.7)")
+        stream_args = argparse.Namespace(rounds=args.stream_rounds, cold_rounds=args.cold_rounds)
+        compare(obj, key, server.url + path, server.proc.pid, stream_args)
     finally:
         bare.terminate()
         server.stop()
