@@ -49,10 +49,10 @@ def test_transcode_argv_is_one_decode_with_split():
     # One decode; each rendition is scaled from the nearest larger one (a chain, largest first).
     assert graph.split(";") == [
         "[0:v:0]null[c]",
-        "[c]scale=1920:1080:flags=bicubic,setsar=1,split=2[v3][c3]",
-        "[c3]scale=1280:720:flags=bicubic,setsar=1,split=2[v2][c2]",
-        "[c2]scale=854:480:flags=bicubic,setsar=1,split=2[v1][c1]",
-        "[c1]scale=640:360:flags=bicubic,setsar=1[v0]",
+        "[c]scale=1920:1080:flags=lanczos,setsar=1,split=2[v3][c3]",
+        "[c3]scale=1280:720:flags=lanczos,setsar=1,split=2[v2][c2]",
+        "[c2]scale=854:480:flags=lanczos,setsar=1,split=2[v1][c1]",
+        "[c1]scale=640:360:flags=lanczos,setsar=1[v0]",
     ]
     assert value_after(argv, "-map")[::2] == ["[v0]", "[v1]", "[v2]", "[v3]"]
     assert value_after(argv, "-map").count("0:a:0?") == 4

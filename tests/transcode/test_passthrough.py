@@ -135,7 +135,7 @@ def test_argv_copies_the_source_stream_for_the_passthrough_rendition():
     assert "1920:1080" not in graph
     assert graph.split(";")[:2] == [
         "[0:0]null[c]",
-        "[c]scale=1280:720:flags=bicubic,setsar=1,split=2[v2][c2]",
+        "[c]scale=1280:720:flags=lanczos,setsar=1,split=2[v2][c2]",
     ]
     top = cmd.outputs[-1]
     assert top.passthrough and not any(o.passthrough for o in cmd.outputs[:-1])

@@ -158,7 +158,9 @@ def _scale_chain(
     graph = [head + ("split=2[c][snap]" if snapshots else "null[c]")]
     source = "c"
     for n, (i, plan) in enumerate(order):
-        chain = f"[{source}]scale={plan.width}:{plan.height}:flags=bicubic,setsar=1"
+        # Lanczos: a chain of bicubic steps loses ~0.002 SSIM at 360p against one bicubic step
+        # from the full decode; lanczos steps measured at least as good and still cheaper.
+        chain = f"[{source}]scale={plan.width}:{plan.height}:flags=lanczos,setsar=1"
         if n == len(order) - 1:
             graph.append(f"{chain}[v{i}]")
         else:
