@@ -94,7 +94,8 @@ class Tree:
         self.master_url = master_url
         self.playlists: dict[str, str] = {}
         self.missing: list[str] = []  # named by a served playlist, yet not served
-        self.bodies: dict[str, bytes] = {}
+        # (init segment, first segment) of each variant; on OSS the names are presigned URLs.
+        self.first: dict[str, tuple[bytes, bytes]] = {}
 
     def fetch(self, client: httpx.Client, keep: bool = False) -> Tree:
         master = client.get(self.master_url)
@@ -109,13 +110,17 @@ class Tree:
                 continue
             self.playlists[uri] = variant.text
             text = variant.text
-            named = _URI.findall(text) + [u for u in lines_of(text) if not u.startswith("#")]
+            maps = _URI.findall(text)
+            named = maps + [u for u in lines_of(text) if not u.startswith("#")]
+            bodies = []
             for name in named:
                 got = client.get(url.join(name))
                 if got.status_code != 200 or not got.content:
                     self.missing.append(f"{uri} -> {name} {got.status_code}")
-                elif keep:
-                    self.bodies[f"{uri}|{name}"] = got.content
+                elif keep and len(bodies) < 2:
+                    bodies.append(got.content)
+            if keep and len(maps) == 1 and len(bodies) == 2:
+                self.first[uri] = (bodies[0], bodies[1])
         return self
 
     @property
@@ -197,9 +202,7 @@ def test_playable_early_then_complete(request, where, clip, tmp_path):
         # An EVENT playlist without its end: the ladder was still running when it was served.
         assert "#EXT-X-PLAYLIST-TYPE:EVENT" in text and "#EXT-X-ENDLIST" not in text, text
         assert "#EXT-X-START:TIME-OFFSET=0" in text
-        init = tree.bodies[f"{lowest}|init.mp4"]
-        first = next(u for u in lines_of(text) if not u.startswith("#"))
-        assert ffprobe_height(tmp_path, init, tree.bodies[f"{lowest}|{first}"]) == 240
+        assert ffprobe_height(tmp_path, *tree.first[lowest]) == 240
         types = [t for t, _ in event_types(stack, vid)]
         assert "video.playable" in types and "video.transcode.succeeded" not in types, types
 

@@ -292,8 +292,9 @@ async def drop_partial(conn: AsyncConnection, vid: int) -> bool:
         return False
     LADDER.check(Ladder.PARTIAL, Ladder.NONE)
     await videos.retire_renditions(conn, vid)
-    for field in ("ladder", "hls_master", "output_prefix"):
+    for field in ("hls_master", "output_prefix"):
         details.pop(field, None)
+    details["ladder"] = Ladder.NONE.value
     await videos.update_video(conn, vid, media_info=json.dumps(details))
     log.info("partial_ladder_retired", vid=vid, renditions=len(children))
     return True

@@ -47,15 +47,17 @@ class VideoService:
 
     async def status(self, app_id: int, vid: int) -> dict:
         """The status answer of API.md."""
-        video = await self.get(app_id, vid)
+        # Renditions first, the video row after (READ COMMITTED): the row then shows at least
+        # the publish that made those renditions, so "ladder" never lags behind them.
         async with transaction(self.engine) as conn:
             renditions = await repo.children(conn, vid)
+        video = await self.get(app_id, vid)
         playable = any(r.status == VideoStatus.PLAYABLE for r in renditions)
         ladder = ladder_of(json.loads(video.media_info or "{}"), playable)
         return {
             "vid": video.id,
             "status": video.status,
-            "playable": playable,
+            "playable": playable and ladder is not Ladder.NONE,
             "progress": int(video.progress or 0),
             "error": video.error,
             "delete_at": video.delete_at,

@@ -78,5 +78,6 @@ def ladder_of(media_info: dict, has_renditions: bool) -> Ladder:
     """The ladder state of a video from its media_info and whether it has live renditions."""
     if not has_renditions:
         return L.NONE
+    # "none" with renditions: a read that saw them just before a failure withdrew them.
     # Videos published before progressive publishing have renditions and no "ladder": complete.
     return Ladder(media_info.get("ladder") or L.COMPLETE)
