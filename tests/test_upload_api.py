@@ -456,6 +456,8 @@ def test_status_mediainfo_delete_and_shared_bytes(api, test_env):
         "playable": False,
         "progress": 0,
         "error": None,
+        "delete_at": None,
+        "ladder": None,
     }
     info = api.call("GET", "/video/mediainfo", {"vid": first["vid"]}).json()
     assert info["source_name"] == "orig.mp4" and info["file_size"] == len(data)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import structlog
-from redis.exceptions import RedisError
+from redis.exceptions import ReadOnlyError, RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from vasset import errors, redis_keys
@@ -171,6 +171,8 @@ class Worker:
         holder = f"{self.id}:{secrets.token_hex(4)}"
         try:
             got = await self.slots.acquire(holder)
+        except ReadOnlyError:
+            raise  # reachable but refusing writes (a demoted master): the loop logs claim_failed
         except REDIS_DOWN:
             return False
         if got != 1:
