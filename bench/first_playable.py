@@ -17,7 +17,8 @@ outbox of the same video:
 Target: job start -> first playable <= 3 s with progressive publishing, for both clips (the
 median of the rounds counts; the best is printed too). Every figure is printed with its
 same-run baseline and ratio, the load average, and the command line. The worker runs with
-production defaults except the log level. Clips are built once under --clips (tests/media.py).
+production defaults except the log level and a 600 s FFmpeg stall watchdog. Clips are built
+once under --clips (tests/media.py).
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class Stack:
             **self.env,
             "VASSET_LOG_LEVEL": "debug",
             "VASSET_HLS_PROGRESSIVE": "1" if progressive else "0",
+            # The stall watchdog (60 s) must not end a run that a loaded, shared machine slows.
+            "VASSET_FFMPEG_STALL_TIMEOUT": "600",
+            "VASSET_FFMPEG_TIMEOUT_FACTOR": "100",
         }
         self.worker = WorkerProcess(env, self.tmp / f"worker{self.starts}.log").start()
         return self.worker
@@ -101,11 +105,15 @@ class Stack:
                 break
             time.sleep(0.25)
         assert state == "succeeded", state
-        created, started, finished = sql(
+        created, finished, attempts = sql(
             self.env,
-            "SELECT create_time, started_at, finished_at FROM transcode_job WHERE id = :i",
+            "SELECT create_time, finished_at, attempts FROM transcode_job WHERE id = :i",
             i=job_id,
         )[0]
+        # The first attempt's claim (a retry overwrites started_at): the worker's job_started.
+        started = min(
+            ts(e["timestamp"]) for e in worker.events("job_started") if e["job"] == job_id
+        )
         ready = [
             ts(json.loads(body)["timestamp"])
             for (body,) in sql(
@@ -120,13 +128,14 @@ class Stack:
         ffmpeg = [
             ts(e["timestamp"])
             for e in worker.events("ffmpeg_started")
-            if ts(e["timestamp"]) >= created - 1
+            if ts(e["timestamp"]) >= started
         ]
         return {
             "enqueue_to_first_playable": first - created,
             "start_to_first_playable": first - started,
-            "ffmpeg_to_first_playable": first - max(ffmpeg),
+            "ffmpeg_to_first_playable": first - min(ffmpeg),
             "enqueue_to_complete": finished - created,
+            "attempts": float(attempts),
         }
 
     def close(self) -> None:
@@ -147,13 +156,16 @@ def report(name: str, runs: dict[bool, list[dict[str, float]]]) -> bool:
     print(f"\n== {name}: {len(runs[True])} interleaved rounds ({load()})")
     print(f"{'figure':32} {'old (off)':>10} {'progressive':>12} {'ratio':>7}   best new")
     passed = True
-    for figure in runs[True][0]:
+    for figure in [f for f in runs[True][0] if f != "attempts"]:
         old = statistics.median(r[figure] for r in runs[False])
         new = statistics.median(r[figure] for r in runs[True])
         best = min(r[figure] for r in runs[True])
         print(f"{figure:32} {old:9.2f}s {new:11.2f}s {new / old:7.2f}   {best:.2f}s")
     median = statistics.median(r["start_to_first_playable"] for r in runs[True])
-    passed = median <= TARGET
+    retried = [r for r in runs[False] + runs[True] if r["attempts"] > 1]
+    if retried:
+        print(f"{len(retried)} run(s) needed a second attempt: figures are not comparable")
+    passed = median <= TARGET and not retried
     verdict = "PASS" if passed else "FAIL"
     print(
         f"target: job start -> first playable <= {TARGET:.0f} s: {median:.2f}s (median) {verdict}"
