@@ -224,6 +224,19 @@ _DOC = doc(tag="videos", query=EventsParams, codes=(errors.VideoNotFound,))
 _BASE_OPERATION = _DOC["operation_class"]
 
 
+#: The fields of one Server-Sent Event as vasset sends it; data is the event's JSON body.
+_EVENT_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["id", "event", "data"],
+    properties={
+        "id": Schema(type=OpenAPIType.STRING, pattern=_DIGITS.pattern),
+        "event": Schema(type=OpenAPIType.STRING),
+        "data": Schema(type=OpenAPIType.STRING, content_media_type="application/json"),
+        "retry": Schema(type=OpenAPIType.INTEGER),
+    },
+)
+
+
 class _EventsOperation(_BASE_OPERATION):  # type: ignore[misc,valid-type]
     """The generated operation, with the event-stream answer and the Last-Event-ID header."""
 
@@ -246,7 +259,9 @@ class _EventsOperation(_BASE_OPERATION):  # type: ignore[misc,valid-type]
             "the event body (docs/EVENTS.md); a `: hb` comment every sse_heartbeat seconds",
             content={
                 sse.MEDIA_TYPE: OpenAPIMediaType(
-                    schema=Schema(type=OpenAPIType.STRING),
+                    # One event of the stream (how SSE-aware tools such as schemathesis and
+                    # OpenAPI 3.2's itemSchema read an event-stream schema), not the whole body.
+                    schema=_EVENT_SCHEMA,
                     examples={"example": Example(value=EXAMPLE)},
                 )
             },
