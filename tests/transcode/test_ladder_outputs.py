@@ -62,19 +62,23 @@ def test_snapshots_are_outputs_of_the_ladder_command():
     assert value_after(argv, "-i") == ["/in.mp4"]  # one input, one decode: no second process
     (graph,) = value_after(argv, "-filter_complex")
     parts = graph.split(";")
-    # The decode splits into the scale chain and the snapshot branch, which selects 3 frames.
+    # The decode splits into the scale chain and the snapshot branch: select, then one scaler.
     assert parts[0] == "[0:v:0]split=2[c][snap]"
-    (select,) = [p for p in parts if p.startswith("[snap]select=n=3:")]
-    assert select.endswith("[j0][j1][j2]")
+    (select,) = [p for p in parts if p.startswith("[snap]select=e=")]
+    assert select.endswith(",scale=1280:720:flags=bicubic,setsar=1[shots]")
+    # The first frame opens the JPEG output at once (FFmpeg reports no progress before every
+    # output has started, and the stall watchdog reads that progress), then one frame per time.
+    assert select.startswith("[snap]select=e=eq(n\\,0)+")
     for t in ("0.500", "1.500", "2.500"):
-        assert f"gte(t\\,{t})" in select
-    for i in range(3):
-        assert f"[j{i}]scale=1280:720:flags=bicubic,setsar=1[p{i}]" in parts
-    assert value_after(argv, "-map")[-3:] == ["[p0]", "[p1]", "[p2]"]
-    assert value_after(argv, "-frames:v") == ["1"] * 3
+        assert f"gte(t\\,{t})*(isnan(prev_pts)+lt(prev_pts*TB\\,{t}))" in select
+    assert value_after(argv, "-map")[-1] == "[shots]"
+    assert value_after(argv, "-fps_mode:v") == ["passthrough"]
+    assert value_after(argv, "-start_number") == ["0"]
+    assert argv[-1] == "/o/s/snapshot_%02d.jpg"
     shots = cmd.snapshots
-    assert shots is not None and shots.paths == [f"/o/s/snapshot_{i:02d}.jpg" for i in range(3)]
-    assert argv[-1] == "/o/s/snapshot_02.jpg" and shots.times_ms == [500, 1500, 2500]
+    # snapshot_00.jpg is the opening frame; snapshot i is file i + 1.
+    assert shots is not None and shots.paths == [f"/o/s/snapshot_{i:02d}.jpg" for i in (1, 2, 3)]
+    assert shots.times_ms == [500, 1500, 2500] and (shots.width, shots.height) == (1280, 720)
     assert "/o/s" in cmd.directories
 
 
@@ -87,7 +91,7 @@ def test_snapshots_alone_beside_a_passthrough_still_decode():
     cmd = build_transcode("/in.mp4", plans_for(info, "1080p"), "/o", has_audio=True,
                           frame_rate=30.0, passthrough=chosen, snapshots=request)  # fmt: skip
     (graph,) = value_after(cmd.argv, "-filter_complex")
-    assert graph.startswith("[0:v:0]null[snap];[snap]select=n=1:")
+    assert graph.startswith("[0:v:0]null[snap];[snap]select=e=")
     assert value_after(cmd.argv, "-c:v") == ["copy"]
 
 

@@ -99,18 +99,17 @@ class SnapshotOutputs(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _picks(times_ms: Sequence[int]) -> str:
-    """A select expression routing the first frame at or after each time to its own output.
+    """A select expression: the very first frame, then the first frame at or after each time.
 
     ``prev_pts`` is the previous frame's, so "t >= T and the previous frame was before T" holds
-    for exactly one frame per T; when one frame is first for several times, the latest wins and
-    the earlier outputs stay empty (as a seek past the last frame writes nothing).
+    for exactly one frame per T. The first frame opens the output at once: FFmpeg prints no
+    progress until every output has started, and a watchdog reads that progress.
     """
-    expr = "0"
-    for index, at in enumerate(times_ms):
+    terms = ["eq(n\\,0)"]
+    for at in times_ms:
         t = f"{at / 1000:.3f}"
-        first = f"gte(t\\,{t})*(isnan(prev_pts)+lt(prev_pts*TB\\,{t}))"
-        expr = f"if({first}\\,{index + 1}\\,{expr})"
-    return expr
+        terms.append(f"gte(t\\,{t})*(isnan(prev_pts)+lt(prev_pts*TB\\,{t}))")
+    return "+".join(terms)
 
 
 def snapshot_outputs(
@@ -121,26 +120,26 @@ def snapshot_outputs(
     width: int,
     height: int,
     quality: int = 3,
-    name: str = "snapshot_{index:02d}.jpg",
 ) -> SnapshotOutputs:
-    """JPEGs taken from a decode that already runs: select picks the frames, then one scale each.
+    """JPEGs taken from a decode that already runs: select picks the frames, one scaler, one JPEG
+    sequence (snapshot_00.jpg is the opening frame; snapshot i is file i + 1).
 
     source_label is a filtergraph pad carrying the decoded (autorotated) video; width x height
-    is the display size, as for build_snapshots.
+    is the display size, as for build_snapshots. When one frame is the first at or after
+    several times (a clip with fewer frames than snapshots), it is written once and the last
+    files are missing; callers keep the snapshots that exist.
     """
     if not times_ms:
         raise ValueError("no snapshot times")
-    n = len(times_ms)
-    pads = "".join(f"[j{i}]" for i in range(n))
-    graph = [f"[{source_label}]select=n={n}:e={_picks(times_ms)}{pads}"]
-    graph += [f"[j{i}]scale={width}:{height}:flags=bicubic,setsar=1[p{i}]" for i in range(n)]
-    args: list[str] = []
-    paths: list[str] = []
-    for index in range(n):
-        path = os.fspath(Path(out_dir) / name.format(index=index))
-        paths.append(path)
-        args += ["-map", f"[p{index}]", "-frames:v", "1", "-q:v", str(quality)]
-        args += ["-an", "-sn", "-dn", "-map_metadata", "-1", "-f", "image2", "-update", "1", path]
+    out = Path(out_dir)
+    graph = [
+        f"[{source_label}]select=e={_picks(times_ms)},"
+        f"scale={width}:{height}:flags=bicubic,setsar=1[shots]"
+    ]
+    args = ["-map", "[shots]", "-fps_mode:v", "passthrough", "-q:v", str(quality)]
+    args += ["-an", "-sn", "-dn", "-map_metadata", "-1", "-f", "image2", "-start_number", "0"]
+    args.append(os.fspath(out / "snapshot_%02d.jpg"))
+    paths = [os.fspath(out / f"snapshot_{index + 1:02d}.jpg") for index in range(len(times_ms))]
     return SnapshotOutputs(
         graph=graph, args=args, times_ms=list(times_ms), paths=paths, width=width, height=height
     )
