@@ -126,3 +126,17 @@ def test_concat_script_refused(clips, tmp_path):
     script.write_text(f"ffconcat version 1.0\nfile '{media.landscape(clips)}'\n")
     with pytest.raises(UnsupportedMedia, match="concat"):
         probe(script)
+
+
+def test_passthrough_facts(clips):
+    from tests.transcode.test_ladder_e2e import fitting_clip, starved_clip
+
+    dense = probe(fitting_clip(clips))
+    # A key frame every 25 frames at 25 fps: the longest gap is one second.
+    assert dense.keyframe_interval == 1.0
+    assert (dense.pix_fmt, dense.video_profile, dense.video_level) == ("yuv420p", "High", 30)
+    assert dense.audio_profile == "LC"
+    assert 400_000 < dense.video_bitrate_estimate < 600_000
+    # One key frame in 4 s: the gap after it, up to the last packet, counts.
+    assert probe(starved_clip(clips)).keyframe_interval >= 3.9
+    assert probe(media.odd_size(clips)).pix_fmt == "yuv444p"
