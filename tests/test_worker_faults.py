@@ -218,8 +218,14 @@ def test_sigkilled_worker_job_is_taken_over_and_completes_once(stack, api, clips
         job, pids = wait_ladder(stack.env, vid)
         victim = next(w for w in fleet.workers if f":{w.pid}:" in job["worker"])
         survivor = next(w for w in fleet.workers if w is not victim)
-        # The dead attempt has already uploaded its snapshots under its own prefix.
-        dead_prefix = {prefix_of(k) for k in media_files(stack, vid)}
+        # The running attempt publishes its HLS segments under its own prefix as FFmpeg writes
+        # them (snapshots come from the same run): wait for some, so the clean-up is checked.
+        dead_prefix = wait_until(
+            lambda: {prefix_of(k) for k in media_files(stack, vid)} or None,
+            30,
+            "the running attempt's first published objects",
+            interval=0.05,
+        )
         assert len(dead_prefix) == 1
         victim.kill()  # SIGKILL to the worker's process group: no cleanup of any kind runs
         time.sleep(1)

@@ -25,7 +25,7 @@ from vasset.transcode import commands, ladder, passthrough, progressive, queue, 
 from vasset.transcode.jobstate import JobState
 from vasset.transcode.outputs import verify_outputs
 from vasset.transcode.probe import MediaInfo, probe
-from vasset.transcode.progressive import Publisher
+from vasset.transcode.progressive import Publisher, insert_rendition
 from vasset.transcode.queue import Job
 from vasset.transcode.sandbox import Progress, run_ffmpeg, timeout_for
 from vasset.videos import repository as videos
@@ -335,11 +335,11 @@ async def _publish(
             # Hide the current renditions in the same transaction as the new ones.
             await videos.retire_renditions(conn, run.job.video_id)
         for output, key, size in batch:
-            await _insert_rendition(conn, source, output, key, size, "mp4")
+            await insert_rendition(conn, source, output, key, size, "mp4")
         if number == len(batches) - 1:
             LADDER.check(ladder_of(details, early or bool(old)), Ladder.COMPLETE)
             for output, key in hls_rows:
-                await _insert_rendition(conn, source, output, key, 0, "hls")
+                await insert_rendition(conn, source, output, key, 0, "hls")
             await _replace_snapshots(conn, run)
             details["hls_master"] = master_key
             details["output_prefix"] = run.prefix
@@ -379,32 +379,6 @@ async def _publish(
         progressive=early,
         replaced=len(stale),
         ladder=s.ladder,
-    )
-
-
-async def _insert_rendition(conn, source, output, key: str, size: int, fmt: str) -> None:
-    await videos.insert_video(
-        conn,
-        app_id=source.app_id,
-        parent_id=source.id,
-        source_name=source.source_name,
-        file_size=size,
-        video_width=output.width,
-        video_height=output.height,
-        duration=source.duration,
-        definition=output.name,
-        storage_uri=key,
-        status=VideoStatus.PLAYABLE.value,
-        format=fmt,
-        media_info=json.dumps(
-            {
-                "bitrate": output.video_bitrate + output.audio_bitrate,
-                "bandwidth": output.bandwidth,
-                "codecs": output.codecs,
-                "frame_rate": output.frame_rate,
-                "passthrough": output.passthrough,
-            }
-        ),
     )
 
 

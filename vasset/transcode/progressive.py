@@ -53,7 +53,7 @@ from vasset.storage import keys
 from vasset.transcode import commands
 from vasset.transcode.repository import holds
 from vasset.videos import repository as videos
-from vasset.videos.state import LADDER, Ladder, ladder_of
+from vasset.videos.state import LADDER, Ladder, VideoStatus, ladder_of
 
 if TYPE_CHECKING:
     from vasset.transcode.pipeline import JobRun
@@ -228,7 +228,6 @@ class Publisher:
 
     async def _point_video(self, conn: AsyncConnection, new: list, master_key: str) -> None:
         """Point the video at this attempt's HLS (first time: hide any earlier partial set)."""
-        from vasset.transcode.pipeline import _insert_rendition
 
         vid = self.run.job.video_id
         # The video row first, then the job's (videos.lock_video): the API's lock order.
@@ -249,7 +248,7 @@ class Publisher:
             }
             await videos.retire_renditions(conn, vid)
         for out in new:
-            await _insert_rendition(conn, source, out, self.key(out.hls_playlist), 0, "hls")
+            await insert_rendition(conn, source, out, self.key(out.hls_playlist), 0, "hls")
         details.update(hls_master=master_key, output_prefix=self.run.prefix, ladder="partial")
         await videos.update_video(conn, vid, media_info=json.dumps(details))
         if first:
@@ -298,3 +297,30 @@ async def drop_partial(conn: AsyncConnection, vid: int) -> bool:
     await videos.update_video(conn, vid, media_info=json.dumps(details))
     log.info("partial_ladder_retired", vid=vid, renditions=len(children))
     return True
+
+
+async def insert_rendition(conn, source, output, key: str, size: int, fmt: str) -> None:
+    """Record one published rendition of source (a playable child row)."""
+    await videos.insert_video(
+        conn,
+        app_id=source.app_id,
+        parent_id=source.id,
+        source_name=source.source_name,
+        file_size=size,
+        video_width=output.width,
+        video_height=output.height,
+        duration=source.duration,
+        definition=output.name,
+        storage_uri=key,
+        status=VideoStatus.PLAYABLE.value,
+        format=fmt,
+        media_info=json.dumps(
+            {
+                "bitrate": output.video_bitrate + output.audio_bitrate,
+                "bandwidth": output.bandwidth,
+                "codecs": output.codecs,
+                "frame_rate": output.frame_rate,
+                "passthrough": output.passthrough,
+            }
+        ),
+    )
