@@ -19,17 +19,14 @@ from pathlib import Path
 from tests.support.db import drop_database
 from tests.support.redis_server import RedisServer
 from tests.support.server import ROOT, ServerProcess
+from tests.support.stack import FAST_WORKER, MYSQL_BASE
 from tests.support.workers import WorkerProcess, open_slot_epoch
 
-MYSQL_BASE = os.environ.get("VASSET_TEST_MYSQL", "mysql+asyncmy://root@127.0.0.1:3306")
-
-#: Short leases and heartbeats: a killed worker's job is taken over in seconds, not minutes.
+#: Short leases and heartbeats (the test stack's): a killed worker's job is taken over in
+#: seconds, not minutes; a smaller ladder and the bench's global FFmpeg cap of 2.
 WORKER_ENV = {
+    **FAST_WORKER,
     "VASSET_FFMPEG_GLOBAL_LIMIT": "2",
-    "VASSET_JOB_HEARTBEAT": "1",
-    "VASSET_JOB_LEASE": "5",
-    "VASSET_JOB_BACKOFF_BASE": "0.5",
-    "VASSET_WORKER_POLL_INTERVAL": "0.2",
     "VASSET_LADDER": "240p,360p",
     "VASSET_IMAGE_COUNT": "2",
 }
