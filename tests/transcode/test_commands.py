@@ -65,6 +65,15 @@ def test_transcode_argv_is_one_decode_with_split():
     assert value_after(argv, "-preset") == ["veryfast"] * 4
 
 
+def test_key_frames_on_a_clock_with_an_optional_early_one():
+    assert value_after(build().argv, "-force_key_frames:v") == ["expr:gte(t,n_forced*2)"] * 4
+    early = build(first_keyframe=1, hls_time=1, hls_playlist_type="event").argv
+    clock = "expr:gte(t,if(eq(n_forced,0),0,1+(n_forced-1)*2))"
+    assert value_after(early, "-force_key_frames:v") == [clock] * 4
+    hls = [a for a in early if "f=hls" in a]
+    assert len(hls) == 4 and all("hls_time=1:" in a for a in hls)
+
+
 def test_transcode_outputs_tee_mp4_and_hls():
     cmd = build(hls_segment_type="mpegts", preset="medium", threads=2)
     tees = value_after(cmd.argv, "-f")[1:]

@@ -32,20 +32,20 @@ async def transcode(request: Request, ctx: Ctx, q: NamedDependency[TranscodePara
     """Queue a transcode of a video, or import a source URI as a new video."""
     if q.vid is not None:
         app = await provide_caller(request, ctx)
-        vid = await ctx.transcodes.enqueue(app.id, q.vid, "transcode", q.priority, q.definitions)
+        vid = await ctx.transcodes.enqueue(app.id, q.vid, "transcode", q.priority, q.options())
         return Queued(vid=vid, status=QUEUED)
     if not q.src:
         raise errors.MissingParameter("missing required parameter: vid or src", parameter="vid")
     app = await provide_caller(request, ctx)
     vid = await ctx.transcodes.import_source(
-        app.id, q.src, q.dst, q.priority or 0, q.definitions, q.ttl
+        app.id, q.src, q.dst, q.priority or 0, q.options(), q.ttl
     )
     return Queued(vid=vid, status=QUEUED)
 
 
 async def _retranscode(request: Request, ctx: Ctx, q: NamedDependency[RetranscodeParams]) -> Queued:
     app = await provide_caller(request, ctx)
-    vid = await ctx.transcodes.enqueue(app.id, q.vid, "retranscode", q.priority, q.definitions)
+    vid = await ctx.transcodes.enqueue(app.id, q.vid, "retranscode", q.priority, q.options())
     return Queued(vid=vid, status=QUEUED)
 
 

@@ -171,8 +171,16 @@ def _scale_chain(
     return graph, "snap" if snapshots else None
 
 
+def _keyframe_clock(gop_seconds: float, first_keyframe: float | None) -> str:
+    """FFmpeg's -force_key_frames expression: every gop_seconds, or 0, first, then every gop."""
+    if first_keyframe is None:
+        return f"expr:gte(t,n_forced*{_fps(gop_seconds)})"
+    first, gop = _fps(first_keyframe), _fps(gop_seconds)
+    return f"expr:gte(t,if(eq(n_forced,0),0,{first}+(n_forced-1)*{gop}))"
+
+
 def _video_codec_args(
-    plan: RenditionPlan, level: str, preset: str, gop: int, gop_seconds: float, x264: str
+    plan: RenditionPlan, level: str, preset: str, gop: int, keyframes: str, x264: str
 ) -> list[str]:
     args = [
         "-c:v",
@@ -194,7 +202,7 @@ def _video_codec_args(
         # Key frames on a clock (works for variable frame rates too), none from scene cuts,
         # so every rendition cuts its HLS segments at the same instants.
         "-force_key_frames:v",
-        f"expr:gte(t,n_forced*{_fps(gop_seconds)})",
+        keyframes,
         "-g:v",
         str(gop),
         "-keyint_min:v",
@@ -223,6 +231,7 @@ def build_transcode(
     hls_time: int = HLS_SEGMENT_SECONDS,
     hls_playlist_type: str = "vod",
     gop_seconds: float = GOP_SECONDS,
+    first_keyframe: float | None = None,
     passthrough: Passthrough | None = None,
     snapshots: SnapshotRequest | None = None,
     loglevel: str = "warning",
@@ -230,7 +239,9 @@ def build_transcode(
     """One FFmpeg run that writes every planned rendition (MP4, and HLS when asked).
 
     passthrough names the (top) plan that remuxes the source's video instead of encoding it;
-    snapshots adds JPEG outputs taken from the same decode.
+    snapshots adds JPEG outputs taken from the same decode. first_keyframe puts the second key
+    frame that many seconds in (then one every gop_seconds): with hls_time no longer than it,
+    the first HLS segment closes early.
     """
     if not plans:
         raise ValueError("no renditions to build")
@@ -244,6 +255,7 @@ def build_transcode(
     rate = frame_rate if 0 < frame_rate <= MAX_FRAME_RATE else 0.0
     out_rate = rate or (MAX_FRAME_RATE if frame_rate > MAX_FRAME_RATE else 30.0)
     gop = max(1, round(out_rate * gop_seconds))
+    keyframes = _keyframe_clock(gop_seconds, first_keyframe)
 
     # Exact stream indexes from the probe: "0:v" alone could pick a cover-art picture.
     video = f"0:{video_stream}" if video_stream is not None else "0:v:0"
@@ -285,7 +297,7 @@ def build_transcode(
         if copy is not None:
             argv += ["-c:v", "copy"]
         else:
-            argv += _video_codec_args(plan, level, preset, gop, gop_seconds, x264_params)
+            argv += _video_codec_args(plan, level, preset, gop, keyframes, x264_params)
             if threads:
                 argv += ["-threads:v", str(threads)]
         audio_bitrate = plan.audio_bitrate

@@ -23,6 +23,7 @@ from vasset.storage import keys
 from vasset.tracing.spans import ffmpeg_span, job_span
 from vasset.transcode import commands, ladder, passthrough, progressive, queue, snapshots
 from vasset.transcode.jobstate import JobState
+from vasset.transcode.options import TranscodeOptions
 from vasset.transcode.outputs import verify_outputs
 from vasset.transcode.probe import MediaInfo, probe
 from vasset.transcode.progressive import Publisher, insert_rendition
@@ -216,7 +217,8 @@ async def _store_snapshots(run: JobRun, shots: snapshots.SnapshotOutputs) -> Non
 async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> None:
     """One FFmpeg process for the whole ladder and the snapshots, then publish lowest first."""
     s = run.ctx.settings
-    wanted = run.job.options.get("definitions") or s.ladder
+    asked = TranscodeOptions.from_params(run.job.options)
+    wanted = asked.definitions or s.ladder
     plans = ladder.plan_ladder(
         info.width,
         info.height,
@@ -248,7 +250,10 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
         threads=s.ffmpeg_threads,
         hls=s.hls,
         hls_playlist_type="event" if live else "vod",
-        hls_time=segment,
+        # Live: a 1 s first segment, then 2 s ones (segments close at the first key frame
+        # at least hls_time in), so the first publish comes about a second sooner.
+        hls_time=progressive.FIRST_SEGMENT_SECONDS if live else segment,
+        first_keyframe=progressive.FIRST_SEGMENT_SECONDS if live else None,
         passthrough=copy,
         snapshots=await _snapshot_request(run, info),
     )

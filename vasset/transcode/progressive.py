@@ -2,10 +2,10 @@
 
 The design, in one place:
 
-- FFmpeg writes every HLS variant as an EVENT playlist (``hls_playlist_type=event``) with 2 s
-  segments. FFmpeg names a segment in the playlist only once the segment is closed, and writes
-  EVENT playlists through a temp file and a rename, so whatever the local playlist says is on
-  disk, whole.
+- FFmpeg writes every HLS variant as an EVENT playlist (``hls_playlist_type=event``) with a
+  1 s first segment (an extra key frame at 1 s) and 2 s segments after it. FFmpeg names a
+  segment in the playlist only once the segment is closed, and writes EVENT playlists through
+  a temp file and a rename, so whatever the local playlist says is on disk, whole.
 - A ``Publisher`` watches the attempt's output folder while FFmpeg runs. Each round, per
   variant: it uploads the init segment and every new segment, then the variant playlist that
   names them (segments before the playlist, so a player never sees a name without bytes). The
@@ -64,6 +64,8 @@ T = TypeVar("T")
 
 #: Segment length while publishing progressively: one GOP, so the first segment closes early.
 SEGMENT_SECONDS = 2
+#: The first segment's length: the first publish waits for it.
+FIRST_SEGMENT_SECONDS = 1
 #: Seconds between two looks at the output folder.
 POLL_INTERVAL = 0.2
 #: Longest wait for a publish round in flight once FFmpeg has ended.

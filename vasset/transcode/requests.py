@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vasset import errors
 from vasset.db import run_transaction
 from vasset.transcode import importer, ladder, queue
+from vasset.transcode.options import TranscodeOptions
 from vasset.videos import repository as videos
 from vasset.videos.state import TRANSCODABLE, VideoStatus
 
@@ -33,6 +35,13 @@ def checked_definitions(value: str | None, default: str) -> str | None:
     return ",".join(r.name for r in wanted)
 
 
+def checked_options(options: TranscodeOptions, default_ladder: str) -> TranscodeOptions:
+    """Options with their definitions validated and normalised (raises InvalidParameter)."""
+    return msgspec.structs.replace(
+        options, definitions=checked_definitions(options.definitions, default_ladder)
+    )
+
+
 class TranscodeRequests:
     """Queues transcodes of existing videos and imports of source URIs (built once per process)."""
 
@@ -40,11 +49,16 @@ class TranscodeRequests:
         self.ctx = ctx
 
     async def enqueue(
-        self, app_id: int, vid: int, kind: str, priority: int | None, definitions: str | None
+        self,
+        app_id: int,
+        vid: int,
+        kind: str,
+        priority: int | None,
+        options: TranscodeOptions | None = None,
     ) -> int:
         """Queue a (re)transcode of one of the app's videos; returns the vid."""
         ctx = self.ctx
-        defs = checked_definitions(definitions, ctx.settings.ladder)
+        params = checked_options(options or TranscodeOptions(), ctx.settings.ladder).to_params()
 
         async def enqueue(conn: AsyncConnection) -> None:
             video = await videos.get_video(conn, vid, app_id, for_update=True)
@@ -53,7 +67,6 @@ class TranscodeRequests:
             if video.status not in TRANSCODABLE:
                 raise errors.InvalidState(f"a video that is {video.status} cannot be transcoded")
             prio = video.task_priority if priority is None else priority
-            params = {"definitions": defs} if defs else {}
             await queue.enqueue(
                 conn, app_id, vid, kind, prio, ctx.settings.job_max_attempts, params
             )
@@ -69,14 +82,14 @@ class TranscodeRequests:
         src: str,
         dst: str | None,
         priority: int,
-        definitions: str | None,
+        options: TranscodeOptions | None = None,
         ttl: int | None = None,
     ) -> int:
         """Create a video fetched from src by a worker; returns its vid (ttl: its lifetime)."""
         ctx = self.ctx
         s = ctx.settings
         await importer.check_source(ctx, app_id, src)
-        defs = checked_definitions(definitions, s.ladder)
+        asked = checked_options(options or TranscodeOptions(), s.ladder).to_params()
         name = src.rstrip("/").rsplit("/", 1)[-1][:200] or "import"
 
         async def create(conn: AsyncConnection) -> int:
@@ -89,9 +102,7 @@ class TranscodeRequests:
                 image_count=s.image_count,
                 ttl=ttl,
             )
-            params = {"src": src, "dst": dst}
-            if defs:
-                params["definitions"] = defs
+            params = {"src": src, "dst": dst, **asked}
             await queue.enqueue(conn, app_id, vid, "import", priority, s.job_max_attempts, params)
             return vid
 

@@ -8,6 +8,7 @@ import msgspec
 
 from vasset.http.params import Id, Priority
 from vasset.http.schemas import Answer
+from vasset.transcode.options import TranscodeOptions
 from vasset.videos.schemas import Ttl, Vid
 
 Definitions = Annotated[
@@ -32,6 +33,10 @@ class TranscodeParams(msgspec.Struct):
     definitions: Definitions = None
     ttl: Annotated[Ttl | None, msgspec.Meta(description="with src: the new video's ttl")] = None
 
+    def options(self) -> TranscodeOptions:
+        """What the job is asked to make."""
+        return TranscodeOptions(definitions=self.definitions)
+
 
 class RetranscodeParams(msgspec.Struct):
     """Query of POST /video/retranscode."""
@@ -39,6 +44,10 @@ class RetranscodeParams(msgspec.Struct):
     vid: Vid
     priority: TaskPriority = None
     definitions: Definitions = None
+
+    def options(self) -> TranscodeOptions:
+        """What the job is asked to make."""
+        return TranscodeOptions(definitions=self.definitions)
 
 
 class Queued(Answer):
