@@ -99,6 +99,11 @@ class InvalidWebhookUrl(BadRequest):
     default_message = "the webhook url is not allowed"
 
 
+class InvalidImage(BadRequest):
+    code = "InvalidImage"
+    default_message = "the body is not a PNG this service accepts"
+
+
 # 401: authentication
 class Unauthorized(VassetError):
     status = 401
@@ -190,6 +195,11 @@ class EndpointNotFound(NotFound):
 class DeliveryNotFound(NotFound):
     code = "DeliveryNotFound"
     default_message = "no such webhook delivery"
+
+
+class AssetNotFound(NotFound):
+    code = "AssetNotFound"
+    default_message = "no such asset (unknown, deleted or another app's)"
 
 
 # 403 / 410 / 412 / 415 / 423 / 460: the resumable-upload protocols' own statuses
@@ -375,3 +385,4 @@ class FailureCode(StrEnum):
     TRANSCODE_CANCELLED = "TranscodeCancelled"  # the job was cancelled while FFmpeg ran
     TRANSCODE_KILLED = "TranscodeKilled"  # FFmpeg died of a signal
     TRANSCODE_ABANDONED = "TranscodeAbandoned"  # the worker's lease expired (crash, kill -9)
+    FONT_MISSING = "FontMissing"  # text overlay asked for, VASSET_FONT_FILE is not on the worker

@@ -147,6 +147,8 @@ export const ERROR_CODES = Object.freeze([
   'UploadLocked', 'ChecksumMismatch',
   // webhooks (docs/EVENTS.md)
   'InvalidWebhookUrl', 'EndpointNotFound', 'DeliveryNotFound',
+  // image assets and overlays (docs/API.md)
+  'InvalidImage', 'AssetNotFound',
 ]);
 
 /** Codes this SDK sets itself (no answer, or an upload that could not finish); `HTTP{status}` for an answer without a code. */

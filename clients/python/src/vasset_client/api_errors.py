@@ -66,6 +66,12 @@ class InvalidWebhookUrl(BadRequest):
     default_code = "InvalidWebhookUrl"
 
 
+class InvalidImage(BadRequest):
+    """400 InvalidImage: an asset body is not a complete PNG, or is too large on a side."""
+
+    default_code = "InvalidImage"
+
+
 class InvalidHeader(BadRequest):
     """400 InvalidHeader: a tus / IETF protocol header is malformed (body.header)."""
 
@@ -209,6 +215,12 @@ class DeliveryNotFound(NotFound):
     """404 DeliveryNotFound: unknown or another app's webhook delivery."""
 
     default_code = "DeliveryNotFound"
+
+
+class AssetNotFound(NotFound):
+    """404 AssetNotFound: unknown, deleted or another app's image asset."""
+
+    default_code = "AssetNotFound"
 
 
 class MethodNotAllowed(ClientError):

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vasset_client.api_errors import (
+    AssetNotFound,
     BadRequest,
     ChecksumMismatch,
     ClientError,
@@ -33,6 +34,7 @@ from vasset_client.api_errors import (
     InvalidContentRange,
     InvalidDigest,
     InvalidHeader,
+    InvalidImage,
     InvalidMetricsToken,
     InvalidParameter,
     InvalidPartSize,
@@ -77,6 +79,7 @@ from vasset_client.error_base import BY_CODE, VassetError, parse_retry_after
 __all__ = [
     "CLIENT_CODES",
     "SERVER_CODES",
+    "AssetNotFound",
     "BadRequest",
     "ChecksumMismatch",
     "ClientError",
@@ -95,6 +98,7 @@ __all__ = [
     "InvalidContentRange",
     "InvalidDigest",
     "InvalidHeader",
+    "InvalidImage",
     "InvalidMetricsToken",
     "InvalidParameter",
     "InvalidPartSize",
