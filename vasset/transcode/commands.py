@@ -18,6 +18,7 @@ from pathlib import Path
 
 import msgspec
 
+from vasset.transcode import codecs as video_codecs
 from vasset.transcode.ffargs import VIDEO_DEMUXERS, common_args, input_args
 from vasset.transcode.ladder import RenditionPlan
 from vasset.transcode.passthrough import Passthrough
@@ -289,6 +290,11 @@ def build_transcode(
     for i, plan in enumerate(plans):
         copy = passthrough if plan.name == copied else None
         level = copy.level if copy is not None else h264_level(plan.width, plan.height, out_rate)
+        # hevc/av1 variants: their encoder, level and CODECS come from transcode.codecs.
+        alt = video_codecs.encoding(
+            plan, frame_rate=out_rate, gop=gop, keyframes=keyframes, has_audio=has_audio
+        )
+        level = alt.level if alt is not None else level
         mp4_path = out / f"{plan.name}.mp4"
         argv += ["-map", video if copy is not None else f"[v{i}]"]
         if has_audio:
@@ -297,7 +303,8 @@ def build_transcode(
         if copy is not None:
             argv += ["-c:v", "copy"]
         else:
-            argv += _video_codec_args(plan, level, preset, gop, keyframes, x264_params)
+            x264 = _video_codec_args(plan, level, preset, gop, keyframes, x264_params)
+            argv += alt.args if alt is not None else x264
             if threads:
                 argv += ["-threads:v", str(threads)]
         audio_bitrate = plan.audio_bitrate
@@ -332,7 +339,7 @@ def build_transcode(
             slaves.append(f"[{':'.join(opts)}]{_tee_path(variant_dir / 'index.m3u8')}")
         argv += ["-f", "tee", "|".join(slaves)]
 
-        codecs = codecs_string(level, has_audio=has_audio)
+        codecs = alt.codecs if alt is not None else codecs_string(level, has_audio=has_audio)
         if copy is not None:
             codecs = f"{copy.codecs_video},mp4a.40.2" if has_audio else copy.codecs_video
         outputs.append(

@@ -50,6 +50,8 @@ class RenditionPlan(msgspec.Struct, frozen=True, kw_only=True):
     max_rate: int
     buffer_size: int
     audio_bitrate: int
+    #: h264, or hevc/av1 for a codec variant (see transcode.codecs).
+    codec: str = "h264"
 
 
 def _rung(name: str, height: int, kbps: int, audio_kbps: int) -> Rendition:

@@ -22,6 +22,7 @@ from vasset.db import run_transaction, transaction
 from vasset.storage import keys
 from vasset.tracing.spans import ffmpeg_span, job_span
 from vasset.transcode import commands, ladder, passthrough, progressive, queue, snapshots
+from vasset.transcode.codecs import with_variants
 from vasset.transcode.jobstate import JobState
 from vasset.transcode.options import TranscodeOptions
 from vasset.transcode.outputs import verify_outputs
@@ -237,6 +238,8 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
         log.debug("passthrough_refused", vid=run.job.video_id, rendition=plans[-1].name, why=why)
     else:
         log.info("passthrough_chosen", vid=run.job.video_id, rendition=copy.name)
+    # codec=hevc|av1 adds those renditions beside H.264 (after the passthrough choice: H.264 only)
+    plans = with_variants(plans, asked.codec)
     out = run.workdir / "out"
     cmd = commands.build_transcode(
         source,
