@@ -1,0 +1,1 @@
+"""Captions: WebVTT / SRT per language, in playurl and as the HLS master's SUBTITLES group."""
