@@ -49,6 +49,8 @@ V = VideoStatus
 CLAIM_CANDIDATES = 20
 #: Errors are stored in VARCHAR(1024) columns.
 ERROR_LIMIT = 1000
+#: Job kinds that make their video's source first (the video waits as uploading meanwhile).
+SOURCE_JOBS = frozenset({"import", "clip"})
 
 
 async def enqueue(
@@ -74,7 +76,7 @@ async def enqueue(
     job_id = await jobs.insert_job(
         conn, app_id, vid, kind, priority, max_attempts, params, current_traceparent()
     )
-    if kind == "import" and video.status == V.UPLOADING:
+    if kind in SOURCE_JOBS and video.status == V.UPLOADING:
         return job_id  # the video stays uploading while its source is fetched (API.md)
     await videos.move_video(
         conn, vid, video.status, V.TRANSCODE_QUEUED, task_priority=priority, progress=0, error=None
@@ -107,7 +109,7 @@ async def claim(conn: AsyncConnection, worker: str, lease: float) -> Job | None:
         video = await videos.get_video(conn, vid)
         status = video.status if video else None
         # An import starts while its video is uploading; anything else waits in the queue.
-        fetch_first = status == V.UPLOADING and queued.kind == "import"
+        fetch_first = status == V.UPLOADING and queued.kind in SOURCE_JOBS
         if status != V.TRANSCODE_QUEUED and not fetch_first:
             # The video moved on without this job (e.g. rows older than this rule): never run it.
             await jobs.move_job(
@@ -278,7 +280,7 @@ async def requeue(conn: AsyncConnection, job_id: int) -> bool:
     video = await videos.get_video(conn, job.video_id) if job else None
     if job is None or video is None:
         return False
-    fetch_first = job.kind == "import" and video.status == V.UPLOADING
+    fetch_first = job.kind in SOURCE_JOBS and video.status == V.UPLOADING
     if not fetch_first and video.status not in TRANSCODABLE:
         return False
     # One live job per video: requeueing an old job supersedes a newer one.
