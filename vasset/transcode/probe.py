@@ -26,7 +26,6 @@ from typing import Any
 import msgspec
 import structlog
 
-from vasset.errors import FailureCode
 from vasset.transcode.ffargs import (
     AUDIO_DEMUXERS,
     FFMPEG,
@@ -37,6 +36,12 @@ from vasset.transcode.ffargs import (
     whitelist,
 )
 from vasset.transcode.ladder import display_size
+from vasset.transcode.media_errors import CorruptMedia as CorruptMedia
+from vasset.transcode.media_errors import InvalidOutput as InvalidOutput
+from vasset.transcode.media_errors import MediaError as MediaError
+from vasset.transcode.media_errors import NotAVideo as NotAVideo
+from vasset.transcode.media_errors import ProbeFailed as ProbeFailed
+from vasset.transcode.media_errors import UnsupportedMedia as UnsupportedMedia
 from vasset.transcode.mediainfo import MediaInfoError, first_tracks
 
 log = structlog.get_logger(__name__)
@@ -47,51 +52,6 @@ MEDIAINFO_MEMORY_LIMIT = 2 << 30
 # Key frames are measured over the first seconds only: enough to see a camera's GOP, and the
 # packet headers of that window read in milliseconds whatever the file's length.
 KEYFRAME_WINDOW_SECONDS = 30
-
-
-class MediaError(Exception):
-    """A media problem with a stable code; permanent ones fail the job without a retry."""
-
-    # Plain attributes, not ClassVars: FfmpegError sets them per instance from its result.
-    code: str = "MediaError"
-    permanent: bool = False
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-        super().__init__(message)
-
-
-class ProbeFailed(MediaError):
-    """The probe itself could not run (tool missing, timeout): may work on another attempt."""
-
-    code = FailureCode.PROBE_FAILED
-
-
-class NotAVideo(MediaError):
-    """Readable media without a video stream: audio only, a still image, cover art only."""
-
-    code = FailureCode.NOT_A_VIDEO
-    permanent = True
-
-
-class UnsupportedMedia(MediaError):
-    """Not media FFmpeg will read: text, a refused container (playlists), an unknown codec."""
-
-    code = FailureCode.UNSUPPORTED_MEDIA
-    permanent = True
-
-
-class CorruptMedia(MediaError):
-    """A media container that is damaged or truncated."""
-
-    code = FailureCode.CORRUPT_MEDIA
-    permanent = True
-
-
-class InvalidOutput(MediaError):
-    """FFmpeg exited 0 but an output is missing or malformed (e.g. a failed tee slave)."""
-
-    code = FailureCode.INVALID_OUTPUT
 
 
 class MediaInfo(msgspec.Struct, frozen=True, kw_only=True):
