@@ -39,12 +39,17 @@ def _version() -> str:
 
 def route_handlers(settings: Settings) -> list[Any]:
     """Every route, gathered from the domain folders."""
+    from vasset.assets.api import ROUTES as asset_routes
+    from vasset.captions.api import ROUTES as caption_routes
+    from vasset.clips.api import ROUTES as clip_routes
     from vasset.console.api import ROUTES as console_routes
     from vasset.events.api import ROUTES as webhook_routes
     from vasset.events.stream_api import ROUTES as event_stream_routes
     from vasset.health import ROUTES as health_routes
     from vasset.metrics.http import metrics_route
     from vasset.playback.api import ROUTES as playback_routes
+    from vasset.playback.storyboard import ROUTES as storyboard_routes
+    from vasset.templates.api import ROUTES as template_routes
     from vasset.transcode.api import ROUTES as transcode_routes
     from vasset.upload.api import ROUTES as upload_routes
     from vasset.upload.direct_api import ROUTES as direct_routes
@@ -60,7 +65,12 @@ def route_handlers(settings: Settings) -> list[Any]:
         *resumable_routes(settings),
         *video_routes,
         *transcode_routes,
+        *template_routes,
+        *clip_routes,
         *playback_routes,
+        *storyboard_routes,
+        *caption_routes,
+        *asset_routes,
         *webhook_routes,
         *event_stream_routes,
         # The console's cookie-session routes serve its page only: not part of the API schema.

@@ -99,9 +99,49 @@ class InvalidWebhookUrl(BadRequest):
     default_message = "the webhook url is not allowed"
 
 
+class InvalidCaptions(BadRequest):
+    """A caption body that is not valid UTF-8 WebVTT or SRT; the message names the bad line."""
+
+    code = "InvalidCaptions"
+    default_message = "the body is not a valid WebVTT or SRT file"
+
+
 class InvalidImage(BadRequest):
     code = "InvalidImage"
     default_message = "the body is not a PNG this service accepts"
+
+
+class UnknownTemplate(BadRequest):
+    """template= names no transcode template of the app (unknown, deleted or another app's)."""
+
+    code = "UnknownTemplate"
+    default_message = "the app has no transcode template of that name"
+
+
+class ClipRangesMalformed(BadRequest):
+    """ranges of POST /video/clip is empty or not START-END[,START-END...] in ms."""
+
+    code = "ClipRangesMalformed"
+
+
+class ClipTooManyRanges(BadRequest):
+    code = "ClipTooManyRanges"
+
+
+class ClipRangeReversed(BadRequest):
+    code = "ClipRangeReversed"
+
+
+class ClipRangeEmpty(BadRequest):
+    code = "ClipRangeEmpty"
+
+
+class ClipRangesOverlap(BadRequest):
+    code = "ClipRangesOverlap"
+
+
+class ClipRangeOutOfBounds(BadRequest):
+    code = "ClipRangeOutOfBounds"
 
 
 # 401: authentication
@@ -197,9 +237,24 @@ class DeliveryNotFound(NotFound):
     default_message = "no such webhook delivery"
 
 
+class CaptionNotFound(NotFound):
+    code = "CaptionNotFound"
+    default_message = "the video has no captions in that language"
+
+
 class AssetNotFound(NotFound):
     code = "AssetNotFound"
     default_message = "no such asset (unknown, deleted or another app's)"
+
+
+class StoryboardNotFound(NotFound):
+    code = "StoryboardNotFound"
+    default_message = "the video has no storyboard (turned off when it was transcoded)"
+
+
+class AudioNotFound(NotFound):
+    code = "AudioNotFound"
+    default_message = "the video has no audio rendition (no audio in its source, or turned off)"
 
 
 # 403 / 410 / 412 / 415 / 423 / 460: the resumable-upload protocols' own statuses
@@ -340,6 +395,14 @@ class ServiceUnavailable(VassetError):
 
     def headers(self) -> dict[str, str]:
         return {**self.extra_headers, "Retry-After": str(self.retry_after)}
+
+
+class ThumbnailUnavailable(ServiceUnavailable):
+    code = "ThumbnailUnavailable"
+    default_message = "thumbnails are busy or FFmpeg timed out; retry later"
+
+    def __init__(self, message: str | None = None, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **extra)
 
 
 class StorageError(ServiceUnavailable):

@@ -17,11 +17,12 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vasset import errors
+from vasset.assets import jobs as overlay_inputs
 from vasset.context import Context
 from vasset.db import run_transaction, transaction
 from vasset.storage import keys
 from vasset.tracing.spans import ffmpeg_span, job_span
-from vasset.transcode import commands, ladder, passthrough, progressive, queue, snapshots
+from vasset.transcode import commands, ladder, passthrough, progressive, queue, sidecars, snapshots
 from vasset.transcode.codecs import with_variants
 from vasset.transcode.jobstate import JobState
 from vasset.transcode.options import TranscodeOptions
@@ -77,7 +78,7 @@ async def _execute(run: JobRun, on_ffmpeg: Callable) -> None:
     run.workdir.mkdir(parents=True, exist_ok=True)
     try:
         await _drop_dead_outputs(run)
-        source = await _source_file(run)
+        source = await _source_file(run, on_ffmpeg)
         run.check()
         # MediaInfo runs in its own process (capped, memory returned), so probes run side by side.
         memory_limit = run.ctx.settings.ffmpeg_memory_limit or None
@@ -110,12 +111,16 @@ async def _drop_dead_outputs(run: JobRun) -> None:
         log.info("dead_outputs_removed", vid=vid, prefix=prefix)
 
 
-async def _source_file(run: JobRun) -> Path:
+async def _source_file(run: JobRun, on_ffmpeg: Callable) -> Path:
     """A local path to the source: the stored file itself on local disk, else a download."""
     if run.job.kind == "import":
         from vasset.transcode.importer import import_source
 
         await import_source(run.ctx, run.job, run.workdir)
+    elif run.job.kind == "clip":
+        from vasset.clips.job import make_clip_source
+
+        await make_clip_source(run, on_ffmpeg)
     async with transaction(run.ctx.engine) as conn:
         video = await videos.get_video(conn, run.job.video_id)
     if video is None or not video.storage_uri:
@@ -238,6 +243,9 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
         log.debug("passthrough_refused", vid=run.job.video_id, rendition=plans[-1].name, why=why)
     else:
         log.info("passthrough_chosen", vid=run.job.video_id, rendition=copy.name)
+    # Watermark and text are drawn on the decode: then no rendition copies the source's video.
+    overlay = await overlay_inputs.prepare(run, asked, info)
+    copy = None if overlay is not None else copy
     # codec=hevc|av1 adds those renditions beside H.264 (after the passthrough choice: H.264 only)
     plans = with_variants(plans, asked.codec)
     out = run.workdir / "out"
@@ -259,6 +267,9 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
         first_keyframe=progressive.FIRST_SEGMENT_SECONDS if live else None,
         passthrough=copy,
         snapshots=await _snapshot_request(run, info),
+        overlay=overlay,
+        storyboard=sidecars.storyboard_request(s, asked, info, run.workdir),
+        audio_only=sidecars.audio_request(asked, info, plans, run.workdir, s.hls, segment),
     )
     cmd.make_directories()
 
@@ -274,7 +285,7 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
     master_path = None
     if cmd.master_path:
         master_path = Path(cmd.master_path)
-        master_path.write_text(commands.master_playlist(cmd.outputs))
+        master_path.write_text(commands.master_playlist(cmd.outputs, audio=cmd.audio))
     await asyncio.to_thread(verify_outputs, cmd)
     run.set_progress(96)
     await _publish(run, cmd, out, master_path, info)
@@ -311,6 +322,7 @@ async def _publish(
         size = Path(output.mp4_path).stat().st_size
         mp4_rows.append((output, key, size))
         run.check()
+    extras = await sidecars.store(run, cmd, master, live is not None)
     hls_rows = []
     master_key = None
     if master is not None:
@@ -349,6 +361,7 @@ async def _publish(
             for output, key in hls_rows:
                 await insert_rendition(conn, source, output, key, 0, "hls")
             await _replace_snapshots(conn, run)
+            await sidecars.record(conn, source, details, extras)
             details["hls_master"] = master_key
             details["output_prefix"] = run.prefix
             details["ladder"] = Ladder.COMPLETE.value

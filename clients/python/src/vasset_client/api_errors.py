@@ -72,6 +72,54 @@ class InvalidImage(BadRequest):
     default_code = "InvalidImage"
 
 
+class UnknownTemplate(BadRequest):
+    """400 UnknownTemplate: template= names no transcode template of the app."""
+
+    default_code = "UnknownTemplate"
+
+
+class ClipRangesMalformed(BadRequest):
+    """400 ClipRangesMalformed: ranges of /video/clip is empty or not START-END[,...] in ms."""
+
+    default_code = "ClipRangesMalformed"
+
+
+class ClipTooManyRanges(BadRequest):
+    """400 ClipTooManyRanges: more ranges than /video/clip accepts."""
+
+    default_code = "ClipTooManyRanges"
+
+
+class ClipRangeReversed(BadRequest):
+    """400 ClipRangeReversed: a clip range ends before it starts."""
+
+    default_code = "ClipRangeReversed"
+
+
+class ClipRangeEmpty(BadRequest):
+    """400 ClipRangeEmpty: a clip range is shorter than one frame (40 ms)."""
+
+    default_code = "ClipRangeEmpty"
+
+
+class ClipRangesOverlap(BadRequest):
+    """400 ClipRangesOverlap: two clip ranges share a moment."""
+
+    default_code = "ClipRangesOverlap"
+
+
+class ClipRangeOutOfBounds(BadRequest):
+    """400 ClipRangeOutOfBounds: a clip range ends after the source does."""
+
+    default_code = "ClipRangeOutOfBounds"
+
+
+class InvalidCaptions(BadRequest):
+    """400 InvalidCaptions: a caption body is not UTF-8 WebVTT or SRT (message: the bad line)."""
+
+    default_code = "InvalidCaptions"
+
+
 class InvalidHeader(BadRequest):
     """400 InvalidHeader: a tus / IETF protocol header is malformed (body.header)."""
 
@@ -221,6 +269,24 @@ class AssetNotFound(NotFound):
     """404 AssetNotFound: unknown, deleted or another app's image asset."""
 
     default_code = "AssetNotFound"
+
+
+class StoryboardNotFound(NotFound):
+    """404 StoryboardNotFound: the video's complete ladder has no storyboard (turned off)."""
+
+    default_code = "StoryboardNotFound"
+
+
+class AudioNotFound(NotFound):
+    """404 AudioNotFound: playurl format=m4a of a video without an audio rendition."""
+
+    default_code = "AudioNotFound"
+
+
+class CaptionNotFound(NotFound):
+    """404 CaptionNotFound: the video has no captions in that language."""
+
+    default_code = "CaptionNotFound"
 
 
 class MethodNotAllowed(ClientError):
