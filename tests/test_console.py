@@ -6,9 +6,11 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -172,6 +174,132 @@ def test_upload_via_console_init_and_token(console_stack):
     # A default part size is chosen when the page names none.
     r = client.post("/console/api/uploads", json={"name": "big.mp4", "size": 9 * 1024 * 1024})
     assert r.json()["part_size"] >= 102400 and r.json()["part_count"] >= 1
+
+
+def _console_upload(client: httpx.Client, path: Path) -> int:
+    """Upload a file through the console's init and its upload token (auto-transcode); the vid."""
+    data = path.read_bytes()
+    init = client.post(
+        "/console/api/uploads", json={"name": path.name, "size": len(data), "part_size": len(data)}
+    ).json()
+    params = {"upid": init["upload_id"], "pseq": 1, "token": init["upload_token"]}
+    r = httpx.put(f"{client.base_url}/video/upload/upload", params=params, content=data)
+    assert r.status_code == 200, r.text
+    return init["vid"]
+
+
+def _wait_status(client: httpx.Client, vid: int, until: set[str], timeout: float = 120) -> dict:
+    """Poll the console's status route until the video is in one of until."""
+    deadline = time.monotonic() + timeout
+    info: dict = {}
+    while time.monotonic() < deadline:
+        info = client.get(f"/console/api/videos/{vid}").json()
+        if info.get("status") in until:
+            return info
+        time.sleep(0.2)
+    raise AssertionError(f"video {vid} stuck at {info}")
+
+
+def _published_prefix(client: httpx.Client, vid: int) -> str:
+    """The attempt folder (media/VID/ATTEMPT/) of the video's MP4 play URL."""
+    play = client.get(f"/console/api/videos/{vid}/play").json()
+    url = next(u["url"] for u in play["play_urls"] if u["format"] == "mp4")
+    found = re.search(rf"media/{vid}/[^/]+/", url)
+    assert found, url
+    return found.group(0)
+
+
+def test_console_manage_routes_need_the_session(console_stack):
+    """Every new console route answers 401 InvalidConsoleKey without the cookie."""
+    base = console_stack.server.url
+    for method, path in [
+        ("GET", "/console/api/videos?cursor=x"),
+        ("POST", "/console/api/videos/1/delete"),
+        ("POST", "/console/api/videos/1/retranscode"),
+    ]:
+        r = httpx.request(method, base + path, json={})
+        assert r.status_code == 401 and r.json()["code"] == "InvalidConsoleKey", (path, r.text)
+
+
+def test_console_pages_through_videos(console_stack):
+    """The list's cursor walks every video once, newest first; status filters; bad input 400."""
+    client = _login(console_stack.server.url)
+    mine = []
+    for n in range(5):
+        path = console_stack.root / f"page-{n}.txt"
+        path.write_bytes(os.urandom(2048))
+        mine.append(_console_upload(client, path))
+    seen: list[int] = []
+    cursor = None
+    pages = 0
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        r = client.get("/console/api/videos", params=params)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert 1 <= len(body["videos"]) <= 2
+        assert all({"vid", "status", "progress", "playable"} <= set(v) for v in body["videos"])
+        seen += [v["vid"] for v in body["videos"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages >= 3
+    assert seen == sorted(set(seen), reverse=True)
+    assert set(mine) <= set(seen)
+    # The filter: every listed video is in the asked status.
+    _wait_status(client, mine[0], {"transcode_failed"})
+    failed = client.get("/console/api/videos", params={"status": "transcode_failed"}).json()
+    assert failed["videos"] and {v["status"] for v in failed["videos"]} == {"transcode_failed"}
+    for params, name in [({"cursor": "bogus"}, "cursor"), ({"status": "nope"}, "status")]:
+        r = client.get("/console/api/videos", params=params)
+        assert r.status_code == 400 and r.json()["code"] == "InvalidParameter", r.text
+        assert r.json()["parameter"] == name
+    assert client.get("/console/api/videos", params={"limit": 0}).status_code == 400
+
+
+def test_console_delete_and_retranscode(console_stack, tmp_path_factory):
+    """Retranscode a playable video (new renditions replace the old); delete it; bad input."""
+    client = _login(console_stack.server.url)
+    vid = _console_upload(client, media.landscape(media.shared_dir(tmp_path_factory)))
+    _wait_status(client, vid, {"playable"})
+    before = _published_prefix(client, vid)
+    # POSTs are JSON only, and the body is checked.
+    r = client.post(f"/console/api/videos/{vid}/retranscode", data={"definitions": "360p"})
+    assert r.status_code == 400
+    r = client.post(f"/console/api/videos/{vid}/retranscode", json={"definitions": "9000p"})
+    assert r.status_code == 400 and r.json()["code"] == "InvalidParameter"
+    r = client.post(f"/console/api/videos/{vid}/retranscode", json={"what": 1})
+    assert r.status_code == 400 and r.json()["code"] == "InvalidParameter"
+    r = client.post(f"/console/api/videos/{vid}/retranscode", json={"definitions": "360p"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"vid": vid, "status": "transcode_queued"}
+    # Done when the status is playable again with renditions of a new attempt.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        info = client.get(f"/console/api/videos/{vid}").json()
+        assert info["status"] != "transcode_failed", info
+        if info["status"] == "playable" and _published_prefix(client, vid) != before:
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError(f"the retranscode did not replace the renditions: {info}")
+    assert client.get(f"/console/api/videos/{vid}/play").status_code == 200
+    # Another app's video cannot be touched through the console.
+    other = console_stack.upload(media.text_file(console_stack.root), auto=False)
+    for action in ("delete", "retranscode"):
+        r = client.post(f"/console/api/videos/{other['vid']}/{action}", json={})
+        assert r.status_code == 404 and r.json()["code"] == "VideoNotFound"
+    r = client.post(f"/console/api/videos/{vid}/delete", data={})
+    assert r.status_code == 400
+    r = client.post(f"/console/api/videos/{vid}/delete", json={})
+    assert r.status_code == 200 and r.json() == {"vid": vid, "deleted": True}
+    assert client.get(f"/console/api/videos/{vid}").json()["code"] == "VideoNotFound"
+    assert client.get(f"/console/api/videos/{vid}/play").status_code == 404
+    listed = [v["vid"] for v in client.get("/console/api/videos?limit=100").json()["videos"]]
+    assert vid not in listed
+    r = client.post(f"/console/api/videos/{vid}/delete", json={})
+    assert r.status_code == 404 and r.json()["code"] == "VideoNotFound"
 
 
 def _frames(response: httpx.Response, until: str) -> list[dict]:

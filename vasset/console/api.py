@@ -17,9 +17,10 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
 from vasset import errors, redis_keys
-from vasset.auth.verify import App
 from vasset.console import session
-from vasset.db import transaction
+from vasset.console.guard import authorized, json_body, logged_in
+from vasset.console.media import ROUTES as media_routes
+from vasset.console.videos import ROUTES as video_routes
 from vasset.events import repository as event_rows
 from vasset.events.stream_api import EventStream, EventStreamResponse, resume_point
 from vasset.http.auth import query_string
@@ -27,7 +28,6 @@ from vasset.http.deps import Ctx
 from vasset.http.params import Count, Priority, parse_params
 from vasset.http.responses import json_response
 from vasset.redis_client import redis_guard
-from vasset.videos import repository as video_rows
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 PAGE_DIR = STATIC_DIR / "console"
@@ -37,6 +37,7 @@ ASSETS: dict[str, tuple[Path, str]] = {
     "app.js": (PAGE_DIR / "app.js", "text/javascript; charset=utf-8"),
     "style.css": (PAGE_DIR / "style.css", "text/css; charset=utf-8"),
     # The browser SDK (clients/js/vasset.js links to this file).
+    "media.js": (PAGE_DIR / "media.js", "text/javascript; charset=utf-8"),
     "vasset.js": (PAGE_DIR / "vasset.js", "text/javascript; charset=utf-8"),
     "vasset-events.js": (PAGE_DIR / "vasset-events.js", "text/javascript; charset=utf-8"),
     # hls.js, a pinned file (static/vendor/README.md); the page falls back to MP4 without it.
@@ -114,35 +115,6 @@ def _read_asset(path: Path) -> tuple[bytes, str] | None:
     return data, etag
 
 
-async def _logged_in(request: Request, ctx: Ctx) -> bool:
-    return await ctx.console.logged_in(request.cookies.get(session.COOKIE))
-
-
-async def _authorized(request: Request, ctx: Ctx) -> App:
-    """The console's app for a request with a valid session cookie (else 401 / 404)."""
-    ctx.console.require_enabled()
-    if not await _logged_in(request, ctx):
-        raise errors.InvalidConsoleKey()
-    return await ctx.console.app()
-
-
-def _require_json(request: Request) -> None:
-    """State-changing calls must be JSON: no cross-site form can send that without CORS."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.split(";")[0].strip().lower() != "application/json":
-        raise errors.InvalidParameter("send a JSON body (Content-Type: application/json)")
-
-
-async def _json_body(request: Request, model: type):
-    _require_json(request)
-    try:
-        return msgspec.json.decode(await request.body(), type=model)
-    except msgspec.ValidationError as exc:
-        raise errors.InvalidParameter(f"invalid body: {exc}") from None
-    except msgspec.DecodeError:
-        raise errors.InvalidParameter("the body is not valid JSON") from None
-
-
 def _client_address(request: Request) -> str:
     client = request.scope.get("client")
     return client[0] if client else "unknown"
@@ -199,7 +171,7 @@ class LoginBody(msgspec.Struct):
 async def console_login(request: Request, ctx: Ctx) -> Response:
     """Exchange the console key for an HttpOnly, SameSite=Strict session cookie."""
     ctx.console.require_enabled()
-    body = await _json_body(request, LoginBody)
+    body = await json_body(request, LoginBody)
     counter = redis_keys.console_login_failures(ctx.settings.redis_prefix, _client_address(request))
     matches = session.key_matches(body.key, ctx.settings.console_key)
     # Check and count in one script: concurrent guesses cannot all pass the check first.
@@ -241,7 +213,7 @@ async def console_logout(ctx: Ctx) -> Response:
 async def console_session(request: Request, ctx: Ctx) -> Response:
     """Whether this browser is logged in, and for which app."""
     ctx.console.require_enabled()
-    if not await _logged_in(request, ctx):
+    if not await logged_in(request, ctx):
         return json_response({"enabled": True, "logged_in": False})
     app = await ctx.console.app()
     return json_response(
@@ -271,47 +243,18 @@ class UploadBody(msgspec.Struct):
 @post("/console/api/uploads", status_code=200)
 async def console_create_upload(request: Request, ctx: Ctx) -> Response:
     """Server-side init for the console's app (auto-transcode); answers with an upload token."""
-    app = await _authorized(request, ctx)
-    body = await _json_body(request, UploadBody)
+    app = await authorized(request, ctx)
+    body = await json_body(request, UploadBody)
     psize = body.part_size or max(DEFAULT_PART_SIZE, ctx.uploads.smallest_part_size(body.size))
     fn = base64.b64encode(body.name.encode()).decode()
     answer = await ctx.uploads.init(app, fn, body.size, psize, body.hash, True, body.priority)
     return json_response(answer)
 
 
-class ListParams(msgspec.Struct):
-    """Query of GET /console/api/videos."""
-
-    limit: int = 20
-
-
-@get("/console/api/videos")
-async def console_videos(request: Request, ctx: Ctx) -> Response:
-    """The console app's most recent videos."""
-    app = await _authorized(request, ctx)
-    p = parse_params(query_string(request), ListParams)
-    limit = max(1, min(p.limit, 100))
-    async with transaction(ctx.engine) as conn:
-        rows = await video_rows.list_videos(conn, app.id, limit)
-        videos = [
-            {
-                "vid": r.id,
-                "source_name": r.source_name,
-                "status": r.status,
-                "progress": r.progress,
-                "file_size": r.file_size,
-                "duration": r.duration,
-                "create_time": r.create_time,
-            }
-            for r in rows
-        ]
-    return json_response({"videos": videos})
-
-
 @get("/console/api/videos/{vid:int}")
 async def console_video(request: Request, ctx: Ctx, vid: FromPath[int]) -> Response:
     """Status, progress and media info of one video."""
-    app = await _authorized(request, ctx)
+    app = await authorized(request, ctx)
     videos = ctx.videos
     status = await videos.status(app.id, vid)
     return json_response({**status, "media": await videos.mediainfo(app.id, vid)})
@@ -320,14 +263,14 @@ async def console_video(request: Request, ctx: Ctx, vid: FromPath[int]) -> Respo
 @get("/console/api/videos/{vid:int}/play")
 async def console_play(request: Request, ctx: Ctx, vid: FromPath[int]) -> Response:
     """The playurl answer: signed, expiring URLs (MP4 per definition and the HLS master)."""
-    app = await _authorized(request, ctx)
+    app = await authorized(request, ctx)
     return json_response(await ctx.playback.playurl(app.id, vid, None, None, None))
 
 
 @get("/console/api/videos/{vid:int}/snapshots")
 async def console_snapshots(request: Request, ctx: Ctx, vid: FromPath[int]) -> Response:
     """The snapshot answer: signed snapshot URLs and the cover index."""
-    app = await _authorized(request, ctx)
+    app = await authorized(request, ctx)
     return json_response(await ctx.playback.snapshots(app.id, vid, None))
 
 
@@ -341,7 +284,7 @@ class EventsQuery(msgspec.Struct):
 @get("/console/api/events", include_in_schema=False)
 async def console_events(request: Request, ctx: Ctx) -> Response:
     """The console app's live events (one video's with vid), as GET /video/events streams them."""
-    app = await _authorized(request, ctx)
+    app = await authorized(request, ctx)
     p = parse_params(query_string(request), EventsQuery)
     after = resume_point(request.headers.get("last-event-id"), p.since)
     if p.vid is not None:
@@ -359,7 +302,8 @@ ROUTES = [
     console_logout,
     console_session,
     console_create_upload,
-    console_videos,
+    *video_routes,
+    *media_routes,
     console_video,
     console_play,
     console_snapshots,
