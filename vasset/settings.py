@@ -81,8 +81,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrent_streams_global: int = 0
     # Bytes per second per app for local-disk streaming, across instances (0: unlimited).
     stream_rate_per_app: int = 0
+    # Thumbnails made on demand by the API process: FFmpeg runs at once per process (beyond it
+    # 503 ThumbnailUnavailable) and the seconds one may take.
+    thumbnail_concurrency: int = 2
+    thumbnail_timeout: float = 20.0
+    # Captions (PUT /video/captions): the largest body accepted and the most cues a file may have.
+    captions_max_bytes: int = 1 * MiB
+    captions_max_cues: int = 20_000
     cdn_domain: str = ""
     cdn_auth_key: str = ""
+
+    # Image assets (PUT /video/assets): the largest body and the largest side, in pixels.
+    asset_max_size: int = 2 * MiB
+    asset_max_dimension: int = 4096
+    # The font text overlays are drawn with (CJK-capable; Debian's fonts-noto-cjk installs it).
+    font_file: str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 
     # OSS (used when storage_url is oss://).
     oss_endpoint: str = ""
@@ -109,6 +122,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     hls: bool = True
     # HLS published while FFmpeg writes it (playable in seconds); off: only once the ladder is done.
     hls_progressive: bool = True
+    # Storyboards (sprite sheets + WebVTT) from the ladder's decode; a job's options override it.
+    storyboard: bool = True
     # -readrate on the ladder input (1.0 = real time; 0 = off): tests and benches slow FFmpeg down.
     ffmpeg_readrate: float = 0.0
     job_lease: float = 30.0
@@ -203,7 +218,13 @@ _POSITIVE = (
     "url_expires_default",
     "url_expires_max",
     "max_concurrent_streams",
+    "thumbnail_concurrency",
+    "thumbnail_timeout",
+    "captions_max_bytes",
+    "captions_max_cues",
     "oss_pool_size",
+    "asset_max_size",
+    "asset_max_dimension",
     "ffmpeg_global_limit",
     "job_lease",
     "job_heartbeat",

@@ -2,7 +2,8 @@
 
 A /play URL signs a *scope*: one object key, or for HLS the whole ladder prefix
 ``media/{vid}/{attempt}/hls/``, so a player given only the master playlist URL can fetch every
-variant playlist and segment through relative URIs until the URL expires.
+variant playlist and segment through relative URIs until the URL expires. A storyboard's
+folder ``media/{vid}/{attempt}/storyboard/`` is one scope too: its VTT names its sheets relatively.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import re
 import secrets
 from urllib.parse import quote
 
-_HLS_SCOPE = re.compile(r"^(media/\d+/[0-9]+-[a-z0-9_]+/hls/)")
+_HLS_SCOPE = re.compile(r"^(media/\d+/[0-9]+-[a-z0-9_]+/(?:hls|storyboard)/)")
 
 
 def scope_of(key: str) -> str:
-    """What a signature over key covers: the HLS ladder prefix, else the key itself."""
+    """What a signature over key covers: the HLS ladder or storyboard prefix, else the key."""
     match = _HLS_SCOPE.match(key)
     return match.group(1) if match else key
 
