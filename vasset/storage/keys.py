@@ -9,6 +9,7 @@ Layout (relative to the store's root or OSS prefix):
         hls/{definition}/index.m3u8, seg_*.m4s, init.mp4  HLS variants and segments
         snapshots/{index}.jpg                             snapshots
     direct/{app_id}/{nonce}/...                         single-shot browser uploads (PostObject)
+    assets/{app_id}/{nonce}.png                         an app's image assets (watermarks)
 
 A transcode attempt writes only under its own media/ prefix, scoped by its fencing token;
 its outputs become visible when the database rows pointing at them are committed while the
@@ -39,6 +40,11 @@ def source_key(app_id: int, video_id: int, nonce: str) -> str:
     return f"sources/{int(app_id)}/{int(video_id)}/{_check(nonce)}/source"
 
 
+def asset_key(app_id: int, nonce: str) -> str:
+    """Key of one image asset of an app (a fresh nonce per upload)."""
+    return f"assets/{int(app_id)}/{_check(nonce)}.png"
+
+
 def direct_prefix(app_id: int) -> str:
     """Prefix a PostObject policy allows for an app."""
     return f"direct/{int(app_id)}/"
@@ -56,7 +62,7 @@ def output_prefix_of(key: str) -> str | None:
 
 
 #: Top-level prefixes of the layout above: vasset writes nowhere else in a store.
-OWN_PREFIXES = ("sources/", "media/", "direct/")
+OWN_PREFIXES = ("sources/", "media/", "direct/", "assets/")
 
 _OWNER_ID = re.compile(r"^[1-9][0-9]{0,17}\Z")
 

@@ -8,13 +8,14 @@ from litestar import Request, post
 from litestar.di import NamedDependency
 
 from vasset import errors
+from vasset.assets.service import check_overlays
 from vasset.http.deps import Ctx, provide_caller, query
 from vasset.http.openapi import doc
 from vasset.transcode.schemas import Queued, RetranscodeParams, TranscodeParams
 
 QUEUED: Final = "transcode_queued"
 _EXAMPLE = {"vid": 42, "status": QUEUED}
-_CODES = (errors.VideoNotFound, errors.InvalidState)
+_CODES = (errors.VideoNotFound, errors.InvalidState, errors.AssetNotFound)
 
 
 @post(
@@ -32,20 +33,24 @@ async def transcode(request: Request, ctx: Ctx, q: NamedDependency[TranscodePara
     """Queue a transcode of a video, or import a source URI as a new video."""
     if q.vid is not None:
         app = await provide_caller(request, ctx)
-        vid = await ctx.transcodes.enqueue(app.id, q.vid, "transcode", q.priority, q.options())
+        options = q.options()
+        await check_overlays(ctx, app.id, options)
+        vid = await ctx.transcodes.enqueue(app.id, q.vid, "transcode", q.priority, options)
         return Queued(vid=vid, status=QUEUED)
     if not q.src:
         raise errors.MissingParameter("missing required parameter: vid or src", parameter="vid")
     app = await provide_caller(request, ctx)
-    vid = await ctx.transcodes.import_source(
-        app.id, q.src, q.dst, q.priority or 0, q.options(), q.ttl
-    )
+    options = q.options()
+    await check_overlays(ctx, app.id, options)
+    vid = await ctx.transcodes.import_source(app.id, q.src, q.dst, q.priority or 0, options, q.ttl)
     return Queued(vid=vid, status=QUEUED)
 
 
 async def _retranscode(request: Request, ctx: Ctx, q: NamedDependency[RetranscodeParams]) -> Queued:
     app = await provide_caller(request, ctx)
-    vid = await ctx.transcodes.enqueue(app.id, q.vid, "retranscode", q.priority, q.options())
+    options = q.options()
+    await check_overlays(ctx, app.id, options)
+    vid = await ctx.transcodes.enqueue(app.id, q.vid, "retranscode", q.priority, options)
     return Queued(vid=vid, status=QUEUED)
 
 

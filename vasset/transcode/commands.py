@@ -19,6 +19,7 @@ from pathlib import Path
 import msgspec
 
 from vasset.transcode import codecs as video_codecs
+from vasset.transcode import overlays
 from vasset.transcode.ffargs import VIDEO_DEMUXERS, common_args, input_args
 from vasset.transcode.ladder import RenditionPlan
 from vasset.transcode.passthrough import Passthrough
@@ -235,6 +236,7 @@ def build_transcode(
     first_keyframe: float | None = None,
     passthrough: Passthrough | None = None,
     snapshots: SnapshotRequest | None = None,
+    overlay: overlays.OverlayPlan | None = None,
     loglevel: str = "warning",
 ) -> TranscodeCommand:
     """One FFmpeg run that writes every planned rendition (MP4, and HLS when asked).
@@ -279,6 +281,10 @@ def build_transcode(
             graph += snap.graph
 
     argv = [*common_args(loglevel=loglevel), *input_args(source, demuxer=demuxer)]
+    if overlay is not None:
+        # Watermark and text on the decode, before the split: every output shows them.
+        graph = overlays.apply(graph, video, overlay)
+        argv += overlays.input_args(overlay)
     if graph:
         argv += ["-filter_complex", ";".join(graph)]
     if threads:

@@ -33,7 +33,7 @@ class TextOptions(msgspec.Struct, frozen=True, omit_defaults=True):
     text: str
     position: Position = "bottom-left"
     size: float = 0.05  # font size as a fraction of the video height
-    colour: str = "white"
+    colour: str = "#ffffff"  # #RRGGBB or #RRGGBBAA (the HTTP layer turns names into hex)
     start_ms: int | None = None
     end_ms: int | None = None
 

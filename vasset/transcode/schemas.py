@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from vasset.assets.params import OverlayParams
 from vasset.http.params import Id, Priority
 from vasset.http.schemas import Answer
 from vasset.transcode.options import TranscodeOptions
@@ -18,7 +19,7 @@ Definitions = Annotated[
 TaskPriority = Annotated[Priority | None, msgspec.Meta(description="task_priority (higher first)")]
 
 
-class TranscodeParams(msgspec.Struct):
+class TranscodeParams(OverlayParams):
     """Query of POST /video/transcode: vid, or src (and dst) to import a new video."""
 
     vid: Annotated[Id | None, msgspec.Meta(description="video to transcode")] = None
@@ -35,10 +36,10 @@ class TranscodeParams(msgspec.Struct):
 
     def options(self) -> TranscodeOptions:
         """What the job is asked to make."""
-        return TranscodeOptions(definitions=self.definitions)
+        return TranscodeOptions(definitions=self.definitions, **self.overlay_options())
 
 
-class RetranscodeParams(msgspec.Struct):
+class RetranscodeParams(OverlayParams):
     """Query of POST /video/retranscode."""
 
     vid: Vid
@@ -47,7 +48,7 @@ class RetranscodeParams(msgspec.Struct):
 
     def options(self) -> TranscodeOptions:
         """What the job is asked to make."""
-        return TranscodeOptions(definitions=self.definitions)
+        return TranscodeOptions(definitions=self.definitions, **self.overlay_options())
 
 
 class Queued(Answer):

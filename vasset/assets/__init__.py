@@ -1,0 +1,1 @@
+"""Per-app image assets (watermarks): PNG validation, storage, the /video/assets calls."""
