@@ -1,0 +1,1 @@
+"""Per-app named transcode templates (stored TranscodeOptions) and template= on the calls."""
