@@ -11,11 +11,14 @@ from vasset import errors
 from vasset.assets.service import check_overlays
 from vasset.http.deps import Ctx, provide_caller, query
 from vasset.http.openapi import doc
+from vasset.templates.api import templates
+from vasset.templates.schemas import Output
+from vasset.templates.service import queue_outputs
 from vasset.transcode.schemas import Queued, RetranscodeParams, TranscodeParams
 
 QUEUED: Final = "transcode_queued"
 _EXAMPLE = {"vid": 42, "status": QUEUED}
-_CODES = (errors.VideoNotFound, errors.InvalidState, errors.AssetNotFound)
+_CODES = (errors.VideoNotFound, errors.InvalidState, errors.AssetNotFound, errors.UnknownTemplate)
 
 
 @post(
@@ -33,14 +36,18 @@ async def transcode(request: Request, ctx: Ctx, q: NamedDependency[TranscodePara
     """Queue a transcode of a video, or import a source URI as a new video."""
     if q.vid is not None:
         app = await provide_caller(request, ctx)
-        options = q.options()
+        if q.template and "," in q.template:
+            # Several templates: several outputs (each further one a new video).
+            made = await queue_outputs(ctx, app.id, q.vid, q.priority, q.template, q.options())
+            return Queued(vid=q.vid, status=QUEUED, outputs=[Output(**m) for m in made])
+        options = await templates(ctx).resolve(app.id, q.template, q.options())
         await check_overlays(ctx, app.id, options)
         vid = await ctx.transcodes.enqueue(app.id, q.vid, "transcode", q.priority, options)
         return Queued(vid=vid, status=QUEUED)
     if not q.src:
         raise errors.MissingParameter("missing required parameter: vid or src", parameter="vid")
     app = await provide_caller(request, ctx)
-    options = q.options()
+    options = await templates(ctx).resolve(app.id, q.template, q.options())
     await check_overlays(ctx, app.id, options)
     vid = await ctx.transcodes.import_source(app.id, q.src, q.dst, q.priority or 0, options, q.ttl)
     return Queued(vid=vid, status=QUEUED)
@@ -48,7 +55,7 @@ async def transcode(request: Request, ctx: Ctx, q: NamedDependency[TranscodePara
 
 async def _retranscode(request: Request, ctx: Ctx, q: NamedDependency[RetranscodeParams]) -> Queued:
     app = await provide_caller(request, ctx)
-    options = q.options()
+    options = await templates(ctx).resolve(app.id, q.template, q.options())
     await check_overlays(ctx, app.id, options)
     vid = await ctx.transcodes.enqueue(app.id, q.vid, "retranscode", q.priority, options)
     return Queued(vid=vid, status=QUEUED)

@@ -11,9 +11,14 @@ def enqueue_on_upload(settings: Settings):
     """The hook that queues a transcode when an auto=1 upload completes."""
 
     async def enqueue(conn: AsyncConnection, app_id: int, vid: int, priority: int) -> None:
+        from vasset.templates.service import auto_params
         from vasset.transcode import queue
 
-        await queue.enqueue(conn, app_id, vid, "transcode", priority, settings.job_max_attempts)
+        # template= on init or the ticket: the options recorded with the video.
+        params = await auto_params(conn, vid)
+        await queue.enqueue(
+            conn, app_id, vid, "transcode", priority, settings.job_max_attempts, params
+        )
 
     return enqueue
 

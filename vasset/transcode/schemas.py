@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from vasset.assets.params import OverlayParams
 from vasset.http.params import Id, Priority
 from vasset.http.schemas import Answer
-from vasset.transcode.options import TranscodeOptions
+from vasset.templates.schemas import Output, TemplateName, TemplateNames
+from vasset.transcode.options import Codec, TranscodeOptions
 from vasset.videos.schemas import Ttl, Vid
 
 Definitions = Annotated[
@@ -17,6 +19,10 @@ Definitions = Annotated[
     msgspec.Meta(description="comma list of ladder definitions", examples=["360p,720p"]),
 ]
 TaskPriority = Annotated[Priority | None, msgspec.Meta(description="task_priority (higher first)")]
+CodecParam = Annotated[
+    Codec | None,
+    msgspec.Meta(description="h264 (default), or hevc / av1: those renditions beside H.264"),
+]
 
 
 class TranscodeParams(OverlayParams):
@@ -32,11 +38,15 @@ class TranscodeParams(OverlayParams):
     dst: Annotated[str | None, msgspec.Meta(description="recorded with the job")] = None
     priority: TaskPriority = None
     definitions: Definitions = None
+    codec: CodecParam = None
+    template: TemplateNames | None = None
     ttl: Annotated[Ttl | None, msgspec.Meta(description="with src: the new video's ttl")] = None
 
     def options(self) -> TranscodeOptions:
         """What the job is asked to make."""
-        return TranscodeOptions(definitions=self.definitions, **self.overlay_options())
+        return TranscodeOptions(
+            definitions=self.definitions, codec=self.codec, **self.overlay_options()
+        )
 
 
 class RetranscodeParams(OverlayParams):
@@ -45,10 +55,14 @@ class RetranscodeParams(OverlayParams):
     vid: Vid
     priority: TaskPriority = None
     definitions: Definitions = None
+    codec: CodecParam = None
+    template: TemplateName | None = None
 
     def options(self) -> TranscodeOptions:
         """What the job is asked to make."""
-        return TranscodeOptions(definitions=self.definitions, **self.overlay_options())
+        return TranscodeOptions(
+            definitions=self.definitions, codec=self.codec, **self.overlay_options()
+        )
 
 
 class Queued(Answer):
@@ -56,3 +70,5 @@ class Queued(Answer):
 
     vid: int
     status: Literal["transcode_queued"]
+    #: template=a,b: each template's video (the first is vid itself).
+    outputs: list[Output] | UnsetType = UNSET
