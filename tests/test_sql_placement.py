@@ -19,6 +19,8 @@ SQL_MODULES = {
     "events/webhook_repository.py",  # webhook_endpoint
     "events/delivery_repository.py",  # webhook_delivery (and disabling an endpoint)
     "transcode/repository.py",  # transcode_job
+    "templates/repository.py",  # transcode_template, video_transcode_options
+    "captions/repository.py",  # video_caption
     "assets/repository.py",  # app_asset
     "db.py",  # schema_migration and the numbered migrations
 }

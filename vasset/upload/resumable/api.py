@@ -21,6 +21,7 @@ from vasset.http.deps import Caller, Ctx, query
 from vasset.http.openapi import doc
 from vasset.http.params import parse_params
 from vasset.settings import Settings
+from vasset.templates.service import upload_options
 from vasset.upload.resumable import answers, headers
 from vasset.upload.resumable.answers import base_headers, empty, state_headers
 from vasset.upload.resumable.schemas import SignedCreation, Ticket, TicketParams, UploadState
@@ -41,6 +42,7 @@ Handler = Callable[[Request, Any, str, int | None], Awaitable[Response]]
     **doc(
         tag="uploads",
         query=TicketParams,
+        codes=(errors.UnknownTemplate,),
         example={"ticket": "vt_Zk3...", "expires_at": 1700003600, "endpoint": "/files/"},
     ),
 )
@@ -53,6 +55,7 @@ async def upload_ticket(ctx: Ctx, caller: Caller, q: NamedDependency[TicketParam
         expires=q.expires,
         uses=q.uses,
         ttl=q.ttl,
+        options=await upload_options(ctx, caller.id, q.template, bool(q.auto)),
     )
     return Ticket(**await ctx.tickets.issue(caller, asked))
 

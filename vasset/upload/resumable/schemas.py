@@ -8,6 +8,7 @@ import msgspec
 
 from vasset.http.params import Priority
 from vasset.http.schemas import Answer, Md5Hex
+from vasset.templates.schemas import TemplateName
 from vasset.upload.resumable.repository import ResumableRow
 from vasset.videos.schemas import Ttl
 
@@ -52,6 +53,10 @@ class TicketParams(msgspec.Struct):
         ),
     ] = 1
     ttl: Ttl | None = None
+    template: Annotated[
+        TemplateName | None,
+        msgspec.Meta(description="with auto=1: the transcode template of its uploads"),
+    ] = None
 
 
 class SignedCreation(msgspec.Struct):

@@ -22,6 +22,7 @@ from vasset.lifecycle import LostRace
 from vasset.metrics.registry import metrics
 from vasset.settings import Settings
 from vasset.storage import keys
+from vasset.templates.service import record_for_video
 from vasset.upload import repository as uploads_repo
 from vasset.upload.md5state import ResumableMD5
 from vasset.upload.names import sanitize_file_name
@@ -113,6 +114,8 @@ class Resumable(Finishing):
                     )
                     if extra:
                         await videos.set_metadata(conn, vid, json.dumps(extra))
+                    if who.ticket is not None:
+                        await record_for_video(conn, vid, who.ticket.transcode_options)
                 key = keys.source_key(who.app.id, vid, keys.new_nonce())
                 multipart_id = await self.store.create_multipart(key)
                 if vid:

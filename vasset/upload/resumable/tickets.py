@@ -33,6 +33,8 @@ class TicketRequest(msgspec.Struct, frozen=True):
     uses: int = 1
     #: Seconds each video it creates lives (None: the app's default).
     ttl: int | None = None
+    #: Stored TranscodeOptions (JSON) of its uploads' automatic transcode (template=).
+    options: str | None = None
 
 
 class Tickets:
@@ -61,6 +63,7 @@ class Tickets:
                 uses=uses,
                 expires_at=expires_at,
                 ttl=asked.ttl,
+                transcode_options=asked.options,
             )
         return {"ticket": ticket, "expires_at": expires_at, "endpoint": s.tus_path}
 
