@@ -180,6 +180,22 @@ def test_bad_input_gets_a_clear_code_and_stores_nothing(api, other_api, uploadin
     assert not (store / str(vid)).exists() or not any((store / str(vid)).iterdir())
 
 
+def test_a_chunked_body_past_the_limit_is_refused_without_storing(api, uploading_vid, server):
+    # no Content-Length: the limit is enforced while the body streams in
+    def chunks():
+        yield b"WEBVTT\n\n00:00.000 --> 00:01.000\n"
+        for _ in range(40):
+            yield b"y" * 32 * 1024
+
+    r = api.http.put(
+        api.url("PUT", "/video/captions", {"vid": uploading_vid, "lang": "de"}), content=chunks()
+    )
+    assert (r.status_code, r.json()["code"]) == (413, "EntityTooLarge")
+    assert listing(api, uploading_vid) == []
+    store = Path(server.env["VASSET_STORAGE_URL"][len("file://") :]) / "objects" / "captions"
+    assert not (store / str(uploading_vid)).exists()
+
+
 def test_a_refused_body_keeps_the_connection_usable(api, uploading_vid):
     # an unsigned PUT is refused before its body is read; the next call on the same client works
     r = api.http.put(
@@ -277,12 +293,12 @@ def captions_walk(api: Api, vid: int, stored_keys) -> None:
     check_hls(master_url, {"en": "English", "zh-Hans": "中文（简体）"})
 
     # replacing a language swaps the file: new text served, the old object removed
-    before = {k for k in stored_keys() if "/captions/" in k}
+    before = {k for k in stored_keys() if "captions/" in k}
     replaced = VTT.replace("Second line", "Replaced line")
     assert put(api, vid, "EN", replaced.encode(), label="English (CC)").status_code == 200
     tracks = listing(api, vid)
     assert (tracks[0]["label"], httpx.get(tracks[0]["url"]).text) == ("English (CC)", replaced)
-    after = {k for k in stored_keys() if "/captions/" in k}
+    after = {k for k in stored_keys() if "captions/" in k}
     assert len(after) == 2 and len(after & before) == 1
 
     # deleting one language removes it from the list, playurl and the master
@@ -290,7 +306,7 @@ def captions_walk(api: Api, vid: int, stored_keys) -> None:
     assert r.json() == {"vid": vid, "lang": "zh-Hans", "deleted": True}
     assert [c["lang"] for c in listing(api, vid)] == ["en"]
     check_hls(master_url, {"en": "English (CC)"})
-    assert len({k for k in stored_keys() if "/captions/" in k}) == 1
+    assert len({k for k in stored_keys() if "captions/" in k}) == 1
 
     # captions survive a retranscode: the new ladder's master names them too
     assert api.call("POST", "/video/retranscode", {"vid": vid}).status_code == 200
@@ -305,7 +321,7 @@ def captions_walk(api: Api, vid: int, stored_keys) -> None:
 
     # deleting the video removes its captions, rows and objects
     assert api.call("POST", "/video/delete", {"vid": vid}).status_code == 200
-    assert not [k for k in stored_keys() if "/captions/" in k]
+    assert not [k for k in stored_keys() if "captions/" in k]
     assert api.call("GET", "/video/captions", {"vid": vid}).status_code == 404
 
 

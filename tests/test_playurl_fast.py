@@ -232,9 +232,9 @@ def test_concurrent_misses_share_one_read_and_forget_wins(test_env):
             selects = _count_selects(engine)
             answers = await asyncio.gather(*(service._playable(app_id, vid) for _ in range(20)))
             assert all(a is answers[0] for a in answers)
-            assert len(selects) == 3  # video, renditions, cover: once for all twenty
+            assert len(selects) == 4  # video, renditions, cover, captions: once for all twenty
             await service._playable(app_id, vid)
-            assert len(selects) == 3  # cached
+            assert len(selects) == 4  # cached
             # A forget() while a read is in flight: that read's answer is not cached.
             service.forget(vid)
             reading = asyncio.ensure_future(service._playable(app_id, vid))
@@ -242,14 +242,14 @@ def test_concurrent_misses_share_one_read_and_forget_wins(test_env):
             service.forget(vid)
             await reading
             await service._playable(app_id, vid)
-            assert len(selects) == 9
+            assert len(selects) == 12
             # A failed read reaches every waiter and is not cached.
             fails = await asyncio.gather(
                 *(service._playable(app_id, vid + 10**6) for _ in range(5)),
                 return_exceptions=True,
             )
             assert all(isinstance(f, errors.VideoNotFound) for f in fails)
-            assert len(selects) == 10  # only the video row was asked for, once
+            assert len(selects) == 13  # only the video row was asked for, once
 
     asyncio.run(main())
 
@@ -261,15 +261,15 @@ def test_an_unsettled_video_is_read_every_time(test_env):
             service = _service(engine, ttl=60)
             selects = _count_selects(engine)
             for _ in range(3):
-                video, renditions, _ = await service._playable(app_id, vid)
-                assert video.status == "transcoding" and len(renditions) == 1
-            assert len(selects) == 9
+                video, renditions, _, captions = await service._playable(app_id, vid)
+                assert video.status == "transcoding" and len(renditions) == 1 and captions == []
+            assert len(selects) == 12
             async with engine.begin() as conn:
                 await conn.execute(
                     text("UPDATE video SET status = 'playable' WHERE id = :v"), {"v": vid}
                 )
             await service._playable(app_id, vid)
             await service._playable(app_id, vid)
-            assert len(selects) == 12  # settled now: read once, then cached
+            assert len(selects) == 16  # settled now: read once, then cached
 
     asyncio.run(main())

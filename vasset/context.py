@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vasset.auth.verify import Authenticator
+from vasset.captions.service import CaptionService
 from vasset.console.gate import ConsoleGate
 from vasset.db import create_engine
 from vasset.events import notify
@@ -57,6 +58,7 @@ class Context:
     tracing: Tracing | None = None
     # Services that take the whole Context: set by build_context right after the fields above.
     playback: PlaybackService = field(init=False)
+    captions: CaptionService = field(init=False)
     transcodes: TranscodeRequests = field(init=False)
     tickets: Tickets = field(init=False)
     resumable: Resumable = field(init=False)
@@ -98,6 +100,7 @@ def build_context(settings: Settings, tracing: Tracing | None = None) -> Context
         tracing=tracing,
     )
     ctx.playback = PlaybackService(ctx)
+    ctx.captions = CaptionService(ctx)
     ctx.transcodes = TranscodeRequests(ctx)
     ctx.tickets = Tickets(engine, settings)
     ctx.resumable = Resumable(uploads, ctx.videos, settings)

@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 
 from vasset import redis_keys
+from vasset.captions.service import remove_orphans
 from vasset.context import Context, build_context, close_context
 from vasset.db import transaction
 from vasset.events import delivery_repository as deliveries
@@ -33,6 +34,7 @@ async def sweep(ctx: Context) -> dict:
         # Before objects_removed: source bytes an expired video leaves go in the same pass.
         "expired_videos": await delete_expired(ctx.engine, ctx.videos),
         "objects_removed": await _remove_unreferenced(ctx),
+        "captions_removed": await remove_orphans(ctx.engine, ctx.store),
         "posted_removed": await _remove_unregistered_posts(ctx),
         "tickets_removed": await ctx.tickets.drop_expired(),
         **await _drop_old_events(ctx),

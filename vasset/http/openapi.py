@@ -313,6 +313,7 @@ def openapi_config(version: str) -> OpenAPIConfig:
             Tag(name="videos", description="Status, media info, listing, deletion"),
             Tag(name="transcode", description="The transcode queue and imports"),
             Tag(name="playback", description="Signed play URLs and the /play file route"),
+            Tag(name="captions", description="WebVTT / SRT captions of a video"),
             Tag(name="assets", description="Image assets (watermarks) for transcode overlays"),
             Tag(name="direct", description="Direct-to-OSS uploads (OSS storage only)"),
             Tag(name="webhooks", description="Webhook endpoints and their deliveries"),

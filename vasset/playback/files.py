@@ -10,19 +10,25 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from litestar import Request, Response, route
 from litestar.params import FromPath
 
 from vasset import errors
+from vasset.captions.hls import served_playlist
 from vasset.http.deps import Ctx
 from vasset.http.openapi import PUBLIC, doc
 from vasset.playback import urls
 from vasset.playback.blocks import FileBlocks
+from vasset.playback.storyboard import is_storyboard_vtt, presigned_vtt
 from vasset.playback.stream import READ_SIZE, ObjectBody, ObjectStream
 from vasset.storage.base import BlobStore
 from vasset.storage.local import guess_content_type
+
+if TYPE_CHECKING:
+    from vasset.context import Context
 
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 _MAX_DIGITS = 19
@@ -36,7 +42,9 @@ PLAY_TYPES = (
     "video/mp2t",
     "video/iso.segment",
     "image/jpeg",
+    "image/webp",
     "application/json",
+    "text/vtt",
     "application/octet-stream",
 )
 
@@ -141,20 +149,46 @@ async def play_file(
         raise errors.InvalidUrlSignature()
     if not servable_key(key):
         raise errors.ObjectNotFound()
+    if key.endswith(".m3u8"):
+        # A master gets the video's captions (SUBTITLES); subs/{lang}.m3u8 is made here.
+        made = await served_playlist(ctx, key, expires_at)
+        if made is not None:
+            if ctx.store.presigns:
+                made = _rewrite_playlist(ctx.store, made, key, expires_at)
+            return Response(
+                content=made,
+                media_type=guess_content_type(key),
+                headers={"Cache-Control": "private, no-cache"},
+            )
+    cache = f"private, max-age={max(0, expires_at - int(time.time()))}"
+    return await serve_object(request, ctx, key, cache, "private, no-cache", expires_at)
+
+
+async def serve_object(
+    request: Request,
+    ctx: Context,
+    key: str,
+    cache: str,
+    playlist_cache: str,
+    presign_until: int | None,
+) -> Response:
+    """The response for a servable key (/play and /pub): cache headers as given; with
+    presign_until, an OSS playlist's segments become presigned URLs valid until then."""
     info = await ctx.store.head(key)
     if info is None:
         raise errors.ObjectNotFound()
     content_type = guess_content_type(key)
-    base_headers = {
-        "Cache-Control": f"private, max-age={max(0, expires_at - int(time.time()))}",
-    }
-    if key.endswith(".m3u8"):
-        # A playlist grows while its video is published progressively: players must reload it.
-        base_headers["Cache-Control"] = "private, no-cache"
-    if key.endswith(".m3u8") and ctx.store.presigns:
+    # A playlist grows while its video is published progressively: players must reload it.
+    base_headers = {"Cache-Control": playlist_cache if key.endswith(".m3u8") else cache}
+    if key.endswith(".m3u8") and ctx.store.presigns and presign_until is not None:
+        expires_at = presign_until
         data = b"".join([chunk async for chunk in ctx.store.read(key)])
         playlist = _rewrite_playlist(ctx.store, data.decode(), key, expires_at)
         return Response(content=playlist, media_type=content_type, headers=base_headers)
+    if is_storyboard_vtt(key) and ctx.store.presigns and presign_until is not None:
+        # Its cues name sheets relatively; on OSS those would not resolve: presign them.
+        text = await presigned_vtt(ctx.store, key, presign_until)
+        return Response(content=text, media_type=content_type, headers=base_headers)
     etag = f'"{info.etag}"'
     headers = {**base_headers, "ETag": etag, "Accept-Ranges": "bytes"}
     if request.headers.get("if-none-match") in (etag, "*"):

@@ -21,7 +21,9 @@ class PlayParams(msgspec.Struct):
 
     vid: Vid
     definition: Annotated[str | None, msgspec.Meta(examples=["720p"])] = None
-    format: Annotated[str | None, msgspec.Meta(description="mp4 or hls")] = None
+    format: Annotated[
+        str | None, msgspec.Meta(description="mp4, hls or m4a (the audio-only rendition)")
+    ] = None
     expires: Expires = None
 
 
@@ -36,13 +38,22 @@ class PlayUrl(Answer):
     """One playable URL: an MP4 rendition, or the HLS master (definition `auto`)."""
 
     definition: str
-    format: Literal["mp4", "hls"]
+    format: Literal["mp4", "hls", "m4a"]
     url: str
     width: int | None
     height: int | None
     bitrate: int | None
     size: int | None
-    expires_at: int
+    #: null: a public video's URL, which does not expire.
+    expires_at: int | None
+
+
+class PlayCaption(Answer):
+    """One caption track: the signed URL of its WebVTT file (GET /video/captions lists them too)."""
+
+    lang: str
+    label: str
+    url: str
 
 
 class Playback(Answer):
@@ -53,6 +64,8 @@ class Playback(Answer):
     duration: int | None
     cover_url: str | None
     play_urls: list[PlayUrl]
+    captions: list[PlayCaption]
+    playback_policy: Literal["signed", "public"] = "signed"
 
 
 class Snapshot(Answer):
@@ -63,7 +76,7 @@ class Snapshot(Answer):
     url: str
     width: int | None
     height: int | None
-    expires_at: int
+    expires_at: int | None
 
 
 class Snapshots(Answer):

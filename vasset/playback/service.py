@@ -8,9 +8,11 @@ import time
 from typing import TYPE_CHECKING
 
 from vasset import errors
+from vasset.captions.repository import captions_of as caption_rows
 from vasset.db import transaction
-from vasset.playback import urls
+from vasset.playback import audio, policy, urls
 from vasset.playback.secret import url_secret
+from vasset.playback.thumbnails import Thumbnails
 from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
 
@@ -28,6 +30,7 @@ class PlaybackService:
         # Reads in flight, shared by every request that misses the same video meanwhile.
         self._reads: dict[tuple[int, int], asyncio.Future] = {}
         self._forgets = 0  # bumped by forget(): a read that overlapped one is not cached
+        self.thumbnails = Thumbnails(ctx)
 
     async def secret(self) -> bytes:
         """The URL secret, loaded once per process."""
@@ -63,10 +66,10 @@ class PlaybackService:
         expires: int | None,
     ) -> dict:
         """The playurl answer of API.md."""
-        if fmt is not None and fmt not in ("mp4", "hls"):
-            raise errors.InvalidParameter("format must be mp4 or hls", parameter="format")
+        if fmt is not None and fmt not in ("mp4", "hls", "m4a"):
+            raise errors.InvalidParameter("format must be mp4, hls or m4a", parameter="format")
         expires_at = self.expiry(expires)
-        video, renditions, cover_key = await self._playable(app_id, vid)
+        video, renditions, cover_key, captions = await self._playable(app_id, vid)
         if not renditions:
             raise errors.VideoNotPlayable(status=video.status)
         details = json.loads(video.media_info or "{}")
@@ -78,50 +81,59 @@ class PlaybackService:
             if fmt not in (None, "mp4"):
                 continue
             extra = json.loads(r.media_info or "{}")
+            url, until = await policy.object_url(self, video, r.storage_uri, expires_at)
             play_urls.append(
                 {
                     "definition": r.definition,
                     "format": "mp4",
-                    "url": await self.sign(r.storage_uri, expires_at),
+                    "url": url,
                     "width": r.video_width,
                     "height": r.video_height,
                     "bitrate": extra.get("bitrate"),
                     "size": r.file_size,
-                    "expires_at": expires_at,
+                    "expires_at": until,
                 }
             )
+        for r in audio.m4a_renditions(video, renditions, definition, fmt):
+            url, until = await policy.object_url(self, video, r.storage_uri or "", expires_at)
+            play_urls.append(audio.play_url(r, url, until))
         master = details.get("hls_master")
         has_hls = any(r.format == "hls" for r in renditions)
         if master and has_hls and fmt in (None, "hls") and definition in (None, "auto"):
             top = max(mp4s, key=lambda r: r.video_height or 0) if mp4s else renditions[0]
+            # Playlists always go through the API: it signs what they reference.
+            url, until = await policy.object_url(self, video, master, expires_at, via_api=True)
             play_urls.append(
                 {
                     "definition": "auto",
                     "format": "hls",
-                    # Playlists always go through the API: it signs what they reference.
-                    "url": await self.sign(master, expires_at, via_api=True),
+                    "url": url,
                     "width": top.video_width,
                     "height": top.video_height,
                     "bitrate": None,
                     "size": None,
-                    "expires_at": expires_at,
+                    "expires_at": until,
                 }
             )
         if not play_urls:
             raise errors.VideoNotPlayable(
                 "no rendition matches the requested definition and format", status=video.status
             )
-        cover = await self.sign(cover_key, expires_at) if cover_key else None
+        cover = (
+            (await policy.object_url(self, video, cover_key, expires_at))[0] if cover_key else None
+        )
         return {
             "vid": vid,
             "status": video.status,
             "duration": video.duration,
             "cover_url": cover,
             "play_urls": play_urls,
+            "captions": await self.ctx.captions.entries(captions, expires_at),
+            "playback_policy": video.playback_policy,
         }
 
     async def _playable(self, app_id: int, vid: int) -> tuple:
-        """(video, playable renditions, cover key), cached for playurl_cache_ttl seconds.
+        """(video, playable renditions, cover key, captions), cached playurl_cache_ttl seconds.
 
         Players ask for play URLs far more often than renditions change; a short per-process
         cache of playable videos keeps MySQL out of most playurl calls. A change shows after at
@@ -151,7 +163,7 @@ class PlaybackService:
 
     async def _read_and_cache(self, app_id: int, vid: int, ttl: float, forgets: int) -> tuple:
         value = await self._read_playable(app_id, vid)
-        video, renditions, _ = value
+        video, renditions, _, _ = value
         # Only a settled video is cached: while a transcode publishes in steps (a first MP4,
         # then the rest and HLS), a cached early answer would hide the renditions that follow.
         settled = renditions and video.status == VideoStatus.PLAYABLE
@@ -163,7 +175,7 @@ class PlaybackService:
         return value
 
     async def _read_playable(self, app_id: int, vid: int) -> tuple:
-        """(video, playable renditions, cover key) from MySQL in one short transaction."""
+        """(video, playable renditions, cover key, captions) from MySQL in one transaction."""
         async with transaction(self.ctx.engine) as conn:
             video = await videos.get_video(conn, vid, app_id)
             if video is None or video.parent_id is not None:
@@ -172,7 +184,8 @@ class PlaybackService:
                 r for r in await videos.children(conn, vid) if r.status == VideoStatus.PLAYABLE
             ]
             cover = await videos.cover_key(conn, vid, video.image_index)
-        return video, renditions, cover
+            captions = await caption_rows(conn, vid)
+        return video, renditions, cover, captions
 
     def forget(self, vid: int) -> None:
         """Drop cached answers of a video (this process deleted or changed it)."""
@@ -188,18 +201,17 @@ class PlaybackService:
             rows = await videos.snapshots(conn, vid) if video else []
         if video is None or video.parent_id is not None:
             raise errors.VideoNotFound()
-        return {
-            "vid": vid,
-            "cover_index": video.image_index,
-            "snapshots": [
+        snapshots = []
+        for snap in rows:
+            url, until = await policy.object_url(self, video, snap.storage_uri, expires_at)
+            snapshots.append(
                 {
                     "index": snap.image_index,
                     "time": snap.time_ms,
-                    "url": await self.sign(snap.storage_uri, expires_at),
+                    "url": url,
                     "width": snap.width,
                     "height": snap.height,
-                    "expires_at": expires_at,
+                    "expires_at": until,
                 }
-                for snap in rows
-            ],
-        }
+            )
+        return {"vid": vid, "cover_index": video.image_index, "snapshots": snapshots}

@@ -8,8 +8,11 @@ Layout (relative to the store's root or OSS prefix):
         hls/master.m3u8                                   HLS master playlist
         hls/{definition}/index.m3u8, seg_*.m4s, init.mp4  HLS variants and segments
         snapshots/{index}.jpg                             snapshots
+        thumbs/{time_ms}-{width}.{jpg|webp}               thumbnails made on demand
     direct/{app_id}/{nonce}/...                         single-shot browser uploads (PostObject)
     assets/{app_id}/{nonce}.png                         an app's image assets (watermarks)
+    captions/{video_id}/{nonce}.vtt                     a video's captions (one per language; kept
+                                                        across transcodes, so outside media/)
 
 A transcode attempt writes only under its own media/ prefix, scoped by its fencing token;
 its outputs become visible when the database rows pointing at them are committed while the
@@ -61,8 +64,28 @@ def output_prefix_of(key: str) -> str | None:
     return "/".join(parts[:3]) + "/" if len(parts) > 3 and parts[0] == "media" else None
 
 
+def thumbnail_key(rendition_key: str, time_ms: int, width: int, fmt: str) -> str:
+    """Where a thumbnail of the attempt that made rendition_key lives (a new attempt: new keys)."""
+    prefix = output_prefix_of(rendition_key)
+    if prefix is None:
+        raise ValueError(f"not an output key: {rendition_key!r}")
+    return f"{prefix}thumbs/{int(time_ms)}-{int(width)}.{_check(fmt)}"
+
+
+def caption_key(video_id: int, nonce: str) -> str:
+    """Key of one caption file of a video (a fresh nonce per upload: a replace never overwrites)."""
+    return f"captions/{int(video_id)}/{_check(nonce)}.vtt"
+
+
+def caption_prefix(video_id: int) -> str:
+    """Prefix of every caption file of a video."""
+    return f"captions/{int(video_id)}/"
+
+
 #: Top-level prefixes of the layout above: vasset writes nowhere else in a store.
-OWN_PREFIXES = ("sources/", "media/", "direct/", "assets/")
+OWN_PREFIXES = ("sources/", "media/", "direct/", "assets/", "captions/")
+#: Prefixes whose second component is a video id (the others name an app).
+_VIDEO_PREFIXES = ("media/", "captions/")
 
 _OWNER_ID = re.compile(r"^[1-9][0-9]{0,17}\Z")
 
@@ -80,7 +103,7 @@ def layout_owner(key: str) -> tuple[str, int] | None:
         return None
     owner = rest.split("/", 1)[0]
     ident = int(owner) if _OWNER_ID.match(owner) else 0
-    return ("video" if prefix == "media/" else "app"), ident
+    return ("video" if prefix in _VIDEO_PREFIXES else "app"), ident
 
 
 def tail_key(source: str, claim: int) -> str:

@@ -31,7 +31,9 @@ _CONTENT_TYPES = {
     ".ts": "video/mp2t",
     ".m4s": "video/iso.segment",
     ".jpg": "image/jpeg",
+    ".webp": "image/webp",
     ".json": "application/json",
+    ".vtt": "text/vtt",
 }
 
 #: errnos that mean "no object can be under this key" rather than "storage failed".

@@ -9,6 +9,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from vasset import errors
+from vasset.captions.service import remove_video_captions
 from vasset.db import transaction
 from vasset.errors import FailureCode
 from vasset.storage import keys
@@ -126,6 +127,7 @@ class VideoService:
                 await repo.live_references(conn, video.storage_uri) if video.storage_uri else 0
             )
         await self._remove_bytes(video, renditions, snapshot_keys, source_refs)
+        await remove_video_captions(self.engine, self.store, vid)
         log.info("video_deleted", vid=vid, shared_source=source_refs > 0)
         return {"vid": vid, "deleted": True}
 

@@ -149,6 +149,17 @@ export const ERROR_CODES = Object.freeze([
   'InvalidWebhookUrl', 'EndpointNotFound', 'DeliveryNotFound',
   // image assets and overlays (docs/API.md)
   'InvalidImage', 'AssetNotFound',
+  // storyboards and the audio-only rendition (docs/API.md)
+  'StoryboardNotFound', 'AudioNotFound',
+  // clips (docs/API.md)
+  'ClipRangesMalformed', 'ClipTooManyRanges', 'ClipRangeReversed', 'ClipRangeEmpty',
+  'ClipRangesOverlap', 'ClipRangeOutOfBounds',
+  // captions (docs/API.md)
+  'InvalidCaptions', 'CaptionNotFound',
+  // transcode templates (docs/API.md)
+  'UnknownTemplate',
+  // thumbnails on demand (docs/API.md)
+  'ThumbnailUnavailable',
 ]);
 
 /** Codes this SDK sets itself (no answer, or an upload that could not finish); `HTTP{status}` for an answer without a code. */

@@ -12,6 +12,7 @@ from vasset_client import errors
 from vasset_client.events import Event, iter_events
 from vasset_client.models import (
     STATUSES,
+    Captions,
     Deleted,
     DirectUrls,
     InitResult,
@@ -60,10 +61,12 @@ class Client(SignedTransport):
         priority: int = 0,
         direct: bool = False,
         ttl: int | None = None,
+        template: str | None = None,
     ) -> InitResult:
         """POST /video/upload/init; with `hash`, an instant upload when the server has the bytes.
 
-        ttl: seconds after which the server deletes the video and all its objects.
+        ttl: seconds after which the server deletes the video and all its objects; template
+        (with auto): the transcode template of the automatic transcode.
         """
         params: dict[str, Any] = {"fn": _b64name(name), "fsize": fsize, "psize": psize}
         if hash:
@@ -76,6 +79,8 @@ class Client(SignedTransport):
             params["direct"] = 1
         if ttl is not None:
             params["ttl"] = int(ttl)
+        if template is not None:
+            params["template"] = template
         return InitResult.from_dict(self.request("POST", "/video/upload/init", params))
 
     def upload_part(
@@ -190,6 +195,7 @@ class Client(SignedTransport):
         expires: int | None = None,
         uses: int | None = None,
         ttl: int | None = None,
+        template: str | None = None,
     ) -> UploadTicket:
         """POST /video/upload/ticket: a bearer ticket for Uppy, tus-js-client, tuspy, iOS.
 
@@ -202,6 +208,7 @@ class Client(SignedTransport):
             ("expires", expires),
             ("uses", uses),
             ("ttl", ttl),
+            ("template", template),
         ):
             if value is not None:
                 params[name] = value
@@ -220,11 +227,21 @@ class Client(SignedTransport):
         vid: int,
         priority: int | None = None,
         definitions: Sequence[str] | str | None = None,
+        codec: str | None = None,
+        template: Sequence[str] | str | None = None,
     ) -> TranscodeResult:
-        """POST /video/transcode for an uploaded video."""
+        """POST /video/transcode for an uploaded video (several templates: several outputs)."""
         if definitions is not None and not isinstance(definitions, str):
             definitions = ",".join(definitions)
-        params = {"vid": vid, "priority": priority, "definitions": definitions}
+        if template is not None and not isinstance(template, str):
+            template = ",".join(template)
+        params = {
+            "vid": vid,
+            "priority": priority,
+            "definitions": definitions,
+            "codec": codec,
+            "template": template,
+        }
         return TranscodeResult.from_dict(self.request("POST", "/video/transcode", params))
 
     def transcode_from(
@@ -238,9 +255,24 @@ class Client(SignedTransport):
         params = {"src": src, "dst": dst, "priority": priority, "ttl": ttl}
         return TranscodeResult.from_dict(self.request("POST", "/video/transcode", params))
 
-    def retranscode(self, vid: int) -> TranscodeResult:
+    def retranscode(
+        self, vid: int, template: str | None = None, codec: str | None = None
+    ) -> TranscodeResult:
         """POST /video/retranscode: renditions are replaced atomically when done."""
-        return TranscodeResult.from_dict(self.request("POST", "/video/retranscode", {"vid": vid}))
+        params = {"vid": vid, "template": template, "codec": codec}
+        return TranscodeResult.from_dict(self.request("POST", "/video/retranscode", params))
+
+    def save_template(self, name: str, **options: Any) -> dict[str, Any]:
+        """POST /video/templates: create or replace a named template (options as on transcode)."""
+        return self.request("POST", "/video/templates", {"name": name, **options})
+
+    def templates(self) -> list[dict[str, Any]]:
+        """GET /video/templates: the app's transcode templates by name."""
+        return list(self.request("GET", "/video/templates")["templates"])
+
+    def delete_template(self, name: str) -> dict[str, Any]:
+        """POST /video/templates/delete."""
+        return self.request("POST", "/video/templates/delete", {"name": name})
 
     def playurl(
         self,
@@ -257,6 +289,24 @@ class Client(SignedTransport):
         """GET /video/snapshot: snapshot images (signed, expiring URLs)."""
         params = {"vid": vid, "expires": expires}
         return Snapshots.from_dict(self.request("GET", "/video/snapshot", params))
+
+    def put_captions(
+        self, vid: int, lang: str, data: bytes | str, label: str | None = None
+    ) -> dict[str, Any]:
+        """PUT /video/captions: add or replace one language's WebVTT or SRT captions."""
+        body = data.encode() if isinstance(data, str) else data
+        params = {"vid": vid, "lang": lang, "label": label}
+        return self.request("PUT", "/video/captions", params, content=body)
+
+    def captions(self, vid: int, expires: int | None = None) -> Captions:
+        """GET /video/captions: the video's caption tracks (signed, expiring URLs)."""
+        params = {"vid": vid, "expires": expires}
+        return Captions.from_dict(self.request("GET", "/video/captions", params))
+
+    def delete_captions(self, vid: int, lang: str) -> dict[str, Any]:
+        """POST /video/captions/delete: remove one language's captions."""
+        params = {"vid": vid, "lang": lang}
+        return self.request("POST", "/video/captions/delete", params)
 
     def events(
         self,

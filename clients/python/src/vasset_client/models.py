@@ -270,6 +270,8 @@ class TranscodeResult(Model):
 
     vid: int = 0
     status: str = ""
+    #: template=a,b: [{"template", "vid"}] of each output (the first is vid itself).
+    outputs: list[dict[str, Any]] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -289,6 +291,33 @@ class PlayUrl(Model):
 
 
 @dataclass
+class Caption(Model):
+    """One caption track: a signed URL of its WebVTT file."""
+
+    lang: str = ""
+    label: str = ""
+    url: str = ""
+    expires_at: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class Captions(Model):
+    """GET /video/captions."""
+
+    vid: int = 0
+    captions: list[Caption] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Captions:
+        """Build from an API answer, tracks typed."""
+        info = super().from_dict(data)
+        info.captions = [Caption.from_dict(c) for c in data.get("captions") or []]
+        return info
+
+
+@dataclass
 class PlayInfo(Model):
     """GET /video/playurl."""
 
@@ -297,13 +326,15 @@ class PlayInfo(Model):
     duration: int | None = None
     cover_url: str | None = None
     play_urls: list[PlayUrl] = field(default_factory=list)
+    captions: list[Caption] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PlayInfo:
-        """Build from an API answer, play URLs typed."""
+        """Build from an API answer, play URLs and caption tracks typed."""
         info = super().from_dict(data)
         info.play_urls = [PlayUrl.from_dict(u) for u in data.get("play_urls") or []]
+        info.captions = [Caption.from_dict(c) for c in data.get("captions") or []]
         return info
 
 
