@@ -13,6 +13,7 @@ from vasset.http.deps import Caller, Ctx, query
 from vasset.http.openapi import TOKEN, doc
 from vasset.http.params import query_dict
 from vasset.http.schemas import shaped
+from vasset.templates.service import upload_options
 from vasset.upload.schemas import (
     INIT_ANSWERS,
     PUT_ANSWERS,
@@ -77,7 +78,7 @@ def _content_length(request: Request) -> int | None:
     **doc(
         tag="uploads",
         query=InitParams,
-        codes=(errors.InvalidPartSize, errors.EntityTooLarge),
+        codes=(errors.InvalidPartSize, errors.EntityTooLarge, errors.UnknownTemplate),
         example={
             "upload_id": "u_7Jc2kQ",
             "vid": 42,
@@ -98,14 +99,16 @@ async def init_upload(
     if q.auto not in (0, 1):
         raise errors.InvalidParameter("auto must be 0 or 1", parameter="auto")
     args = (caller, q.fn, q.fsize, q.psize, q.hash, bool(q.auto), q.priority)
+    # template=: the automatic transcode's options, kept with the video until it completes.
+    options = await upload_options(ctx, caller.id, q.template, bool(q.auto))
     if q.direct:
         if ctx.direct is None:
             raise errors.InvalidParameter(
                 "direct uploads need OSS storage; this service stores on local disk",
                 parameter="direct",
             )
-        return shaped(await ctx.direct.init(*args, ttl=q.ttl), *INIT_ANSWERS)
-    return shaped(await ctx.uploads.init(*args, ttl=q.ttl), *INIT_ANSWERS)
+        return shaped(await ctx.direct.init(*args, ttl=q.ttl, options=options), *INIT_ANSWERS)
+    return shaped(await ctx.uploads.init(*args, ttl=q.ttl, options=options), *INIT_ANSWERS)
 
 
 @put(

@@ -52,10 +52,11 @@ class DirectUploads(PostedUploads):
         auto: bool,
         priority: int,
         ttl: int | None = None,
+        options: str | None = None,
     ) -> dict:
         """Start an upload recorded with direct=1 and answer presigned part URLs."""
         answer = await self.uploads.init(
-            app, fn, fsize, psize, md5, auto, priority, direct=True, ttl=ttl
+            app, fn, fsize, psize, md5, auto, priority, direct=True, ttl=ttl, options=options
         )
         if answer.get("instant"):
             return answer  # verified bytes exist already: nothing to upload

@@ -9,6 +9,7 @@ from msgspec import UNSET, UnsetType
 
 from vasset.http.params import Count, Priority
 from vasset.http.schemas import Answer, Md5Hex
+from vasset.templates.schemas import TemplateName
 from vasset.videos.schemas import Ttl
 
 Upid = Annotated[str, msgspec.Meta(description="upload id (opaque), from init")]
@@ -37,6 +38,10 @@ class InitParams(msgspec.Struct):
     priority: Annotated[Priority, msgspec.Meta(description="task_priority (higher first)")] = 0
     direct: Annotated[int, msgspec.Meta(description="1: direct-to-OSS upload (OSS only)")] = 0
     ttl: Ttl | None = None
+    template: Annotated[
+        TemplateName | None,
+        msgspec.Meta(description="with auto=1: the transcode template the transcode uses"),
+    ] = None
 
 
 class UploadParams(msgspec.Struct):

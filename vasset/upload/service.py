@@ -19,6 +19,7 @@ from vasset.metrics.registry import metrics
 from vasset.settings import Settings
 from vasset.storage import keys
 from vasset.storage.base import BlobStore, PartInfo
+from vasset.templates.service import record_for_video
 from vasset.upload import md5state
 from vasset.upload import repository as repo
 from vasset.upload.completion import EnqueueHook
@@ -125,16 +126,18 @@ class UploadService(WholeFile):
         priority: int,
         direct: bool = False,
         ttl: int | None = None,
+        options: str | None = None,
     ) -> dict:
         """Start an upload, or finish it at once when verified bytes with that MD5 exist.
 
-        ttl: seconds the video lives (None: the app's default, else kept).
+        ttl: seconds the video lives (None: the app's default, else kept); options: the stored
+        TranscodeOptions (JSON) of the automatic transcode (template=).
         """
         name = decode_file_name(fn)
         md5 = check_md5(md5)
         part_count = self.check_sizes(fsize, psize)
         if md5 is not None:
-            instant = await self._instant(app, name, fsize, md5, auto, priority, ttl)
+            instant = await self._instant(app, name, fsize, md5, auto, priority, ttl, options)
             if instant is not None:
                 return instant
         now = int(time.time())
@@ -147,6 +150,7 @@ class UploadService(WholeFile):
             # video row is rolled back and the multipart upload aborted (no orphan of either).
             async with transaction(self.engine) as conn:
                 vid = await self.new_video(conn, app.id, name, fsize, priority, ttl)
+                await record_for_video(conn, vid, options)
                 key = keys.source_key(app.id, vid, keys.new_nonce())
                 multipart_id = await self.store.create_multipart(key)
                 await videos.update_video(conn, vid, storage_uri=key)
@@ -213,7 +217,15 @@ class UploadService(WholeFile):
         )
 
     async def _instant(
-        self, app: App, name: str, fsize: int, md5: str, auto: bool, priority: int, ttl: int | None
+        self,
+        app: App,
+        name: str,
+        fsize: int,
+        md5: str,
+        auto: bool,
+        priority: int,
+        ttl: int | None,
+        options: str | None = None,
     ) -> dict | None:
         async with transaction(self.engine) as conn:
             source = await videos.find_instant_source(conn, app.id, md5, fsize)
@@ -236,6 +248,7 @@ class UploadService(WholeFile):
                 media_info=source.media_info,
                 ttl=ttl,
             )
+            await record_for_video(conn, vid, options)
             if auto and self.enqueue_transcode is not None:
                 await self.enqueue_transcode(conn, app.id, vid, priority)
         if auto and self.after_enqueue is not None:
