@@ -10,7 +10,9 @@ from vasset.http.deps import Caller, Ctx, query
 from vasset.http.openapi import doc
 from vasset.http.schemas import shaped
 from vasset.playback.files import play_file
+from vasset.playback.policy_api import ROUTES as POLICY_ROUTES
 from vasset.playback.schemas import Playback, PlayParams, SnapshotParams, Snapshots
+from vasset.playback.thumbnail_api import ROUTES as THUMBNAIL_ROUTES
 
 
 @get(
@@ -56,4 +58,4 @@ async def video_snapshot(ctx: Ctx, caller: Caller, q: NamedDependency[SnapshotPa
     return shaped(await ctx.playback.snapshots(caller.id, q.vid, q.expires), Snapshots)
 
 
-ROUTES = [video_playurl, video_snapshot, play_file]
+ROUTES = [video_playurl, video_snapshot, play_file, *THUMBNAIL_ROUTES, *POLICY_ROUTES]

@@ -52,11 +52,22 @@ class DirectUploads(PostedUploads):
         auto: bool,
         priority: int,
         ttl: int | None = None,
+        playback_policy: str | None = None,
         options: str | None = None,
     ) -> dict:
         """Start an upload recorded with direct=1 and answer presigned part URLs."""
         answer = await self.uploads.init(
-            app, fn, fsize, psize, md5, auto, priority, direct=True, ttl=ttl, options=options
+            app,
+            fn,
+            fsize,
+            psize,
+            md5,
+            auto,
+            priority,
+            direct=True,
+            ttl=ttl,
+            playback_policy=playback_policy,
+            options=options,
         )
         if answer.get("instant"):
             return answer  # verified bytes exist already: nothing to upload

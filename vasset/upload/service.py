@@ -16,6 +16,7 @@ from vasset import errors
 from vasset.auth.verify import App, new_upload_token, token_matches
 from vasset.db import transaction
 from vasset.metrics.registry import metrics
+from vasset.playback.policy import policy_values
 from vasset.settings import Settings
 from vasset.storage import keys
 from vasset.storage.base import BlobStore, PartInfo
@@ -126,18 +127,22 @@ class UploadService(WholeFile):
         priority: int,
         direct: bool = False,
         ttl: int | None = None,
+        playback_policy: str | None = None,
         options: str | None = None,
     ) -> dict:
         """Start an upload, or finish it at once when verified bytes with that MD5 exist.
 
-        ttl: seconds the video lives (None: the app's default, else kept); options: the stored
-        TranscodeOptions (JSON) of the automatic transcode (template=).
+        ttl: seconds the video lives (None: the app's default, else kept); playback_policy:
+        signed (None, the default) or public; options: the stored TranscodeOptions (JSON) of
+        the automatic transcode (template=).
         """
         name = decode_file_name(fn)
         md5 = check_md5(md5)
         part_count = self.check_sizes(fsize, psize)
         if md5 is not None:
-            instant = await self._instant(app, name, fsize, md5, auto, priority, ttl, options)
+            instant = await self._instant(
+                app, name, fsize, md5, auto, priority, ttl, playback_policy, options
+            )
             if instant is not None:
                 return instant
         now = int(time.time())
@@ -149,7 +154,9 @@ class UploadService(WholeFile):
             # One transaction around the storage call: if recording the upload fails, the
             # video row is rolled back and the multipart upload aborted (no orphan of either).
             async with transaction(self.engine) as conn:
-                vid = await self.new_video(conn, app.id, name, fsize, priority, ttl)
+                vid = await self.new_video(
+                    conn, app.id, name, fsize, priority, ttl, playback_policy
+                )
                 await record_for_video(conn, vid, options)
                 key = keys.source_key(app.id, vid, keys.new_nonce())
                 multipart_id = await self.store.create_multipart(key)
@@ -203,6 +210,7 @@ class UploadService(WholeFile):
         size: int,
         priority: int,
         ttl: int | None = None,
+        playback_policy: str | None = None,
     ) -> int:
         """Insert the video row of a new upload (status uploading); returns its vid."""
         return await videos.insert_video(
@@ -214,6 +222,7 @@ class UploadService(WholeFile):
             task_priority=priority,
             image_count=self.settings.image_count,
             ttl=ttl,
+            **policy_values(playback_policy),
         )
 
     async def _instant(
@@ -225,6 +234,7 @@ class UploadService(WholeFile):
         auto: bool,
         priority: int,
         ttl: int | None,
+        playback_policy: str | None = None,
         options: str | None = None,
     ) -> dict | None:
         async with transaction(self.engine) as conn:
@@ -247,6 +257,7 @@ class UploadService(WholeFile):
                 image_count=self.settings.image_count,
                 media_info=source.media_info,
                 ttl=ttl,
+                **policy_values(playback_policy),
             )
             await record_for_video(conn, vid, options)
             if auto and self.enqueue_transcode is not None:

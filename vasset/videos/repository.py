@@ -25,7 +25,7 @@ VIDEO_COLUMNS = (
     "id, app_id, parent_id, unique_id, source_name, create_time, update_time, file_size,"
     " video_width, video_height, duration, hash, definition, storage_uri, status, image_index,"
     " image_count, task_priority, progress, error, media_info, format, deleted_at, metadata,"
-    " delete_at"
+    " delete_at, playback_policy, public_token"
 )
 
 
@@ -58,6 +58,9 @@ class VideoRow(msgspec.Struct):
     metadata: str | None = None
     #: When the janitor deletes it (unix seconds; a ttl on creation or the app's default).
     delete_at: int | None = None
+    #: signed (expiring signed URLs) or public (stable URLs under /pub/{public_token}/).
+    playback_policy: str = "signed"
+    public_token: str | None = None
 
 
 class SnapshotRow(msgspec.Struct):

@@ -442,3 +442,9 @@ class ServiceUnavailable(RetryAfter, ServerError):
 
     default_code = "ServiceUnavailable"
     default_status = 503
+
+
+class ThumbnailUnavailable(ServiceUnavailable):
+    """503 ThumbnailUnavailable: thumbnails are busy or FFmpeg timed out (retry_after)."""
+
+    default_code = "ThumbnailUnavailable"
