@@ -14,6 +14,7 @@ SQL_MODULES = {
     "apps/repository.py",  # app, server_secret
     "videos/repository.py",  # video, video_snapshot
     "upload/repository.py",  # upload, upload_part
+    "upload/replacement_repository.py",  # source_replacement (init ... &replace=)
     "upload/resumable/repository.py",  # resumable_upload, upload_ticket
     "events/repository.py",  # event (the outbox) and its fan-out into webhook_delivery
     "events/webhook_repository.py",  # webhook_endpoint

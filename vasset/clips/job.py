@@ -13,9 +13,9 @@ import asyncio
 import hashlib
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -127,10 +127,14 @@ async def _plan(run: JobRun, spec: ClipSpec, out: Path) -> tuple[list[str], str,
     return argv, "reencode", total
 
 
-async def make_clip_source(run: JobRun, on_ffmpeg: Callable) -> None:
-    """Make and store the clip's source, then move its video on (idempotent per attempt)."""
-    from vasset.transcode.pipeline import LeaseLost, _run_ffmpeg
+async def make_clip_source(
+    run: JobRun, ffmpeg: Callable[[list[str], int], Awaitable[Any]], lease_lost: type[Exception]
+) -> None:
+    """Make and store the clip's source, then move its video on (idempotent per attempt).
 
+    ffmpeg(argv, duration_ms) runs FFmpeg under the job's slot, watchdog and cancel; lease_lost
+    is raised when the job's token no longer holds (both from the pipeline, which imports us).
+    """
     ctx, job = run.ctx, run.job
     async with transaction(ctx.engine) as conn:
         video = await videos.get_video(conn, job.video_id)
@@ -142,7 +146,7 @@ async def make_clip_source(run: JobRun, on_ffmpeg: Callable) -> None:
     started = time.monotonic()
     out = run.workdir / "clip.mp4"
     argv, mode, duration_ms = await _plan(run, spec, out)
-    await _run_ffmpeg(run, "clip", argv, duration_ms, on_ffmpeg)
+    await ffmpeg(argv, duration_ms)
     run.check()
     key = keys.source_key(job.app_id, job.video_id, keys.new_nonce())
     await ctx.store.put_file(key, out, "video/mp4")
@@ -152,7 +156,7 @@ async def make_clip_source(run: JobRun, on_ffmpeg: Callable) -> None:
         async with transaction(ctx.engine) as conn:
             await videos.get_video(conn, job.video_id, for_update=True)
             if not await queue.holds(conn, job, lock=True):
-                raise LeaseLost()
+                raise lease_lost()
             # The clip is uploaded, and this job's attempt goes on to transcode it.
             await videos.move_video(
                 conn,

@@ -31,6 +31,7 @@ from vasset.transcode.probe import MediaInfo, probe
 from vasset.transcode.progressive import Publisher, insert_rendition
 from vasset.transcode.queue import Job
 from vasset.transcode.sandbox import Progress, run_ffmpeg, timeout_for
+from vasset.upload import replace
 from vasset.videos import repository as videos
 from vasset.videos.state import LADDER, Ladder, VideoStatus, ladder_of
 
@@ -120,16 +121,19 @@ async def _source_file(run: JobRun, on_ffmpeg: Callable) -> Path:
     elif run.job.kind == "clip":
         from vasset.clips.job import make_clip_source
 
-        await make_clip_source(run, on_ffmpeg)
+        ffmpeg = functools.partial(_run_ffmpeg, run, "clip", on_ffmpeg=on_ffmpeg)
+        await make_clip_source(run, ffmpeg, LeaseLost)
     async with transaction(run.ctx.engine) as conn:
         video = await videos.get_video(conn, run.job.video_id)
-    if video is None or not video.storage_uri:
+        # A new source uploaded with replace= is transcoded instead of the current one.
+        stored = await replace.source_of(conn, run, video)
+    if video is None or not stored:
         raise errors.VideoNotFound("the video or its source is gone")
-    local = run.ctx.store.local_path(video.storage_uri)
+    local = run.ctx.store.local_path(stored)
     if local is not None and local.is_file():
         return local
     target = run.workdir / "source"
-    await run.ctx.store.download_file(video.storage_uri, target)
+    await run.ctx.store.download_file(stored, target)
     return target
 
 
@@ -361,6 +365,7 @@ async def _publish(
             for output, key in hls_rows:
                 await insert_rendition(conn, source, output, key, 0, "hls")
             await _replace_snapshots(conn, run)
+            await replace.adopt(conn, run, source)
             await sidecars.record(conn, source, details, extras)
             details["hls_master"] = master_key
             details["output_prefix"] = run.prefix
@@ -392,6 +397,7 @@ async def _publish(
     for prefix in stale:
         if prefix and prefix != run.prefix:
             await run.ctx.store.delete_prefix(prefix)
+    await replace.drop_old_source(run.ctx, run)
     log.info(
         "transcode_published",
         vid=run.job.video_id,

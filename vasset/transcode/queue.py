@@ -19,6 +19,7 @@ from vasset.transcode import repository as jobs
 from vasset.transcode.jobstate import JobState
 from vasset.transcode.progressive import drop_partial
 from vasset.transcode.repository import Add, Job, holds, list_jobs, live_attempts
+from vasset.upload import replace
 from vasset.videos import repository as videos
 from vasset.videos.state import TRANSCODABLE, VideoStatus
 
@@ -213,6 +214,8 @@ async def _fail_video(conn: AsyncConnection, job: Job, error: str) -> None:
         )
         # A partial ladder published early goes with it (docs/API.md: failed is not playable).
         await drop_partial(conn, video.id)
+        # A new source (replace=) that failed is dropped: the video keeps its old one.
+        await replace.abandon(conn, video.id)
 
 
 async def _video_back_to_queue(conn: AsyncConnection, job: Job) -> None:

@@ -35,6 +35,7 @@ from vasset.transcode import failures, pipeline, queue
 from vasset.transcode.queue import Job
 from vasset.transcode.slots import SlotSemaphore
 from vasset.transcode.wakeup import notify_key
+from vasset.upload import replace
 
 log = structlog.get_logger(__name__)
 
@@ -245,6 +246,8 @@ class Worker:
                     lambda conn: queue.retry_or_fail(conn, job, message, base, permanent),
                 )
                 log.info("job_outcome", job=job.id, outcome=outcome)
+                if outcome == "failed":
+                    await replace.discard(self.ctx, job.video_id)  # a failed new source's bytes
             except Exception as exc:  # the reaper settles the job once its lease expires
                 loop_error("job_outcome_unrecorded", exc, job=job.id)
         finally:

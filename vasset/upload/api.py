@@ -14,6 +14,7 @@ from vasset.http.openapi import TOKEN, doc
 from vasset.http.params import query_dict
 from vasset.http.schemas import shaped
 from vasset.templates.service import upload_options
+from vasset.upload import replace
 from vasset.upload.schemas import (
     INIT_ANSWERS,
     PUT_ANSWERS,
@@ -31,6 +32,7 @@ from vasset.upload.schemas import (
     Uploaded,
     UploadParams,
 )
+from vasset.upload.service import check_md5
 
 UPLOAD_CODES = (errors.UploadNotFound, errors.InvalidUploadToken)
 PART_CODES = (
@@ -78,7 +80,13 @@ def _content_length(request: Request) -> int | None:
     **doc(
         tag="uploads",
         query=InitParams,
-        codes=(errors.InvalidPartSize, errors.EntityTooLarge, errors.UnknownTemplate),
+        codes=(
+            errors.InvalidPartSize,
+            errors.EntityTooLarge,
+            errors.UnknownTemplate,
+            errors.VideoNotFound,  # replace=
+            errors.InvalidState,  # replace= of a video that is not at rest
+        ),
         example={
             "upload_id": "u_7Jc2kQ",
             "vid": 42,
@@ -98,6 +106,10 @@ async def init_upload(
     """Start an upload (or finish it instantly by MD5)."""
     if q.auto not in (0, 1):
         raise errors.InvalidParameter("auto must be 0 or 1", parameter="auto")
+    if q.replace is not None:
+        # A new source for a kept vid; the video plays on meanwhile (vasset/upload/replace.py).
+        answer = await replace.start(ctx.uploads, caller, q.replace, q, check_md5(q.hash))
+        return shaped(answer, *INIT_ANSWERS)
     args = (caller, q.fn, q.fsize, q.psize, q.hash, bool(q.auto), q.priority)
     # template=: the automatic transcode's options, kept with the video until it completes.
     options = await upload_options(ctx, caller.id, q.template, bool(q.auto))
@@ -107,8 +119,18 @@ async def init_upload(
                 "direct uploads need OSS storage; this service stores on local disk",
                 parameter="direct",
             )
-        return shaped(await ctx.direct.init(*args, ttl=q.ttl, options=options), *INIT_ANSWERS)
-    return shaped(await ctx.uploads.init(*args, ttl=q.ttl, options=options), *INIT_ANSWERS)
+        return shaped(
+            await ctx.direct.init(
+                *args, ttl=q.ttl, playback_policy=q.playback_policy, options=options
+            ),
+            *INIT_ANSWERS,
+        )
+    return shaped(
+        await ctx.uploads.init(
+            *args, ttl=q.ttl, playback_policy=q.playback_policy, options=options
+        ),
+        *INIT_ANSWERS,
+    )
 
 
 @put(

@@ -23,7 +23,7 @@ from vasset.metrics.registry import metrics
 from vasset.settings import Settings
 from vasset.storage import keys
 from vasset.storage.base import BlobStore, PartInfo
-from vasset.upload import claims, md5state
+from vasset.upload import claims, md5state, replace
 from vasset.upload import repository as repo
 from vasset.upload.md5state import ResumableMD5
 from vasset.upload.repository import UploadRow
@@ -139,7 +139,9 @@ class Completion:
                     async with transaction(self.engine) as conn:
                         await videos.lock_video(conn, row.video_id)
                         await repo.move_upload(conn, row.id, row.status, U.EXPIRED)
-                        if row.video_id:  # a tus partial upload has no video of its own
+                        # A tus partial upload has no video of its own; a replacement's
+                        # video keeps its old source and renditions.
+                        if row.video_id and not await replace.ended(conn, row):
                             await videos.move_video(
                                 conn,
                                 row.video_id,
@@ -307,6 +309,11 @@ class Completion:
 
     async def publish(self, row: UploadRow, md5: str) -> dict:
         """The verified bytes become the video (uploaded, indexed by md5, maybe queued)."""
+        if await replace.completed(self.engine, row, md5, self.enqueue_transcode):
+            # A new source for a kept vid: queued for its transcode, the old renditions play on.
+            if self.after_enqueue is not None:
+                await self.after_enqueue()
+            return {**self._uploaded_answer(row), "md5": md5}
         async with transaction(self.engine) as conn:
             # The video first, then its upload: the lock order of a delete.
             await videos.move_video(
@@ -346,9 +353,10 @@ class Completion:
     async def _fail(self, row: UploadRow, reason: str, delete_object: bool = False) -> None:
         """Mark the upload and its video failed; the bytes are dropped, never indexed."""
         async with transaction(self.engine) as conn:
-            await videos.move_video(
-                conn, row.video_id, V.UPLOADING, V.UPLOAD_FAILED, error=reason, hash=None
-            )
+            if not await replace.ended(conn, row):  # a replacement's video is left as it was
+                await videos.move_video(
+                    conn, row.video_id, V.UPLOADING, V.UPLOAD_FAILED, error=reason, hash=None
+                )
             await repo.move_upload(
                 conn, row.id, U.COMPLETING, U.FAILED, error=reason, md5_state=None
             )

@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from vasset.http.params import Count, Priority
+from vasset.http.params import Count, Id, Priority
 from vasset.http.schemas import Answer, Md5Hex
+from vasset.playback.policy import PolicyParam
 from vasset.templates.schemas import TemplateName
 from vasset.videos.schemas import Ttl
 
@@ -38,9 +39,17 @@ class InitParams(msgspec.Struct):
     priority: Annotated[Priority, msgspec.Meta(description="task_priority (higher first)")] = 0
     direct: Annotated[int, msgspec.Meta(description="1: direct-to-OSS upload (OSS only)")] = 0
     ttl: Ttl | None = None
+    playback_policy: PolicyParam | None = None
     template: Annotated[
         TemplateName | None,
         msgspec.Meta(description="with auto=1: the transcode template the transcode uses"),
+    ] = None
+    replace: Annotated[
+        Id | None,
+        msgspec.Meta(
+            description="upload a new source for this video (same app); it keeps playing its"
+            " old renditions until the new ones replace them"
+        ),
     ] = None
 
 
