@@ -20,6 +20,7 @@ import msgspec
 
 from vasset.transcode import codecs as video_codecs
 from vasset.transcode import overlays
+from vasset.transcode.audio import AudioOutput, AudioRequest, audio_output_args, master_entry
 from vasset.transcode.ffargs import VIDEO_DEMUXERS, common_args, input_args
 from vasset.transcode.ladder import RenditionPlan
 from vasset.transcode.passthrough import Passthrough
@@ -30,6 +31,7 @@ from vasset.transcode.snapshots import (
     snapshot_outputs,
     snapshot_times,
 )
+from vasset.transcode.storyboard import StoryboardOutputs, StoryboardRequest, storyboard_outputs
 
 # VIDEO_DEMUXERS, input_args and the snapshot commands moved to ffargs and snapshots; they are
 # re-exported because tests and bench/ import them from here.
@@ -124,6 +126,9 @@ class TranscodeCommand(msgspec.Struct, frozen=True, kw_only=True):
     master_path: str | None = None
     # JPEG snapshots written by the same run (None when none were asked for).
     snapshots: SnapshotOutputs | None = None
+    # Storyboard sheets and the audio-only rendition of the same run (see storyboard, audio).
+    storyboard: StoryboardOutputs | None = None
+    audio: AudioOutput | None = None
 
     def make_directories(self) -> None:
         """Create the output directories (the one impure convenience of this module)."""
@@ -236,6 +241,8 @@ def build_transcode(
     first_keyframe: float | None = None,
     passthrough: Passthrough | None = None,
     snapshots: SnapshotRequest | None = None,
+    storyboard: StoryboardRequest | None = None,
+    audio_only: AudioRequest | None = None,
     overlay: overlays.OverlayPlan | None = None,
     loglevel: str = "warning",
 ) -> TranscodeCommand:
@@ -267,9 +274,14 @@ def build_transcode(
     encoded = [(i, p) for i, p in enumerate(plans) if p.name != copied]
     graph: list[str] = []
     snap = None
-    if encoded or snapshots is not None:
+    board = None
+    if encoded or snapshots is not None or storyboard is not None:
         # One decode (autorotated before the graph's input) for every encoder and snapshot.
-        graph, snap_pad = _scale_chain(video, encoded, frame_rate, snapshots is not None)
+        branch = snapshots is not None or storyboard is not None
+        graph, snap_pad = _scale_chain(video, encoded, frame_rate, branch)
+        if storyboard is not None and snap_pad is not None:
+            board = storyboard_outputs(snap_pad, storyboard, share=snapshots is not None)
+            graph, snap_pad = graph + board.graph, board.rest
         if snapshots is not None and snap_pad is not None:
             snap = snapshot_outputs(
                 snap_pad,
@@ -367,6 +379,14 @@ def build_transcode(
         )
     if snap is not None:
         argv += snap.args
+    if board is not None:
+        argv += board.args
+        directories.append(board.out_dir)
+    sound = None
+    if audio_only is not None and has_audio:
+        sound_args, sound = audio_output_args(audio, audio_only, hls_root if hls else None)
+        argv += sound_args
+        directories += [audio_only.out_dir] + ([sound.hls_dir] if sound.hls_dir else [])
     master = os.fspath(hls_root / "master.m3u8") if hls else None
     if hls:
         directories.insert(1, os.fspath(hls_root))
@@ -378,10 +398,17 @@ def build_transcode(
         directories=directories,
         master_path=master,
         snapshots=snap,
+        storyboard=board,
+        audio=sound,
     )
 
 
-def master_playlist(renditions: Sequence[RenditionOutput], *, base: str | None = None) -> str:
+def master_playlist(
+    renditions: Sequence[RenditionOutput],
+    *,
+    base: str | None = None,
+    audio: AudioOutput | None = None,
+) -> str:
     """HLS master playlist text; variant URIs are relative to ``base`` (default: hls root)."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     for r in sorted(renditions, key=lambda r: (r.bandwidth, r.name)):
@@ -400,4 +427,6 @@ def master_playlist(renditions: Sequence[RenditionOutput], *, base: str | None =
         lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), uri]
     if len(lines) == 3:
         raise ValueError("no rendition has an HLS playlist")
+    # Last: players start on the first variant listed, and it must have video.
+    lines += master_entry(audio) if audio is not None else []
     return "\n".join(lines) + "\n"
