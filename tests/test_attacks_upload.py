@@ -233,6 +233,7 @@ ROUTES = {
     ("POST", "/video/retransocde"): ["vid", "priority"],
     ("GET", "/video/playurl"): ["vid", "definition", "format", "expires"],
     ("GET", "/video/snapshot"): ["vid", "expires"],
+    ("GET", "/video/storyboard"): ["vid", "expires"],
     ("GET", "/video/list"): ["status", "limit", "cursor"],
     ("POST", "/video/upload/init"): ["fn", "fsize", "psize", "hash", "auto", "priority", "direct"],
     ("PUT", "/video/upload/upload"): ["upid", "pseq", "hash", "token"],

@@ -113,7 +113,8 @@ def test_hls_master_url_alone_reaches_every_segment(stack):
     master = httpx.get(master_url)
     assert master.status_code == 200 and master.text.startswith("#EXTM3U")
     variants = [line for line in master.text.splitlines() if line and not line.startswith("#")]
-    assert len(variants) == 1  # the 360p,480p ladder on a 320x180 clip: one rung, no upscale
+    # the 360p,480p ladder on a 320x180 clip: one rung, no upscale; then the audio-only variant
+    assert len(variants) == 2 and variants[-1] == "audio/index.m3u8"
     fetched = 0
     for variant in variants:
         v_url = urljoin(master_url, variant)
