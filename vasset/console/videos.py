@@ -12,12 +12,14 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
+from vasset.assets.service import check_overlays
 from vasset.console.guard import authorized, json_body
 from vasset.db import transaction
 from vasset.http.auth import query_string
 from vasset.http.deps import Ctx
 from vasset.http.params import parse_params
 from vasset.http.responses import json_response
+from vasset.templates.service import TemplateService
 from vasset.transcode.options import TranscodeOptions
 from vasset.videos import listing
 from vasset.videos import repository as video_rows
@@ -73,6 +75,7 @@ class RetranscodeBody(msgspec.Struct, forbid_unknown_fields=True):
     """Body of POST /console/api/videos/{vid}/retranscode."""
 
     definitions: str | None = None
+    template: str | None = None
 
 
 @post("/console/api/videos/{vid:int}/retranscode", status_code=200)
@@ -80,7 +83,10 @@ async def console_retranscode(request: Request, ctx: Ctx, vid: FromPath[int]) ->
     """Queue a retranscode (what POST /video/retranscode does); the old renditions keep playing."""
     app = await authorized(request, ctx)
     body = await json_body(request, RetranscodeBody)
-    options = TranscodeOptions(definitions=body.definitions or None)
+    explicit = TranscodeOptions(definitions=body.definitions or None)
+    templates = TemplateService(ctx.engine, ctx.settings)
+    options = await templates.resolve(app.id, body.template or None, explicit)
+    await check_overlays(ctx, app.id, options)
     await ctx.transcodes.enqueue(app.id, vid, "retranscode", None, options)
     return json_response({"vid": vid, "status": QUEUED})
 
