@@ -642,7 +642,7 @@ def test_lifecycle_on_oss(oss_stack, oss_server, clips):
     master = httpx.get(master_url)
     assert master.status_code == 200
     variants = [x for x in master.text.splitlines() if x and not x.startswith("#")]
-    assert len(variants) == 2
+    assert len(variants) == 3 and variants[-1] == "audio/index.m3u8"  # 240p, 360p, audio-only
     segments = 0
     for variant in variants:
         playlist = httpx.get(urljoin(master_url, variant))
