@@ -331,6 +331,19 @@ def test_ticket_with_template_transcodes_its_uploads(api, stack, clips):
     assert set(mp4s(api, vid)) == {"240p"}
 
 
+def test_a_template_without_hls_makes_mp4_only(api, stack, clips):
+    made = save(api, "mp4-only", definitions="240p", hls=0)
+    assert made["options"] == {"definitions": "240p", "hls": False}
+    vid = upload(api, tiny(clips, "tiny-mp4.mp4", 880), auto=1, template="mp4-only")["vid"]
+    finished(api, vid)
+    assert set(mp4s(api, vid)) == {"240p"}
+    error(api.call("GET", "/video/playurl", {"vid": vid, "format": "hls"}), 409, "VideoNotPlayable")
+    rows = sql(
+        stack.env, "SELECT COUNT(*) FROM video WHERE parent_id = :v AND format = 'hls'", v=vid
+    )
+    assert rows[0][0] == 0
+
+
 def test_several_templates_make_several_videos(api, stack, clips):
     save(api, "low", definitions="240p")
     save(api, "high", definitions="360p")

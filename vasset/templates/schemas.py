@@ -59,6 +59,9 @@ class TemplateParams(OverlayParams, kw_only=True):
             description="h264 (default), or hevc / av1: those renditions beside the H.264 ladder"
         ),
     ] = None
+    hls: Annotated[
+        Flag | None, msgspec.Meta(description="0 or 1: HLS off or on (default: VASSET_HLS)")
+    ] = None
     audio: Annotated[
         Flag | None, msgspec.Meta(description="0: no audio-only rendition (default: when audio)")
     ] = None
@@ -71,6 +74,7 @@ class TemplateParams(OverlayParams, kw_only=True):
         return TranscodeOptions(
             definitions=self.definitions,
             codec=self.codec,
+            hls=None if self.hls is None else bool(self.hls),
             audio=None if self.audio is None else bool(self.audio),
             storyboard=None if self.storyboard is None else bool(self.storyboard),
             **self.overlay_options(),

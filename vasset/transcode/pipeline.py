@@ -238,7 +238,8 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
         source_video_bitrate=info.video_bitrate_estimate,
         source_audio_bitrate=info.audio_bitrate,
     )
-    live = await progressive.wanted(run)
+    hls = s.hls if asked.hls is None else asked.hls  # a job (template) may turn HLS off or on
+    live = hls and await progressive.wanted(run)
     segment = progressive.SEGMENT_SECONDS if live else commands.HLS_SEGMENT_SECONDS
     # A remuxed rendition cuts its segments at the source's key frames: they must come often.
     copy = passthrough.choose_passthrough(info, plans, max_keyframe_interval=segment)
@@ -263,7 +264,7 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
         video_stream=info.video_stream,
         audio_stream=info.audio_stream,
         threads=s.ffmpeg_threads,
-        hls=s.hls,
+        hls=hls,
         hls_playlist_type="event" if live else "vod",
         # Live: a 1 s first segment, then 2 s ones (segments close at the first key frame
         # at least hls_time in), so the first publish comes about a second sooner.
@@ -273,7 +274,7 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
         snapshots=await _snapshot_request(run, info),
         overlay=overlay,
         storyboard=sidecars.storyboard_request(s, asked, info, run.workdir),
-        audio_only=sidecars.audio_request(asked, info, plans, run.workdir, s.hls, segment),
+        audio_only=sidecars.audio_request(asked, info, plans, run.workdir, hls, segment),
     )
     cmd.make_directories()
 
