@@ -2,6 +2,8 @@
 
     python bench/transcode.py [--clips DIR] [--jobs 20] [--rounds 2] [--hls 0|1|both]
                               [--skip ladder,scheduling,snapshots,first_playable]
+    python bench/transcode.py --clip [--rounds N]    (bench/clip.py: a two-range clip)
+    python bench/transcode.py --storyboard [--rounds N]    (bench/storyboard.py: its cost)
 
 Figures, each with its baseline measured in the same run:
 - ladder: the four-rendition MP4 ladder (360p..1080p) of the 20 s camera-like 1080p clip
@@ -352,7 +354,21 @@ def main() -> None:
     parser.add_argument(
         "--skip", default="", help="comma list of: ladder,scheduling,snapshots,first_playable"
     )
+    parser.add_argument("--clip", action="store_true", help="only the clip bench (bench/clip.py)")
+    parser.add_argument("--storyboard", action="store_true", help="only bench/storyboard.py")
     args = parser.parse_args()
+    if args.clip:
+        from bench import clip
+
+        print("command:", "python " + " ".join(sys.argv), flush=True)
+        clip.run(Path(args.clips), args.rounds)
+        return
+    if args.storyboard:
+        from bench import storyboard
+
+        print("command:", "python " + " ".join(sys.argv), flush=True)
+        storyboard.run(Path(args.clips), args.rounds)
+        return
     skip = set(filter(None, args.skip.split(",")))
     print("command:", "python " + " ".join(sys.argv), flush=True)
     version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout

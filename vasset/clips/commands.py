@@ -40,13 +40,24 @@ def _seconds(ms: int) -> str:
     return f"{ms / 1000:.3f}"
 
 
-def keyframes_argv(path: str | os.PathLike[str], demuxer: str | None) -> list[str]:
-    """ffprobe listing the first video stream's packets (pts, flags); headers only, no decode."""
+def keyframes_argv(
+    path: str | os.PathLike[str], demuxer: str | None, around: list[int] | None = None
+) -> list[str]:
+    """ffprobe listing the first video stream's packets (pts, flags); headers only, no decode.
+
+    around: only the packets within a second of these times (ms), each window reached by a
+    seek, so a cut in a long file costs a few dozen packets instead of all of them.
+    """
     argv = [FFPROBE, "-v", "error", "-protocol_whitelist", PROTOCOLS]
     argv += ["-format_whitelist", whitelist(VIDEO_DEMUXERS)]
     if demuxer:
         argv += ["-f", demuxer.split(",")[0]]
     argv += ["-select_streams", "v:0", "-show_entries", "packet=pts_time,flags"]
+    if around:
+        windows = [
+            f"{_seconds(max(0, t - 1000))}%{_seconds(t + 1000)}" for t in sorted(set(around))
+        ]
+        argv += ["-read_intervals", ",".join(windows)]
     return [*argv, "-of", "csv=p=0", os.fspath(path)]
 
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import structlog
 
 from vasset import errors
@@ -26,7 +27,7 @@ from vasset.clips.service import ClipSpec
 from vasset.db import transaction
 from vasset.storage import keys
 from vasset.transcode import queue
-from vasset.transcode.probe import MediaInfo, probe
+from vasset.transcode.probe import MediaInfo, ffprobe_json, probe
 from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
 
@@ -53,9 +54,9 @@ async def _input(run: JobRun, vid: int, role: str) -> Path:
     return target
 
 
-def _keyframes(path: Path, demuxer: str | None) -> list[int]:
+def _keyframes(path: Path, demuxer: str | None, around: list[int]) -> list[int]:
     proc = subprocess.run(
-        commands.keyframes_argv(path, demuxer),
+        commands.keyframes_argv(path, demuxer, around),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -82,21 +83,50 @@ def _piece(path: Path, info: MediaInfo) -> commands.Piece:
     )
 
 
+class _Glance(msgspec.Struct, frozen=True):
+    """What the stream-copy decision needs of the main source (ffprobe's header read)."""
+
+    duration_ms: int
+    has_audio: bool
+    demuxer: str | None
+    frame_ms: float
+
+
+def _glance(path: Path) -> _Glance:
+    data = ffprobe_json(path)
+    streams = data.get("streams") or []
+    video: dict[str, Any] = next((s for s in streams if s.get("codec_type") == "video"), {})
+    rate = video.get("avg_frame_rate") or video.get("r_frame_rate") or "25/1"
+    num, _, den = rate.partition("/")
+    fps = float(num or 0) / float(den or 1) if float(den or 1) else 0.0
+    return _Glance(
+        duration_ms=int(float(data["format"].get("duration") or 0) * 1000),
+        has_audio=any(s.get("codec_type") == "audio" for s in streams),
+        demuxer=data["format"].get("format_name"),
+        frame_ms=1000 / fps if fps > 0 else 40.0,
+    )
+
+
 async def _plan(run: JobRun, spec: ClipSpec, out: Path) -> tuple[list[str], str, int]:
     """(argv, mode, output duration in ms) of the clip's one FFmpeg run."""
     memory = run.ctx.settings.ffmpeg_memory_limit or None
     main = await _input(run, spec.vid, "vid")
+    total = sum(r.duration_ms for r in spec.ranges)
+    if spec.intro is None and spec.outro is None:
+        # The source was fully probed by its own transcode: a header read and the packets
+        # around the cuts decide whether a copy is frame-exact (no MediaInfo, no decode).
+        look = await asyncio.to_thread(_glance, main)
+        check_bounds(spec.ranges, look.duration_ms)
+        cuts = [t for r in spec.ranges for t in (r.start_ms, r.end_ms)]
+        found = await asyncio.to_thread(_keyframes, main, look.demuxer, cuts)
+        tol = max(1, int(look.frame_ms / 2))
+        if on_keyframes(spec.ranges, found, look.duration_ms, tol=tol):
+            script = run.workdir / "clip.ffconcat"
+            script.write_text(commands.concat_list(main, spec.ranges))
+            return commands.copy_argv(script, look.demuxer, out, look.has_audio), "copy", total
     info = await asyncio.to_thread(probe, main, memory_limit=memory)
     # Checked again against the probe: the stored duration may be a rounded or older figure.
     check_bounds(spec.ranges, info.duration_ms)
-    total = sum(r.duration_ms for r in spec.ranges)
-    if spec.intro is None and spec.outro is None:
-        frame = 1000 / info.frame_rate if info.frame_rate > 0 else 40
-        found = await asyncio.to_thread(_keyframes, main, info.demuxer)
-        if on_keyframes(spec.ranges, found, info.duration_ms, tol=max(1, int(frame / 2))):
-            script = run.workdir / "clip.ffconcat"
-            script.write_text(commands.concat_list(main, spec.ranges))
-            return commands.copy_argv(script, info.demuxer, out, info.has_audio), "copy", total
     pieces = [
         commands.Piece(
             path=str(main),
