@@ -13,6 +13,7 @@ from tests.oss_server import OssServer
 from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
 from tests.support.stack import Stack
+from tests.support.tus import Tus, get_ticket
 from vasset.playback.policy import PUBLIC_CACHE, public_path
 
 
@@ -182,4 +183,18 @@ def test_policy_bad_input_and_isolation(stack):
     assert r.status_code == 404 and r.json()["code"] == "VideoNotFound"
     assert playurl(stack, stack.public_vid)["playback_policy"] == "public"
     r = stack.api.init("x.mp4", b"x" * 10, 1 << 20, playback_policy="open")
+    assert r.status_code == 400 and r.json()["parameter"] == "playback_policy"
+
+
+def test_a_public_ticket_makes_public_videos(stack):
+    data = media.landscape(stack.root / "media").read_bytes()
+    tus = Tus(stack.server.port, get_ticket(stack.api, auto=1, playback_policy="public"))
+    path = tus.new(len(data), data)
+    vid = tus.info(path)["vid"]
+    assert stack.wait(vid)["status"] == "playable"
+    answer = playurl(stack, vid)
+    assert answer["playback_policy"] == "public"
+    assert all(u["expires_at"] is None and "/pub/" in u["url"] for u in answer["play_urls"])
+    assert httpx.get(answer["play_urls"][0]["url"]).status_code == 200
+    r = stack.api.call("POST", "/video/upload/ticket", {"playback_policy": "secret"})
     assert r.status_code == 400 and r.json()["parameter"] == "playback_policy"

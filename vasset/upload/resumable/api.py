@@ -56,6 +56,7 @@ async def upload_ticket(ctx: Ctx, caller: Caller, q: NamedDependency[TicketParam
         uses=q.uses,
         ttl=q.ttl,
         options=await upload_options(ctx, caller.id, q.template, bool(q.auto)),
+        playback_policy=q.playback_policy,
     )
     return Ticket(**await ctx.tickets.issue(caller, asked))
 

@@ -215,6 +215,8 @@ class TicketRow(msgspec.Struct):
     ttl: int | None = None
     #: Stored TranscodeOptions (JSON) of its uploads' automatic transcode (template=).
     transcode_options: str | None = None
+    #: Playback policy of the videos it creates (None: signed).
+    playback_policy: str | None = None
 
 
 async def insert_ticket(conn: AsyncConnection, **values: Any) -> None:
@@ -231,7 +233,8 @@ async def get_ticket(conn: AsyncConnection, ticket_hash: str) -> TicketRow | Non
         await conn.execute(
             text(
                 "SELECT ticket_hash, app_id, max_size, auto_transcode, task_priority, uses, used,"
-                " expires_at, ttl, transcode_options FROM upload_ticket WHERE ticket_hash = :h"
+                " expires_at, ttl, transcode_options, playback_policy"
+                " FROM upload_ticket WHERE ticket_hash = :h"
             ),
             {"h": ticket_hash},
         )

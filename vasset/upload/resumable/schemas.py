@@ -8,6 +8,7 @@ import msgspec
 
 from vasset.http.params import Priority
 from vasset.http.schemas import Answer, Md5Hex
+from vasset.playback.policy import PolicyParam
 from vasset.templates.schemas import TemplateName
 from vasset.upload.resumable.repository import ResumableRow
 from vasset.videos.schemas import Ttl
@@ -57,6 +58,7 @@ class TicketParams(msgspec.Struct):
         TemplateName | None,
         msgspec.Meta(description="with auto=1: the transcode template of its uploads"),
     ] = None
+    playback_policy: PolicyParam | None = None
 
 
 class SignedCreation(msgspec.Struct):

@@ -109,8 +109,9 @@ class Resumable(Finishing):
                 vid = 0
                 if spec.concat != "partial":
                     ttl = who.ticket.ttl if who.ticket is not None else None
+                    policy = who.ticket.playback_policy if who.ticket is not None else None
                     vid = await self.uploads.new_video(
-                        conn, who.app.id, name or "upload", length or 0, who.priority, ttl
+                        conn, who.app.id, name or "upload", length or 0, who.priority, ttl, policy
                     )
                     if extra:
                         await videos.set_metadata(conn, vid, json.dumps(extra))

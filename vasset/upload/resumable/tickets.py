@@ -35,6 +35,8 @@ class TicketRequest(msgspec.Struct, frozen=True):
     ttl: int | None = None
     #: Stored TranscodeOptions (JSON) of its uploads' automatic transcode (template=).
     options: str | None = None
+    #: Playback policy of the videos it creates (None: signed).
+    playback_policy: str | None = None
 
 
 class Tickets:
@@ -64,6 +66,7 @@ class Tickets:
                 expires_at=expires_at,
                 ttl=asked.ttl,
                 transcode_options=asked.options,
+                playback_policy=asked.playback_policy,
             )
         return {"ticket": ticket, "expires_at": expires_at, "endpoint": s.tus_path}
 
