@@ -272,3 +272,22 @@ def test_audio_rendition_end_to_end_on_oss(oss_stack, oss_server, clips, tmp_pat
     check_audio(api, vid, tmp_path, presigned=oss_server.endpoint)
     stored = set(oss_server.object_keys())
     assert any(k.startswith(f"vasset/media/{vid}/") and k.endswith("/audio.m4a") for k in stored)
+
+
+def test_a_template_turns_the_audio_rendition_and_the_storyboard_off(stack, clips):
+    """TranscodeOptions.audio / .storyboard (here from a template) override the defaults."""
+    api = stack.api()
+    r = api.call("POST", "/video/templates", {"name": "bare", "audio": 0, "storyboard": 0})
+    assert r.status_code == 200, r.text
+    vid = upload(api, medium_clip(clips))
+    r = api.call("POST", "/video/transcode", {"vid": vid, "template": "bare"})
+    assert r.status_code == 200, r.text
+    with stack.fleet("bare") as fleet:
+        fleet.start(1)
+        wait_playable(api, vid)
+    error_of(api.call("GET", "/video/playurl", {"vid": vid, "format": "m4a"}), 404, "AudioNotFound")
+    error_of(api.call("GET", "/video/storyboard", {"vid": vid}), 404, "StoryboardNotFound")
+    every = api.call("GET", "/video/playurl", {"vid": vid}).json()["play_urls"]
+    master_url = next(u["url"] for u in every if u["format"] == "hls")
+    assert 'mp4a.40.2"\n' not in httpx.get(master_url).text  # no audio-only variant
+    assert "audio/index.m3u8" not in httpx.get(master_url).text
