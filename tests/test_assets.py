@@ -238,3 +238,27 @@ def test_an_unknown_watermark_is_asset_not_found(api):
     for path in ("/video/transcode", "/video/retranscode"):
         r = api.call("POST", path, {"vid": 1, "watermark": 987654321})
         assert r.status_code == 404 and r.json()["code"] == errors.AssetNotFound.code
+
+
+# ---- the Python SDK's calls
+
+
+def test_python_sdk_asset_calls_and_overlay_params(server, app_creds, tmp_path):
+    from vasset_client import Client
+    from vasset_client import errors as sdk_errors
+    from vasset_client.client import overlay_params
+
+    with Client(server.url, app_creds["app_key"], app_creds["app_secret"]) as client:
+        asset = client.put_asset(ffmpeg_png(tmp_path / "wm.png", "30x10"))
+        assert (asset["width"], asset["height"]) == (30, 10)
+        assert asset["asset_id"] in [a["asset_id"] for a in client.assets()]
+        with pytest.raises(sdk_errors.InvalidImage):
+            client.put_asset(b"not a png")
+        params = overlay_params(asset["asset_id"], "你好: 'x'", wm_opacity=0.5, text_end=900)
+        assert base64.b64decode(params["text"]).decode() == "你好: 'x'"
+        assert params["watermark"] == asset["asset_id"] and params["wm_opacity"] == 0.5
+        with pytest.raises(sdk_errors.VideoNotFound):
+            client.transcode(987654321, overlays=params)  # the overlays passed the edge checks
+        assert client.delete_asset(asset["asset_id"])["deleted"] is True
+        with pytest.raises(sdk_errors.AssetNotFound):
+            client.transcode(987654321, overlays=params)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from vasset_client import errors
@@ -30,11 +30,25 @@ from vasset_client.models import (
 )
 from vasset_client.transport import Body, SignedTransport
 
-__all__ = ["Body", "Client"]
+__all__ = ["Body", "Client", "overlay_params"]
 
 
 def _b64name(name: str) -> str:
     return base64.b64encode(name.encode("utf-8")).decode("ascii")
+
+
+def overlay_params(
+    watermark: int | None = None, text: str | None = None, **options: Any
+) -> dict[str, Any]:
+    """Overlay parameters for transcode(overlays=...): text is sent as Base64 of its UTF-8.
+
+    options are the other parameters by their API names (wm_position, wm_opacity, wm_scale,
+    wm_margin, text_position, text_size, text_colour, text_start, text_end; docs/API.md).
+    """
+    params: dict[str, Any] = {"watermark": watermark, **options}
+    if text is not None:
+        params["text"] = _b64name(text)
+    return {k: v for k, v in params.items() if v is not None}
 
 
 class Client(SignedTransport):
@@ -229,8 +243,12 @@ class Client(SignedTransport):
         definitions: Sequence[str] | str | None = None,
         codec: str | None = None,
         template: Sequence[str] | str | None = None,
+        overlays: Mapping[str, Any] | None = None,
     ) -> TranscodeResult:
-        """POST /video/transcode for an uploaded video (several templates: several outputs)."""
+        """POST /video/transcode for an uploaded video (several templates: several outputs).
+
+        overlays: watermark and text parameters, e.g. from overlay_params().
+        """
         if definitions is not None and not isinstance(definitions, str):
             definitions = ",".join(definitions)
         if template is not None and not isinstance(template, str):
@@ -241,6 +259,7 @@ class Client(SignedTransport):
             "definitions": definitions,
             "codec": codec,
             "template": template,
+            **(overlays or {}),
         }
         return TranscodeResult.from_dict(self.request("POST", "/video/transcode", params))
 
@@ -256,11 +275,27 @@ class Client(SignedTransport):
         return TranscodeResult.from_dict(self.request("POST", "/video/transcode", params))
 
     def retranscode(
-        self, vid: int, template: str | None = None, codec: str | None = None
+        self,
+        vid: int,
+        template: str | None = None,
+        codec: str | None = None,
+        overlays: Mapping[str, Any] | None = None,
     ) -> TranscodeResult:
         """POST /video/retranscode: renditions are replaced atomically when done."""
-        params = {"vid": vid, "template": template, "codec": codec}
+        params = {"vid": vid, "template": template, "codec": codec, **(overlays or {})}
         return TranscodeResult.from_dict(self.request("POST", "/video/retranscode", params))
+
+    def put_asset(self, png: bytes, kind: str = "watermark") -> dict[str, Any]:
+        """PUT /video/assets: store a PNG image asset; answers asset_id, width, height, size."""
+        return self.request("PUT", "/video/assets", {"kind": kind}, content=png)
+
+    def assets(self) -> list[dict[str, Any]]:
+        """GET /video/assets: the app's image assets, oldest first."""
+        return list(self.request("GET", "/video/assets")["assets"])
+
+    def delete_asset(self, asset_id: int) -> dict[str, Any]:
+        """POST /video/assets/delete: later transcodes naming it fail with AssetNotFound."""
+        return self.request("POST", "/video/assets/delete", {"asset_id": asset_id})
 
     def save_template(self, name: str, **options: Any) -> dict[str, Any]:
         """POST /video/templates: create or replace a named template (options as on transcode)."""
