@@ -15,7 +15,7 @@ from tests import media
 from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
 from tests.support.db import sql
-from tests.support.workers import Stack, medium_clip
+from tests.support.workers import Stack, long_clip, medium_clip
 from vasset import errors
 from vasset.captions import formats
 from vasset.captions.hls import subtitle_playlist, with_subtitles
@@ -206,6 +206,32 @@ def test_a_refused_body_keeps_the_connection_usable(api, uploading_vid):
     assert [c["lang"] for c in listing(api, uploading_vid)] == ["en"]
 
 
+def test_the_janitor_removes_captions_a_deletion_left_behind(api, uploading_vid, server, test_env):
+    import asyncio
+
+    from vasset.context import build_context, close_context
+    from vasset.janitor import sweep
+    from vasset.settings import load_settings
+
+    vid = uploading_vid
+    assert put(api, vid, "it", VTT.encode()).status_code == 200
+    store = Path(server.env["VASSET_STORAGE_URL"][len("file://") :]) / "objects" / "captions"
+    assert len(list((store / str(vid)).iterdir())) == 1
+    # a deletion whose byte removal failed: the row stays, pointing at a deleted video
+    sql(test_env, "UPDATE video SET deleted_at = 1 WHERE id = :v", v=vid)
+
+    async def sweep_once() -> dict:
+        ctx = build_context(load_settings(test_env))
+        try:
+            return await sweep(ctx)
+        finally:
+            await close_context(ctx)
+
+    assert asyncio.run(sweep_once())["captions_removed"] >= 1
+    assert not (store / str(vid)).exists() or not any((store / str(vid)).iterdir())
+    assert sql(test_env, "SELECT COUNT(*) FROM video_caption WHERE video_id = :v", v=vid)[0][0] == 0
+
+
 # ---- end to end: upload -> transcode -> captions -> HLS and playurl, local disk and OSS
 
 
@@ -355,6 +381,32 @@ def test_captions_end_to_end_on_local_disk(stack, clips):
         captions_walk(api, vid, stored_keys)
     rows = sql(stack.env, "SELECT COUNT(*) FROM video_caption WHERE video_id = :v", v=vid)
     assert rows[0][0] == 0
+
+
+def test_a_partial_master_names_the_captions_too(stack, clips):
+    import time
+
+    api = stack.api()
+    # real-time reading keeps the 15 s ladder running while its first segments are playable
+    with stack.fleet("captions-partial", VASSET_FFMPEG_READRATE="1") as fleet:
+        fleet.start(1)
+        data = long_clip(clips).read_bytes()
+        done = api.upload("long.mp4", data, max(len(data), 100 * 1024), auto=1)
+        vid = done["vid"]
+        assert put(api, vid, "en", VTT.encode()).status_code == 200
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            st = api.call("GET", "/video/status", {"vid": vid}).json()
+            if st["ladder"] is not None:
+                break
+            time.sleep(0.2)
+        assert st["ladder"] == "partial", st
+        pu = api.call("GET", "/video/playurl", {"vid": vid}).json()
+        assert [c["lang"] for c in pu["captions"]] == ["en"]
+        check_hls(
+            next(u["url"] for u in pu["play_urls"] if u["format"] == "hls"), {"en": "English"}
+        )
+        api.call("POST", "/video/delete", {"vid": vid})
 
 
 @pytest.fixture
