@@ -262,3 +262,12 @@ def test_python_sdk_asset_calls_and_overlay_params(server, app_creds, tmp_path):
         assert client.delete_asset(asset["asset_id"])["deleted"] is True
         with pytest.raises(sdk_errors.AssetNotFound):
             client.transcode(987654321, overlays=params)
+
+
+def test_a_decompression_bomb_is_refused_without_inflating_it_all():
+    # IHDR says 16x16 RGBA (1 KiB of pixels); the data inflates to 64 MiB of zeros.
+    bomb = make_png(16, 16, raw=bytes(64 * 1024 * 1024))
+    assert len(bomb) < 100 * 1024
+    with pytest.raises(errors.InvalidImage) as caught:
+        validate_png(bomb, 4096)
+    assert "longer" in caught.value.message
