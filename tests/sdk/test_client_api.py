@@ -209,6 +209,15 @@ def test_snapshot(client):
         client.snapshot(2_000_000_000)
 
 
+def test_storyboard(client):
+    skip_unless_route(client, "GET", "/video/storyboard")
+    vid = upload_bytes(client, os.urandom(150 * KIB))
+    with pytest.raises(errors.VideoNotPlayable):
+        client.storyboard(vid)  # not transcoded: a typed state conflict
+    with pytest.raises(errors.VideoNotFound):
+        client.storyboard(2_000_000_000)
+
+
 def test_upload_ticket_drives_a_tus_upload_and_its_errors_are_typed(client, server):
     import base64
     import http.client

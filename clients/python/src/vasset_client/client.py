@@ -76,6 +76,7 @@ class Client(SignedTransport):
         direct: bool = False,
         ttl: int | None = None,
         template: str | None = None,
+        playback_policy: str | None = None,
     ) -> InitResult:
         """POST /video/upload/init; with `hash`, an instant upload when the server has the bytes.
 
@@ -95,6 +96,8 @@ class Client(SignedTransport):
             params["ttl"] = int(ttl)
         if template is not None:
             params["template"] = template
+        if playback_policy is not None:
+            params["playback_policy"] = playback_policy
         return InitResult.from_dict(self.request("POST", "/video/upload/init", params))
 
     def upload_part(
@@ -210,6 +213,7 @@ class Client(SignedTransport):
         uses: int | None = None,
         ttl: int | None = None,
         template: str | None = None,
+        playback_policy: str | None = None,
     ) -> UploadTicket:
         """POST /video/upload/ticket: a bearer ticket for Uppy, tus-js-client, tuspy, iOS.
 
@@ -223,6 +227,7 @@ class Client(SignedTransport):
             ("uses", uses),
             ("ttl", ttl),
             ("template", template),
+            ("playback_policy", playback_policy),
         ):
             if value is not None:
                 params[name] = value
@@ -324,6 +329,27 @@ class Client(SignedTransport):
         """GET /video/snapshot: snapshot images (signed, expiring URLs)."""
         params = {"vid": vid, "expires": expires}
         return Snapshots.from_dict(self.request("GET", "/video/snapshot", params))
+
+    def storyboard(self, vid: int, expires: int | None = None) -> dict[str, Any]:
+        """GET /video/storyboard: the WebVTT track and sprite sheets (signed, expiring URLs)."""
+        return self.request("GET", "/video/storyboard", {"vid": vid, "expires": expires})
+
+    def thumbnail(
+        self,
+        vid: int,
+        time: int | None = None,
+        width: int | None = None,
+        format: str | None = None,
+        expires: int | None = None,
+    ) -> dict[str, Any]:
+        """GET /video/thumbnail: a URL to the frame at time (ms), width px wide, jpg or webp."""
+        params = {"vid": vid, "time": time, "width": width, "format": format, "expires": expires}
+        return self.request("GET", "/video/thumbnail", params)
+
+    def set_playback_policy(self, vid: int, playback_policy: str) -> dict[str, Any]:
+        """POST /video/policy: signed (expiring URLs) or public (stable, cacheable URLs)."""
+        params = {"vid": vid, "playback_policy": playback_policy}
+        return self.request("POST", "/video/policy", params)
 
     def put_captions(
         self, vid: int, lang: str, data: bytes | str, label: str | None = None
