@@ -7,6 +7,8 @@ from urllib.parse import urljoin
 
 import httpx
 import pytest
+from vasset_client import Client
+from vasset_client import errors as sdk_errors
 
 from tests import media
 from tests.oss_server import OssServer
@@ -198,3 +200,18 @@ def test_a_public_ticket_makes_public_videos(stack):
     assert httpx.get(answer["play_urls"][0]["url"]).status_code == 200
     r = stack.api.call("POST", "/video/upload/ticket", {"playback_policy": "secret"})
     assert r.status_code == 400 and r.json()["parameter"] == "playback_policy"
+
+
+def test_python_sdk_thumbnail_and_policy(stack):
+    with Client(stack.server.url, stack.app["app_key"], stack.app["app_secret"]) as client:
+        vid = stack.public_vid
+        thumb = client.thumbnail(vid, time=500, width=96, format="jpg")
+        assert thumb["expires_at"] is None and thumb["height"] == 54
+        assert client.set_playback_policy(vid, "public") == {
+            "vid": vid,
+            "playback_policy": "public",
+        }
+        with pytest.raises(sdk_errors.VideoNotFound):
+            client.set_playback_policy(2_000_000_000, "signed")
+        with pytest.raises(sdk_errors.InvalidParameter):
+            client.thumbnail(vid, width=33)

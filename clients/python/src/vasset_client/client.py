@@ -77,11 +77,13 @@ class Client(SignedTransport):
         ttl: int | None = None,
         template: str | None = None,
         playback_policy: str | None = None,
+        replace: int | None = None,
     ) -> InitResult:
         """POST /video/upload/init; with `hash`, an instant upload when the server has the bytes.
 
         ttl: seconds after which the server deletes the video and all its objects; template
-        (with auto): the transcode template of the automatic transcode.
+        (with auto): the transcode template of the automatic transcode; replace: upload a new
+        source for that vid, which keeps playing its old renditions until the new ones are in.
         """
         params: dict[str, Any] = {"fn": _b64name(name), "fsize": fsize, "psize": psize}
         if hash:
@@ -98,6 +100,8 @@ class Client(SignedTransport):
             params["template"] = template
         if playback_policy is not None:
             params["playback_policy"] = playback_policy
+        if replace is not None:
+            params["replace"] = int(replace)
         return InitResult.from_dict(self.request("POST", "/video/upload/init", params))
 
     def upload_part(
@@ -278,6 +282,30 @@ class Client(SignedTransport):
         """POST /video/transcode with a source URI: a new video (deleted after ttl seconds)."""
         params = {"src": src, "dst": dst, "priority": priority, "ttl": ttl}
         return TranscodeResult.from_dict(self.request("POST", "/video/transcode", params))
+
+    def clip(
+        self,
+        vid: int,
+        ranges: Sequence[tuple[int, int]] | str,
+        intro: int | None = None,
+        outro: int | None = None,
+        priority: int | None = None,
+        definitions: Sequence[str] | str | None = None,
+    ) -> dict[str, Any]:
+        """POST /video/clip: a new video of (start_ms, end_ms) ranges, with intro and outro."""
+        if not isinstance(ranges, str):
+            ranges = ",".join(f"{int(a)}-{int(b)}" for a, b in ranges)
+        if definitions is not None and not isinstance(definitions, str):
+            definitions = ",".join(definitions)
+        params = {
+            "vid": vid,
+            "ranges": ranges,
+            "intro": intro,
+            "outro": outro,
+            "priority": priority,
+            "definitions": definitions,
+        }
+        return self.request("POST", "/video/clip", params)
 
     def retranscode(
         self,
