@@ -12,11 +12,15 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import httpx
 import pytest
 
 from tests import media
+from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
+from tests.support.api import Api
+from tests.support.db import sql
 from tests.support.server import ROOT
 from tests.support.stack import Stack
 
@@ -216,6 +220,9 @@ def test_console_manage_routes_need_the_session(console_stack):
         ("GET", "/console/api/videos?cursor=x"),
         ("POST", "/console/api/videos/1/delete"),
         ("POST", "/console/api/videos/1/retranscode"),
+        ("GET", "/console/api/videos/1/captions"),
+        ("GET", "/console/api/videos/1/storyboard"),
+        ("GET", "/console/api/templates"),
     ]:
         r = httpx.request(method, base + path, json={})
         assert r.status_code == 401 and r.json()["code"] == "InvalidConsoleKey", (path, r.text)
@@ -271,9 +278,26 @@ def test_console_delete_and_retranscode(console_stack, tmp_path_factory):
     assert r.status_code == 400 and r.json()["code"] == "InvalidParameter"
     r = client.post(f"/console/api/videos/{vid}/retranscode", json={"what": 1})
     assert r.status_code == 400 and r.json()["code"] == "InvalidParameter"
-    r = client.post(f"/console/api/videos/{vid}/retranscode", json={"definitions": "360p"})
+    # Templates: the app's list, an unknown one refused (nothing queued), a known one applied.
+    app = console_stack.console_app
+    signed = Api(console_stack.server.url, app["app_key"], app["app_secret"])
+    r = signed.call("POST", "/video/templates", {"name": "low", "definitions": "360p"})
+    assert r.status_code == 200, r.text
+    names = [t["name"] for t in client.get("/console/api/templates").json()["templates"]]
+    assert names == ["low"]
+    r = client.post(f"/console/api/videos/{vid}/retranscode", json={"template": "nope"})
+    assert r.status_code == 400 and r.json()["code"] == "UnknownTemplate", r.text
+    assert client.get(f"/console/api/videos/{vid}").json()["status"] == "playable"
+    r = client.post(f"/console/api/videos/{vid}/retranscode", json={"template": "low"})
     assert r.status_code == 200, r.text
     assert r.json() == {"vid": vid, "status": "transcode_queued"}
+    rows = sql(
+        console_stack.env,
+        "SELECT kind, params FROM transcode_job WHERE video_id = :v ORDER BY id DESC LIMIT 1",
+        v=vid,
+    )
+    assert rows[0][0] == "retranscode"
+    assert json.loads(rows[0][1]) == {"definitions": "360p", "template": "low"}
     # Done when the status is playable again with renditions of a new attempt.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -459,3 +483,157 @@ def test_console_in_chromium(console_stack, tmp_path_factory, tmp_path):
     status = console_stack.api.call("GET", "/video/status", {"vid": by_step["done"]["vid"]})
     # The console's uploads belong to the console app, not to the stack's own app.
     assert status.status_code == 404
+
+
+CAPTIONS_VTT = (
+    b"WEBVTT\n\n00:00.000 --> 00:02.500\nHello console\n\n00:02.500 --> 00:05.000\nSecond cue\n"
+)
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed (./dev test installs it)")
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (./dev test installs it)")
+def test_console_manages_videos_in_chromium(console_stack, tmp_path_factory, tmp_path):
+    """Paging, storyboard tile on hover, captions, retranscode with a per-cent label, delete."""
+    _locked_npm_install(JS_DIR, JS_DIR / "node_modules" / "playwright-core" / "package.json")
+    client = _login(console_stack.server.url)
+    app = console_stack.console_app
+    signed = Api(console_stack.server.url, app["app_key"], app["app_secret"])
+    vid = _console_upload(client, media.landscape(media.shared_dir(tmp_path_factory)))
+    for n in range(16):  # more than the page's 15
+        path = tmp_path / f"filler-{n}.txt"
+        path.write_bytes(os.urandom(1024))
+        _console_upload(client, path)
+    _wait_status(client, vid, {"playable"})
+    r = signed.call(
+        "PUT",
+        "/video/captions",
+        {"vid": vid, "lang": "en", "label": "English"},
+        content=CAPTIONS_VTT,
+    )
+    assert r.status_code == 200, r.text
+    r = signed.call("POST", "/video/templates", {"name": "small", "definitions": "360p"})
+    assert r.status_code == 200, r.text
+    listed = 0
+    cursor = None
+    while True:
+        page = client.get("/console/api/videos", params={"limit": 100, "cursor": cursor}).json()
+        listed += len(page["videos"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    board = signed.call("GET", "/video/storyboard", {"vid": vid})
+    env = {
+        **os.environ,
+        "CONSOLE_URL": console_stack.server.url,
+        "CONSOLE_KEY": CONSOLE_KEY,
+        "USER_DATA_DIR": str(tmp_path / "chromium-profile"),
+        "CHROMIUM": CHROMIUM,
+        "PLAYWRIGHT_FROM": str(JS_DIR / "package.json"),
+        "VID": str(vid),
+        "LISTED": str(listed),
+        "EXPECT_STORYBOARD": "1" if board.status_code == 200 else "0",
+        "CAPTION_LANG": "en",
+        "TEMPLATE": "small",
+        "NODE_OPTIONS": "",
+    }
+    proc = subprocess.run(
+        [NODE, str(ROOT / "tests" / "js" / "console_manage_e2e.mjs")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    steps = {
+        s["step"]: s
+        for s in (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))
+    }
+    assert list(steps)[-1] == "done", output[-4000:]
+    assert steps["paged"]["listed"] == listed and steps["paged"]["clicks"] >= 1
+    assert steps["captions"]["tracks"] == 1
+    if board.status_code == 200:
+        assert len(set(steps["storyboard"]["tiles"])) == 2
+    assert "100 %" in steps["retranscoded"]["labels"]
+    assert signed.call("GET", "/video/status", {"vid": vid}).status_code == 404
+    rows = sql(
+        console_stack.env,
+        "SELECT params FROM transcode_job WHERE video_id = :v AND kind = 'retranscode'",
+        v=vid,
+    )
+    assert [json.loads(r[0]).get("template") for r in rows] == ["small"]
+
+
+@pytest.fixture
+def oss_console_stack(tmp_path, oss_server):
+    """A console stack whose storage is the OSS-protocol test server."""
+    root = tmp_path / "oss-console"
+    root.mkdir()
+    stack = Stack(
+        root,
+        VASSET_STORAGE_URL=f"oss://{OSS_BUCKET}/vasset",
+        VASSET_OSS_ENDPOINT=oss_server.endpoint,
+        VASSET_OSS_BUCKET=OSS_BUCKET,
+        VASSET_OSS_ACCESS_KEY_ID=OSS_ACCESS_KEY_ID,
+        VASSET_OSS_ACCESS_KEY_SECRET=OSS_ACCESS_KEY_SECRET,
+    )
+    stack._run("db", "upgrade")
+    app = json.loads(stack._run("apps", "create", "console", "--json"))
+    stack.env["VASSET_CONSOLE_KEY"] = CONSOLE_KEY
+    stack.env["VASSET_CONSOLE_APP_KEY"] = app["app_key"]
+    try:
+        stack.start()
+        stack.console_app = app
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_console_manages_videos_on_oss(oss_console_stack, oss_server, tmp_path_factory):
+    """On OSS: captions and storyboard URLs fetch, retranscode republishes, delete removes."""
+    stack = oss_console_stack
+    client = _login(stack.server.url)
+    app = stack.console_app
+    signed = Api(stack.server.url, app["app_key"], app["app_secret"])
+    vid = _console_upload(client, media.landscape(media.shared_dir(tmp_path_factory)))
+    _wait_status(client, vid, {"playable"})
+    r = signed.call(
+        "PUT",
+        "/video/captions",
+        {"vid": vid, "lang": "en", "label": "English"},
+        content=CAPTIONS_VTT,
+    )
+    assert r.status_code == 200, r.text
+    tracks = client.get(f"/console/api/videos/{vid}/captions").json()["captions"]
+    assert [(t["lang"], t["label"]) for t in tracks] == [("en", "English")]
+    assert "Hello console" in httpx.get(tracks[0]["url"]).text
+    board = client.get(f"/console/api/videos/{vid}/storyboard").json()
+    cues = [x for x in httpx.get(board["vtt_url"]).text.splitlines() if "#xywh=" in x]
+    assert cues and board["sheets"]
+    # The page resolves cue URIs against the VTT's URL, as a player does.
+    sheet = httpx.get(urljoin(board["vtt_url"], cues[0].split("#")[0]))
+    assert sheet.status_code == 200 and sheet.content[:2] == b"\xff\xd8"
+    assert httpx.get(board["sheets"][0]["url"]).content[:2] == b"\xff\xd8"
+    before = {k for k in oss_server.object_keys() if k.startswith(f"vasset/media/{vid}/")}
+    assert before
+    r = client.post(f"/console/api/videos/{vid}/retranscode", json={})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        info = client.get(f"/console/api/videos/{vid}").json()
+        assert info["status"] != "transcode_failed", info
+        now = {k for k in oss_server.object_keys() if k.startswith(f"vasset/media/{vid}/")}
+        if info["status"] == "playable" and not (before & now) and now:
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError(f"the retranscode did not replace the objects: {info}")
+    play = client.get(f"/console/api/videos/{vid}/play").json()
+    mp4 = next(u["url"] for u in play["play_urls"] if u["format"] == "mp4")
+    assert mp4.startswith(oss_server.endpoint) and httpx.get(mp4).content[4:8] == b"ftyp"
+    assert [c["lang"] for c in play["captions"]] == ["en"]  # captions survive a retranscode
+    r = client.post(f"/console/api/videos/{vid}/delete", json={})
+    assert r.status_code == 200 and r.json() == {"vid": vid, "deleted": True}
+    assert not [k for k in oss_server.object_keys() if k.startswith(f"vasset/media/{vid}/")]
+    assert client.get(f"/console/api/videos/{vid}/captions").status_code == 404

@@ -2,15 +2,18 @@
 // It never holds an app secret: /console/api/* acts for the configured app server-side, and
 // uploads use the upload token that the server-side init returns.
 import { Uploader, VassetError, events, serverInit } from './vasset.js';
+import { attachScrubber, loadCaptions, loadTemplates } from './media.js';
 
 const $ = (id) => document.getElementById(id);
 const FINAL = new Set(['playable', 'transcode_failed', 'upload_failed']);
 const STORAGE_PREFIX = 'vasset:console:';
 const POLL_MS = 1000;
+const PAGE = 15; // videos per page of the list
 
 let task = null; // the running UploadTask
 let taskFile = null;
 let current = null; // the selected video: {vid, timer, source, hls, playFinal, snaps, status}
+const recent = { cursor: null, status: '', busy: false, again: false }; // the video list's paging
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -109,6 +112,7 @@ async function boot() {
   $('part-size').placeholder = String(Math.round((info.default_part_size || 4 << 20) / 1024));
   renderStored();
   loadRecent();
+  loadTemplates(api, $('template'), $('template-box'));
   const vid = Number(new URLSearchParams(location.hash.slice(1)).get('vid'));
   if (vid > 0) selectVideo(vid);
 }
@@ -293,17 +297,22 @@ function stopVideo() {
   clearTimeout(current.timer);
   if (current.live) current.live.close();
   if (current.hls) current.hls.destroy();
+  if (current.scrubber) current.scrubber.detach();
   const video = $('player');
+  video.querySelectorAll('track').forEach((t) => t.remove());
   video.removeAttribute('src');
   video.load();
   current = null;
 }
 
-function selectVideo(vid) {
+function selectVideo(vid, { force = false, reloadOnFinal = false } = {}) {
   vid = Number(vid);
-  if (current && current.vid === vid) return;
+  if (current && current.vid === vid && !force) return;
   stopVideo();
-  current = { vid, timer: null, source: null, hls: null, playFinal: false, snaps: false, status: null, live: null };
+  current = {
+    vid, timer: null, source: null, hls: null, playFinal: false, snaps: false, status: null, live: null,
+    reloadOnFinal, scrubber: null, storyboard: false,
+  };
   history.replaceState(null, '', `#vid=${vid}`);
   $('video').hidden = false;
   $('video').dataset.vid = String(vid);
@@ -313,6 +322,9 @@ function selectVideo(vid) {
   $('player-box').hidden = true;
   $('downloads-box').hidden = true;
   $('snapshots-box').hidden = true;
+  $('scrub').hidden = true;
+  $('captions-box').hidden = true;
+  $('action-note').textContent = '';
   $('media').replaceChildren();
   setVideoStatus('…', 0);
   watch(current);
@@ -326,7 +338,7 @@ function watch(state) {
     onEvent: (event) => {
       if (current !== state) return false;
       $('video').dataset.live = event.synthesized ? 'polling' : 'sse';
-      if (event.progress != null && !event.synthesized) $('video-progress').value = event.progress;
+      if (event.progress != null && !event.synthesized) setProgress(event.progress);
       refresh(state);
       return undefined;
     },
@@ -356,7 +368,15 @@ function setVideoStatus(status, progress) {
   badge.textContent = status;
   badge.className = `badge${status === 'playable' ? ' ok' : status.endsWith('failed') ? ' bad' : ''}`;
   $('video').dataset.status = status;
-  $('video-progress').value = progress;
+  setProgress(progress);
+}
+
+// The transcode progress as a bar and a "42 %" label beside it.
+function setProgress(progress) {
+  const pct = Math.max(0, Math.min(100, Math.round(Number(progress) || 0)));
+  $('video-progress').value = pct;
+  $('video-progress-label').textContent = `${pct} %`;
+  $('video').dataset.progress = String(pct);
 }
 
 async function poll(state) {
@@ -386,11 +406,12 @@ async function poll(state) {
       await loadPlay(state, final);
     }
     if (final && info.status === 'playable' && !state.snaps) await loadSnapshots(state);
+    if (final && info.status === 'playable' && !state.storyboard) await loadStoryboard(state);
   } catch (err) {
     if (current === state) $('video-error').textContent = err.message;
   }
   if (final && info.status !== 'playable') state.playFinal = true; // nothing to play: stop
-  const done = final && state.playFinal && (info.status !== 'playable' || state.snaps);
+  const done = final && state.playFinal && (info.status !== 'playable' || (state.snaps && state.storyboard));
   if (done) {
     state.finished = true;
     if (state.live) state.live.close();
@@ -416,6 +437,8 @@ async function loadPlay(state, final) {
   const play = await api(`/console/api/videos/${state.vid}/play`);
   if (current !== state) return;
   if (final) state.playFinal = true;
+  // After a retranscode the old renditions go away: play the new ones from where it was.
+  if (final && state.reloadOnFinal) state.source = null;
   renderDownloads(play);
   startPlayer(state, play);
 }
@@ -475,6 +498,8 @@ function startPlayer(state, play) {
     want === 'hls.js' ? 'HLS (hls.js)' : want === 'native-hls' ? 'HLS (native)' : `MP4 ${mp4.definition}`;
   $('player-box').hidden = false;
   video.muted = true;
+  video.querySelectorAll('track').forEach((t) => t.remove());
+  state.captions = loadCaptions(video, play.captions || [], want === 'hls.js' ? null : want, $('captions'), $('captions-box'));
   const start = () => {
     if (resumeAt) video.currentTime = resumeAt;
     video.play().catch(() => {});
@@ -482,6 +507,7 @@ function startPlayer(state, play) {
   if (want === 'hls.js') {
     const hls = new Hls({ enableWorker: true });
     state.hls = hls;
+    state.captions.useHls(hls, Hls);
     hls.on(Hls.Events.MANIFEST_PARSED, start);
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal || current !== state) return;
@@ -490,6 +516,7 @@ function startPlayer(state, play) {
       state.hls = null;
       if (mp4) {
         state.source = 'mp4';
+        state.captions = loadCaptions(video, play.captions || [], 'mp4', $('captions'), $('captions-box'));
         video.dataset.source = 'mp4';
         $('player-source').textContent = `MP4 ${mp4.definition} (HLS failed: ${data.details})`;
         video.src = mp4.url;
@@ -525,27 +552,119 @@ async function loadSnapshots(state) {
 // ---------------------------------------------------------------------------------------------
 // recent videos
 
-let recentBusy = false;
-async function loadRecent() {
-  if (recentBusy) return;
-  recentBusy = true;
+function recentItem(v) {
+  const progress = ['transcode_queued', 'transcoding'].includes(v.status) ? ` ${v.progress} %` : '';
+  return el(
+    'li',
+    { dataset: { vid: String(v.vid), status: v.status } },
+    el('a', { textContent: `#${v.vid} ${v.source_name}`, onclick: () => selectVideo(v.vid) }),
+    ` · ${v.status}${progress}${v.duration ? ` · ${fmtMs(v.duration)}` : ''} · ${fmtBytes(v.file_size)}`,
+  );
+}
+
+// The list again from the top, as long as it is now (status changes call it), or with more=true
+// the next page appended.
+async function loadRecent({ more = false } = {}) {
+  if (recent.busy) {
+    if (!more) recent.again = true;
+    return;
+  }
+  recent.busy = true;
   try {
-    const { videos } = await api('/console/api/videos?limit=15');
-    $('recent-list').replaceChildren(
-      ...videos.map((v) =>
-        el(
-          'li',
-          { dataset: { vid: String(v.vid) } },
-          el('a', { textContent: `#${v.vid} ${v.source_name}`, onclick: () => selectVideo(v.vid) }),
-          ` · ${v.status}${v.duration ? ` · ${fmtMs(v.duration)}` : ''} · ${fmtBytes(v.file_size)}`,
-        ),
-      ),
-    );
+    const shown = $('recent-list').children.length;
+    const limit = more ? PAGE : Math.min(100, Math.max(PAGE, shown));
+    const params = new URLSearchParams({ limit: String(limit) });
+    if (recent.status) params.set('status', recent.status);
+    if (more && recent.cursor) params.set('cursor', recent.cursor);
+    const page = await api(`/console/api/videos?${params}`);
+    const items = page.videos.map(recentItem);
+    if (more) $('recent-list').append(...items);
+    else $('recent-list').replaceChildren(...items);
+    recent.cursor = page.next_cursor;
+    $('load-more').hidden = !page.next_cursor;
   } catch {
     // The list is a convenience; the next status change refreshes it.
   } finally {
-    recentBusy = false;
+    recent.busy = false;
+    if (recent.again) {
+      recent.again = false;
+      loadRecent();
+    }
   }
+}
+
+$('load-more').addEventListener('click', () => loadRecent({ more: true }));
+$('status-filter').addEventListener('change', () => {
+  recent.status = $('status-filter').value;
+  recent.cursor = null;
+  $('recent-list').replaceChildren();
+  loadRecent();
+});
+
+// ---------------------------------------------------------------------------------------------
+// actions on the selected video
+
+$('delete').addEventListener('click', async () => {
+  if (!current) return;
+  const { vid } = current;
+  if (!window.confirm(`Delete video #${vid} and all its renditions? This cannot be undone.`)) return;
+  try {
+    await api(`/console/api/videos/${vid}/delete`, { method: 'POST', body: {} });
+  } catch (err) {
+    $('video-error').textContent = `Delete failed: ${err.code}: ${err.message}`;
+    return;
+  }
+  stopVideo();
+  $('video').hidden = true;
+  $('video').dataset.vid = '';
+  history.replaceState(null, '', location.pathname);
+  loadRecent();
+});
+
+$('retranscode').addEventListener('click', async () => {
+  if (!current) return;
+  const { vid } = current;
+  const template = $('template-box').hidden ? '' : $('template').value;
+  const body = template ? { template } : {};
+  $('action-note').textContent = 'queueing…';
+  try {
+    await api(`/console/api/videos/${vid}/retranscode`, { method: 'POST', body });
+  } catch (err) {
+    $('action-note').textContent = '';
+    $('video-error').textContent = `Retranscode failed: ${err.code}: ${err.message}`;
+    return;
+  }
+  // Watch it again from the start: the old renditions keep playing until the new ones land.
+  selectVideo(vid, { force: true, reloadOnFinal: true });
+  $('action-note').textContent = template ? `retranscode queued (template ${template})` : 'retranscode queued';
+  loadRecent();
+});
+
+// ---------------------------------------------------------------------------------------------
+// storyboard (thumbnails while scrubbing)
+
+async function loadStoryboard(state) {
+  let board;
+  try {
+    board = await api(`/console/api/videos/${state.vid}/storyboard`);
+  } catch (err) {
+    // No storyboard for this video (or none yet): the scrub bar stays hidden.
+    if (current === state) state.storyboard = true;
+    if ([404, 409].includes(err.status)) return;
+    throw err;
+  }
+  if (current !== state) return;
+  state.storyboard = true;
+  if (state.scrubber) state.scrubber.detach();
+  state.scrubber = await attachScrubber($('player'), board, {
+    box: $('scrub'),
+    bar: $('scrub-bar'),
+    fill: $('scrub-fill'),
+    preview: $('scrub-preview'),
+    tile: $('scrub-tile'),
+    label: $('scrub-time'),
+    fmt: fmtMs,
+  });
 }
 
 window.addEventListener('hashchange', () => {
