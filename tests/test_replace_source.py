@@ -235,3 +235,22 @@ def test_replace_on_oss(oss_stack, oss_server, media_dir):
     with oss_stack.fleet("oss-replacefleet", VASSET_FFMPEG_READRATE="1") as fleet:
         fleet.start(1)
         replace_walk(oss_stack, oss_stack.api(), media_dir, oss_server)
+
+
+def test_the_python_sdk_replaces_and_clips(stack, api, media_dir):
+    from vasset_client import Client
+    from vasset_client.uploader import Uploader
+
+    old = media_dir / "old.mp4"
+    vid = api.upload(old.name, old.read_bytes(), PSIZE, auto=1)["vid"]
+    wait_status(api, vid, ("playable",))
+    assert stack.server is not None
+    with Client(stack.server.url, stack.app["app_key"], stack.app["app_secret"]) as client:
+        done = Uploader(client, media_dir / "new.mp4", state_dir=None, replace=vid).run()
+        assert done.vid == vid
+        wait_status(api, vid, ("playable",))
+        assert played(api, vid) == NEW
+        made = client.clip(vid, [(1000, 2000), (2400, 3000)])
+    assert made["source_vid"] == vid and made["status"] == "uploading"
+    wait_status(api, made["vid"], ("playable",))
+    assert abs(played(api, made["vid"])[0] - 1600) <= 80  # two frames: container rounding

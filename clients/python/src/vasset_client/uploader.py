@@ -59,6 +59,7 @@ class Uploader:
         direct: bool = False,
         ttl: int | None = None,
         instant: bool = True,
+        replace: int | None = None,
     ) -> None:
         self.client = client
         self.path = Path(path).expanduser().resolve()
@@ -79,6 +80,8 @@ class Uploader:
         #: Hash the file before init so that bytes the server has already are not sent again;
         #: False sends at once and hashes alongside (faster when the network outruns MD5).
         self.instant = instant
+        #: Upload a new source for this vid (it plays its old renditions until the new ones).
+        self.replace = replace
         self._stop = threading.Event()
         self._meter = ProgressMeter(on_progress)
         self._pacer = RatePacer()
@@ -143,6 +146,7 @@ class Uploader:
                     priority=self.priority,
                     direct=self.direct,
                     ttl=self.ttl,
+                    replace=self.replace,
                 )
                 if init.instant and init.vid is not None:
                     self._remove_state(mtime_ns)
