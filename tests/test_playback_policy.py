@@ -14,6 +14,7 @@ from tests import media
 from tests.oss_server import OssServer
 from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
+from tests.support.server import ServerProcess
 from tests.support.stack import Stack
 from tests.support.tus import Tus, get_ticket
 from vasset.playback.policy import PUBLIC_CACHE, public_path
@@ -215,3 +216,28 @@ def test_python_sdk_thumbnail_and_policy(stack):
             client.set_playback_policy(2_000_000_000, "signed")
         with pytest.raises(sdk_errors.InvalidParameter):
             client.thumbnail(vid, width=33)
+
+
+def test_fast_path_and_litestar_route_answer_alike(stack):
+    # With tracing on, playurl is served by the Litestar route instead of the edge fast path.
+    traced = ServerProcess(
+        {**stack.env, "VASSET_OTEL_ENDPOINT": "http://127.0.0.1:9"},
+        log_path=stack.root / "api-traced.log",
+    ).start()
+    try:
+        route = Api(traced.url, stack.app["app_key"], stack.app["app_secret"])
+        for vid in (stack.public_vid, stack.signed_vid):
+            fast = playurl(stack, vid)
+            slow = route.call("GET", "/video/playurl", {"vid": vid})
+            assert slow.status_code == 200, slow.text
+            slow_body = json.loads(slow.text.replace(traced.url, stack.server.url))
+            if fast["playback_policy"] == "public":
+                assert slow_body == fast
+            else:
+                for answer in (fast, slow_body):
+                    answer["cover_url"] = None
+                    for u in answer["play_urls"]:
+                        u["url"] = u["expires_at"] = None
+                assert slow_body == fast
+    finally:
+        traced.stop()

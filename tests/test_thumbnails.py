@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -15,7 +17,14 @@ from tests.oss_server import OssServer
 from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
 from tests.support.stack import Stack
-from vasset.playback.thumbnails import build_thumbnail, pick_rendition, seek_time, thumbnail_height
+from vasset import errors
+from vasset.playback.thumbnails import (
+    Thumbnails,
+    build_thumbnail,
+    pick_rendition,
+    seek_time,
+    thumbnail_height,
+)
 
 
 def clip(directory: Path) -> Path:
@@ -205,3 +214,15 @@ def test_sizes_times_and_rendition_choice():
     assert thumbnail_height(33 * 2, 1080, 1920) == 118
     assert seek_time(5000, 4000) == 3750 and seek_time(0, 100) == 0
     assert pick_rendition([], 320) is None
+
+
+async def test_beyond_the_cap_is_503_with_retry_after(tmp_path):
+    settings = SimpleNamespace(thumbnail_concurrency=1, thumbnail_timeout=20.0, temp_dir=tmp_path)
+    thumbnails = Thumbnails(SimpleNamespace(settings=settings))  # type: ignore[arg-type]
+    facts = {"time": 0, "width": 64, "height": 36, "format": "jpg"}
+    thumbnails._slots = asyncio.Semaphore(1)
+    async with thumbnails._slots:  # what a make in flight holds
+        with pytest.raises(errors.ThumbnailUnavailable) as refused:
+            await thumbnails._make(1, "media/1/1-a/360p.mp4", "k", 0, facts)
+    assert refused.value.status == 503 and refused.value.headers() == {"Retry-After": "1"}
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
