@@ -266,6 +266,9 @@ def test_init_with_template_makes_its_hevc_renditions(api, stack, clips, tmp_pat
         "codec": "hevc",
         "template": "small-hevc",
     }
+    # the options rode with the video until its completion queued the job, then were used up
+    kept = sql(stack.env, "SELECT COUNT(*) FROM video_transcode_options WHERE video_id = :v", v=vid)
+    assert kept[0][0] == 0
     urls = mp4s(api, vid)
     assert set(urls) == {"240p", "240p-hevc"}  # H.264 stays for every player
     assert probe(urls["240p"]["url"], tmp_path)["codec_name"] == "h264"

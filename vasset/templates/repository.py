@@ -89,12 +89,17 @@ async def set_video_options(conn: AsyncConnection, vid: int, options: str) -> No
     )
 
 
-async def video_options(conn: AsyncConnection, vid: int) -> str | None:
-    """The options recorded for a video's automatic transcode, or None."""
+async def take_video_options(conn: AsyncConnection, vid: int) -> str | None:
+    """The options recorded for a video's automatic transcode (then forgotten), or None."""
     row = (
         await conn.execute(
-            text("SELECT options FROM video_transcode_options WHERE video_id = :vid"),
+            text("SELECT options FROM video_transcode_options WHERE video_id = :vid FOR UPDATE"),
             {"vid": vid},
         )
     ).first()
-    return str(row.options) if row else None
+    if row is None:
+        return None
+    await conn.execute(
+        text("DELETE FROM video_transcode_options WHERE video_id = :vid"), {"vid": vid}
+    )
+    return str(row.options)

@@ -159,8 +159,11 @@ async def record_for_video(conn: AsyncConnection, vid: int, options: str | None)
 
 
 async def auto_params(conn: AsyncConnection, vid: int) -> dict | None:
-    """The job params of a completed upload's automatic transcode (None: the defaults)."""
-    stored = await repo.video_options(conn, vid)
+    """The job params of a completed upload's automatic transcode (None: the defaults).
+
+    The record is used up here, in the completion's transaction: the job keeps the options.
+    """
+    stored = await repo.take_video_options(conn, vid)
     return decode(stored).to_params() if stored else None
 
 
