@@ -210,7 +210,8 @@ def test_playable_early_then_complete(request, where, clip, tmp_path):
         assert done["ladder"] == "complete" and done["playable"], done
         final = Tree(hls_url(api, vid)).fetch(client)
         assert not final.missing and final.ended, (final.missing, final.playlists)
-        assert sorted(final.playlists) == ["240p/index.m3u8", "360p/index.m3u8"]
+        # the audio-only variant joins the master with the complete ladder (not progressively)
+        assert sorted(final.playlists) == ["240p/index.m3u8", "360p/index.m3u8", "audio/index.m3u8"]
         assert all("#EXT-X-PLAYLIST-TYPE:VOD" in t for t in final.playlists.values())
         formats = {
             u["format"] for u in api.call("GET", "/video/playurl", {"vid": vid}).json()["play_urls"]
