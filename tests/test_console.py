@@ -383,7 +383,7 @@ def test_assets_are_a_fixed_list(console_stack):
         base + "/console/static/vasset.js", headers={"If-None-Match": sdk.headers["etag"]}
     )
     assert again.status_code == 304
-    for name in ("app.js", "style.css"):
+    for name in ("app.js", "list.js", "media.js", "style.css"):
         assert httpx.get(f"{base}/console/static/{name}").status_code == 200
     for name in ("index.html", "..%2F..%2Fsettings.py", "package.json", "nope.js"):
         assert httpx.get(f"{base}/console/static/{name}").status_code == 404

@@ -37,6 +37,7 @@ ASSETS: dict[str, tuple[Path, str]] = {
     "app.js": (PAGE_DIR / "app.js", "text/javascript; charset=utf-8"),
     "style.css": (PAGE_DIR / "style.css", "text/css; charset=utf-8"),
     # The browser SDK (clients/js/vasset.js links to this file).
+    "list.js": (PAGE_DIR / "list.js", "text/javascript; charset=utf-8"),
     "media.js": (PAGE_DIR / "media.js", "text/javascript; charset=utf-8"),
     "vasset.js": (PAGE_DIR / "vasset.js", "text/javascript; charset=utf-8"),
     "vasset-events.js": (PAGE_DIR / "vasset-events.js", "text/javascript; charset=utf-8"),

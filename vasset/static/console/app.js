@@ -2,18 +2,17 @@
 // It never holds an app secret: /console/api/* acts for the configured app server-side, and
 // uploads use the upload token that the server-side init returns.
 import { Uploader, VassetError, events, serverInit } from './vasset.js';
+import { createVideoList } from './list.js';
 import { attachScrubber, loadCaptions, loadTemplates } from './media.js';
 
 const $ = (id) => document.getElementById(id);
 const FINAL = new Set(['playable', 'transcode_failed', 'upload_failed']);
 const STORAGE_PREFIX = 'vasset:console:';
 const POLL_MS = 1000;
-const PAGE = 15; // videos per page of the list
 
 let task = null; // the running UploadTask
 let taskFile = null;
 let current = null; // the selected video: {vid, timer, source, hls, playFinal, snaps, status}
-const recent = { cursor: null, status: '', busy: false, again: false }; // the video list's paging
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -550,56 +549,17 @@ async function loadSnapshots(state) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// recent videos
+// the app's videos, a page at a time (list.js)
 
-function recentItem(v) {
-  const progress = ['transcode_queued', 'transcoding'].includes(v.status) ? ` ${v.progress} %` : '';
-  return el(
-    'li',
-    { dataset: { vid: String(v.vid), status: v.status } },
-    el('a', { textContent: `#${v.vid} ${v.source_name}`, onclick: () => selectVideo(v.vid) }),
-    ` · ${v.status}${progress}${v.duration ? ` · ${fmtMs(v.duration)}` : ''} · ${fmtBytes(v.file_size)}`,
-  );
-}
-
-// The list again from the top, as long as it is now (status changes call it), or with more=true
-// the next page appended.
-async function loadRecent({ more = false } = {}) {
-  if (recent.busy) {
-    if (!more) recent.again = true;
-    return;
-  }
-  recent.busy = true;
-  try {
-    const shown = $('recent-list').children.length;
-    const limit = more ? PAGE : Math.min(100, Math.max(PAGE, shown));
-    const params = new URLSearchParams({ limit: String(limit) });
-    if (recent.status) params.set('status', recent.status);
-    if (more && recent.cursor) params.set('cursor', recent.cursor);
-    const page = await api(`/console/api/videos?${params}`);
-    const items = page.videos.map(recentItem);
-    if (more) $('recent-list').append(...items);
-    else $('recent-list').replaceChildren(...items);
-    recent.cursor = page.next_cursor;
-    $('load-more').hidden = !page.next_cursor;
-  } catch {
-    // The list is a convenience; the next status change refreshes it.
-  } finally {
-    recent.busy = false;
-    if (recent.again) {
-      recent.again = false;
-      loadRecent();
-    }
-  }
-}
-
-$('load-more').addEventListener('click', () => loadRecent({ more: true }));
-$('status-filter').addEventListener('change', () => {
-  recent.status = $('status-filter').value;
-  recent.cursor = null;
-  $('recent-list').replaceChildren();
-  loadRecent();
+const videoList = createVideoList({
+  api, el, fmtMs, fmtBytes, select: (vid) => selectVideo(vid),
+  list: $('recent-list'), more: $('load-more'), filter: $('status-filter'),
 });
+
+/** The list again from the top (status changes call it), or with more=true the next page. */
+function loadRecent(opts) {
+  return videoList.load(opts);
+}
 
 // ---------------------------------------------------------------------------------------------
 // actions on the selected video
