@@ -25,6 +25,8 @@ from tests.conftest import create_app
 from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
 from tests.support.workers import Stack, medium_clip
+from vasset.playback import urls
+from vasset.playback.storyboard import is_storyboard_vtt
 from vasset.transcode import storyboard as sb
 from vasset.transcode.commands import build_transcode
 from vasset.transcode.ladder import plan_ladder
@@ -126,6 +128,26 @@ def test_vtt_text_is_webvtt_with_relative_sheet_fragments():
         "00:00:02.000 --> 00:00:04.000\nsheet0.jpg#xywh=160,0,160,90\n\n"
         "00:00:04.000 --> 00:00:05.000\nsheet0.jpg#xywh=320,0,160,90\n"
     )
+
+
+def test_a_storyboard_signature_covers_its_own_folder_only():
+    secret, expires = b"k" * 32, 2_000_000_000
+    base = "media/7/3-ab12/"
+    sig = urls.play_path(secret, base + "storyboard/storyboard.vtt", expires).split("/")[3]
+    # the VTT's relative cue URIs resolve under the same signature
+    assert urls.verify(secret, base + "storyboard/sheet0.jpg", expires, sig, now=0)
+    for other in (
+        base + "hls/master.m3u8",
+        base + "360p.mp4",
+        base + "snapshots/0.jpg",
+        base + "storyboardx/sheet0.jpg",
+        "media/7/4-ab12/storyboard/sheet0.jpg",  # another attempt
+        "media/8/3-ab12/storyboard/sheet0.jpg",  # another video
+    ):
+        assert not urls.verify(secret, other, expires, sig, now=0), other
+    assert is_storyboard_vtt(base + "storyboard/storyboard.vtt")
+    assert not is_storyboard_vtt("captions/7/en.vtt")
+    assert not is_storyboard_vtt(base + "storyboard/../x.vtt")
 
 
 # ---- pure: the filter branch of the ladder command
