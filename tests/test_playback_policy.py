@@ -241,3 +241,22 @@ def test_fast_path_and_litestar_route_answer_alike(stack):
                 assert slow_body == fast
     finally:
         traced.stop()
+
+
+def test_public_storyboard_is_stable_and_its_cues_resolve(stack):
+    board = stack.api.call("GET", "/video/storyboard", {"vid": stack.public_vid})
+    assert board.status_code == 200, board.text
+    answer = board.json()
+    assert answer == stack.api.call("GET", "/video/storyboard", {"vid": stack.public_vid}).json()
+    assert answer["expires_at"] is None and answer["vtt_url"].startswith(stack.server.url + "/pub/")
+    vtt = httpx.get(answer["vtt_url"])
+    assert vtt.status_code == 200 and vtt.text.startswith("WEBVTT")
+    cues = [line for line in vtt.text.splitlines() if "#xywh=" in line]
+    assert cues
+    for cue in cues:
+        sheet = httpx.get(urljoin(answer["vtt_url"], cue.split("#")[0]))
+        assert sheet.status_code == 200 and sheet.content[:2] == b"\xff\xd8"
+    for sheet in answer["sheets"]:
+        assert sheet["expires_at"] is None and httpx.get(sheet["url"]).status_code == 200
+    signed = stack.api.call("GET", "/video/storyboard", {"vid": stack.signed_vid}).json()
+    assert isinstance(signed["expires_at"], int) and "/pub/" not in signed["vtt_url"]

@@ -22,6 +22,7 @@ from vasset.db import transaction
 from vasset.http.deps import Caller, Ctx, query
 from vasset.http.openapi import doc
 from vasset.http.schemas import Answer, shaped
+from vasset.playback import policy
 from vasset.playback.schemas import Expires
 from vasset.storage.base import BlobStore
 from vasset.transcode.storyboard import MEDIA_INFO_KEY as STORYBOARD_KEY
@@ -49,7 +50,8 @@ class StoryboardSheet(Answer):
     url: str
     width: int
     height: int
-    expires_at: int
+    #: null: a public video's URL, which does not expire.
+    expires_at: int | None
 
 
 class Storyboard(Answer):
@@ -57,7 +59,7 @@ class Storyboard(Answer):
 
     vid: int
     vtt_url: Annotated[str, msgspec.Meta(description="WebVTT; cues are sheetN.jpg#xywh=x,y,w,h")]
-    expires_at: int
+    expires_at: Annotated[int | None, msgspec.Meta(description="null: a public video's URLs")]
     interval: Annotated[int, msgspec.Meta(description="seconds between two tiles")]
     tile_width: int
     tile_height: int
@@ -82,25 +84,25 @@ async def storyboard(ctx: Context, app_id: int, vid: int, expires: int | None) -
             "the storyboard comes with the complete ladder: not transcoded yet",
             status=video.status,
         )
-    sign = ctx.playback.sign
+    # Through the API: it is the VTT's URL that the relative cue URIs resolve against.
+    vtt_url, until = await policy.object_url(
+        ctx.playback, video, board["vtt"], expires_at, via_api=True
+    )
+    sheets = []
+    for sheet in board["sheets"]:
+        url, _ = await policy.object_url(ctx.playback, video, sheet["key"], expires_at)
+        sheets.append(
+            {"url": url, "width": sheet["width"], "height": sheet["height"], "expires_at": until}
+        )
     return {
         "vid": vid,
-        # Through the API: it is the VTT's URL that the relative cue URIs resolve against.
-        "vtt_url": await sign(board["vtt"], expires_at, via_api=True),
-        "expires_at": expires_at,
+        "vtt_url": vtt_url,
+        "expires_at": until,
         "interval": board["interval"],
         "tile_width": board["tile_width"],
         "tile_height": board["tile_height"],
         "tiles": board["tiles"],
-        "sheets": [
-            {
-                "url": await sign(sheet["key"], expires_at),
-                "width": sheet["width"],
-                "height": sheet["height"],
-                "expires_at": expires_at,
-            }
-            for sheet in board["sheets"]
-        ],
+        "sheets": sheets,
     }
 
 
