@@ -260,3 +260,28 @@ def test_public_storyboard_is_stable_and_its_cues_resolve(stack):
         assert sheet["expires_at"] is None and httpx.get(sheet["url"]).status_code == 200
     signed = stack.api.call("GET", "/video/storyboard", {"vid": stack.signed_vid}).json()
     assert isinstance(signed["expires_at"], int) and "/pub/" not in signed["vtt_url"]
+
+
+def test_captions_of_a_public_video_are_public_too(stack):
+    vtt = b"WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n"
+    r = stack.api.call(
+        "PUT", "/video/captions", {"vid": stack.public_vid, "lang": "en"}, content=vtt
+    )
+    assert r.status_code == 200, r.text
+    try:
+        answer = playurl(stack, stack.public_vid)
+        (caption,) = answer["captions"]
+        base = stack.server.url + "/pub/"
+        assert caption["url"].startswith(base) and "signature" not in caption["url"].lower()
+        assert httpx.get(caption["url"]).content == vtt
+        master_url = next(u["url"] for u in answer["play_urls"] if u["format"] == "hls")
+        master = httpx.get(master_url)
+        assert master.headers["cache-control"] == "public, no-cache"
+        media = next(x for x in master.text.splitlines() if "TYPE=SUBTITLES" in x)
+        subs = httpx.get(urljoin(master_url, media.split('URI="')[1].split('"')[0]))
+        assert subs.status_code == 200, subs.text
+        (uri,) = [x for x in subs.text.splitlines() if x and not x.startswith("#")]
+        assert uri.startswith(base)
+        assert httpx.get(urljoin(subs.url.__str__(), uri)).content == vtt
+    finally:
+        stack.api.call("POST", "/video/captions/delete", {"vid": stack.public_vid, "lang": "en"})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from vasset import errors
@@ -73,8 +74,12 @@ def subtitle_playlist(vtt_url: str, duration_ms: int | None) -> str:
     )
 
 
-async def served_playlist(ctx: Context, key: str, expires_at: int) -> str | None:
-    """The text /play answers for a master with captions or a subtitle playlist; else None.
+async def served_playlist(
+    ctx: Context, key: str, url_of: Callable[[str], Awaitable[str]]
+) -> str | None:
+    """The text /play or /pub answers for a master with captions or a subtitle playlist; else None.
+
+    url_of gives the URL a player fetches a caption file by (signed for /play, stable for /pub).
 
     None means "serve the stored object as it is" (any other key, or a video without captions).
     """
@@ -90,7 +95,7 @@ async def served_playlist(ctx: Context, key: str, expires_at: int) -> str | None
         row = next((c for c in found.captions if c.lang == lang), None) if found else None
         if found is None or row is None:
             raise errors.ObjectNotFound()
-        url = await ctx.playback.sign(row.storage_uri, expires_at)
+        url = await url_of(row.storage_uri)
         return subtitle_playlist(url, found.duration)
     if found is None or not found.captions:
         return None

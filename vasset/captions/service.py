@@ -18,9 +18,11 @@ from vasset import errors
 from vasset.captions import formats
 from vasset.captions import repository as repo
 from vasset.db import transaction
+from vasset.playback import policy
 from vasset.storage import keys
 from vasset.storage.base import BlobStore
 from vasset.videos import repository as videos
+from vasset.videos.repository import VideoRow
 
 if TYPE_CHECKING:
     from vasset.context import Context
@@ -91,16 +93,20 @@ class CaptionService:
         entries = await self.entries(rows, expires_at)
         return {"vid": vid, "captions": [{**e, "expires_at": expires_at} for e in entries]}
 
-    async def entries(self, rows: list[repo.CaptionRow], expires_at: int) -> list[dict]:
-        """{"lang", "label", "url"} of each caption row, signed until expires_at."""
-        return [
-            {
-                "lang": row.lang,
-                "label": row.label,
-                "url": await self.ctx.playback.sign(row.storage_uri, expires_at),
-            }
-            for row in rows
-        ]
+    async def entries(
+        self, rows: list[repo.CaptionRow], expires_at: int, video: VideoRow | None = None
+    ) -> list[dict]:
+        """{"lang", "label", "url"} per row: stable URLs for a public video, else signed."""
+        out = []
+        for row in rows:
+            if video is not None:
+                url, _ = await policy.object_url(
+                    self.ctx.playback, video, row.storage_uri, expires_at
+                )
+            else:
+                url = await self.ctx.playback.sign(row.storage_uri, expires_at)
+            out.append({"lang": row.lang, "label": row.label, "url": url})
+        return out
 
     async def delete(self, app_id: int, vid: int, lang: str) -> dict:
         """Remove one language's captions of a video."""

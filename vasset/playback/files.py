@@ -151,7 +151,7 @@ async def play_file(
         raise errors.ObjectNotFound()
     if key.endswith(".m3u8"):
         # A master gets the video's captions (SUBTITLES); subs/{lang}.m3u8 is made here.
-        made = await served_playlist(ctx, key, expires_at)
+        made = await served_playlist(ctx, key, lambda k: ctx.playback.sign(k, expires_at))
         if made is not None:
             if ctx.store.presigns:
                 made = _rewrite_playlist(ctx.store, made, key, expires_at)

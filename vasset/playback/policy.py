@@ -91,7 +91,7 @@ async def set_policy(ctx: Context, app_id: int, vid: int, policy: str) -> dict:
 async def public_video(ctx: Context, token: str, key: str) -> VideoRow:
     """The public video whose object key is, if token is its current public token; else 404."""
     owner = keys.layout_owner(key)
-    if owner is None or owner[0] != "video" or not key.startswith("media/"):
+    if owner is None or owner[0] != "video" or not key.startswith(("media/", "captions/")):
         raise errors.ObjectNotFound()
     async with transaction(ctx.engine) as conn:
         video = await videos.get_video(conn, owner[1])

@@ -10,11 +10,13 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from vasset import errors
+from vasset.captions.hls import served_playlist
 from vasset.http.deps import Caller, Ctx, query
 from vasset.http.openapi import PUBLIC, doc
 from vasset.http.schemas import Answer, shaped
 from vasset.playback import policy
 from vasset.playback.files import PLAY_TYPES, servable_key, serve_object
+from vasset.storage.local import guess_content_type
 from vasset.videos.schemas import Vid
 
 
@@ -74,7 +76,17 @@ async def public_file(
     key = unquote(key.lstrip("/"))
     if not servable_key(key):
         raise errors.ObjectNotFound()
-    await policy.public_video(ctx, token, key)
+    video = await policy.public_video(ctx, token, key)
+    if key.endswith(".m3u8"):
+        # The same captions as /play: a master's SUBTITLES group, subs/{lang}.m3u8 made here.
+
+        async def stable_url(caption_key: str) -> str:
+            return (await policy.object_url(ctx.playback, video, caption_key, 0))[0]
+
+        made = await served_playlist(ctx, key, stable_url)
+        if made is not None:
+            headers = {"Cache-Control": policy.PUBLIC_PLAYLIST_CACHE}
+            return Response(content=made, media_type=guess_content_type(key), headers=headers)
     return await serve_object(
         request, ctx, key, policy.PUBLIC_CACHE, policy.PUBLIC_PLAYLIST_CACHE, None
     )

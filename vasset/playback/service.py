@@ -128,7 +128,7 @@ class PlaybackService:
             "duration": video.duration,
             "cover_url": cover,
             "play_urls": play_urls,
-            "captions": await self.ctx.captions.entries(captions, expires_at),
+            "captions": await self.ctx.captions.entries(captions, expires_at, video),
             "playback_policy": video.playback_policy,
         }
 
