@@ -16,7 +16,7 @@ from vasset.transcode.options import TranscodeOptions
 from vasset.transcode.probe import MediaError, MediaInfo
 
 if TYPE_CHECKING:
-    from vasset.transcode.pipeline import JobRun
+    from vasset.transcode.jobrun import JobRun
 
 
 class FontMissing(MediaError):

@@ -32,7 +32,7 @@ from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
 
 if TYPE_CHECKING:
-    from vasset.transcode.pipeline import JobRun
+    from vasset.transcode.jobrun import JobRun
 
 log = structlog.get_logger(__name__)
 V = VideoStatus

@@ -11,7 +11,6 @@ outputs afterwards: a failing tee slave does not always change FFmpeg's exit cod
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,9 +19,11 @@ import msgspec
 
 from vasset.transcode import codecs as video_codecs
 from vasset.transcode import overlays
-from vasset.transcode.audio import AudioOutput, AudioRequest, audio_output_args, master_entry
+from vasset.transcode.audio import AudioOutput, AudioRequest, audio_output_args
 from vasset.transcode.ffargs import VIDEO_DEMUXERS, common_args, input_args
+from vasset.transcode.h264 import MAX_FRAME_RATE, codecs_string, h264_level
 from vasset.transcode.ladder import RenditionPlan
+from vasset.transcode.master import master_playlist
 from vasset.transcode.passthrough import Passthrough
 from vasset.transcode.snapshots import (
     SnapshotOutputs,
@@ -33,8 +34,9 @@ from vasset.transcode.snapshots import (
 )
 from vasset.transcode.storyboard import StoryboardOutputs, StoryboardRequest, storyboard_outputs
 
-# VIDEO_DEMUXERS, input_args and the snapshot commands moved to ffargs and snapshots; they are
-# re-exported because tests and bench/ import them from here.
+# VIDEO_DEMUXERS, input_args, the snapshot commands, the H.264 level table and the master
+# playlist live in ffargs, snapshots, h264 and master; they are re-exported because tests,
+# bench/ and other modules import them from here.
 __all__ = [
     "VIDEO_DEMUXERS",
     "RenditionOutput",
@@ -51,38 +53,6 @@ __all__ = [
 # GOP and segment lengths: a key frame every 2 s, so 4 s HLS segments cut on key frames.
 GOP_SECONDS = 2.0
 HLS_SEGMENT_SECONDS = 4
-MAX_FRAME_RATE = 60.0
-
-# H.264 levels: (name, max macroblocks per second, max macroblocks per frame).
-_H264_LEVELS: tuple[tuple[str, int, int], ...] = (
-    ("3.0", 40_500, 1_620),
-    ("3.1", 108_000, 3_600),
-    ("3.2", 216_000, 5_120),
-    ("4.0", 245_760, 8_192),
-    ("4.2", 522_240, 8_704),
-    ("5.0", 589_824, 22_080),
-    ("5.1", 983_040, 36_864),
-    ("5.2", 2_073_600, 36_864),
-)
-
-
-def h264_level(width: int, height: int, frame_rate: float) -> str:
-    """Smallest H.264 level that fits this size and frame rate (names the HLS CODECS string)."""
-    mbs = math.ceil(width / 16) * math.ceil(height / 16)
-    rate = min(max(frame_rate, 1.0), MAX_FRAME_RATE)
-    for name, per_second, per_frame in _H264_LEVELS:
-        if mbs <= per_frame and mbs * rate <= per_second:
-            return name
-    return _H264_LEVELS[-1][0]
-
-
-def codecs_string(level: str, *, has_audio: bool) -> str:
-    """RFC 6381 CODECS value for High-profile H.264 at a level, plus AAC-LC when there is audio."""
-    # -profile:v high caps x264 rather than forcing it: with preset ultrafast the stream is
-    # Constrained Baseline, which every High decoder plays, so announcing High stays safe.
-    major, minor = level.split(".")
-    video = f"avc1.6400{int(major) * 10 + int(minor):02x}"
-    return f"{video},mp4a.40.2" if has_audio else video
 
 
 class RenditionOutput(msgspec.Struct, frozen=True, kw_only=True):
@@ -401,32 +371,3 @@ def build_transcode(
         storyboard=board,
         audio=sound,
     )
-
-
-def master_playlist(
-    renditions: Sequence[RenditionOutput],
-    *,
-    base: str | None = None,
-    audio: AudioOutput | None = None,
-) -> str:
-    """HLS master playlist text; variant URIs are relative to ``base`` (default: hls root)."""
-    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    for r in sorted(renditions, key=lambda r: (r.bandwidth, r.name)):
-        if r.hls_playlist is None:
-            continue
-        root = base if base is not None else os.path.dirname(os.path.dirname(r.hls_playlist))
-        uri = os.path.relpath(r.hls_playlist, root).replace(os.sep, "/")
-        attrs = [
-            f"BANDWIDTH={r.bandwidth}",
-            f"AVERAGE-BANDWIDTH={r.average_bandwidth}",
-            f"RESOLUTION={r.width}x{r.height}",
-            f'CODECS="{r.codecs}"',
-        ]
-        if r.frame_rate:
-            attrs.append(f"FRAME-RATE={r.frame_rate:.3f}")
-        lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), uri]
-    if len(lines) == 3:
-        raise ValueError("no rendition has an HLS playlist")
-    # Last: players start on the first variant listed, and it must have video.
-    lines += master_entry(audio) if audio is not None else []
-    return "\n".join(lines) + "\n"

@@ -56,7 +56,7 @@ from vasset.videos import repository as videos
 from vasset.videos.state import LADDER, Ladder, VideoStatus, ladder_of
 
 if TYPE_CHECKING:
-    from vasset.transcode.pipeline import JobRun
+    from vasset.transcode.jobrun import JobRun
 
 log = structlog.get_logger(__name__)
 

@@ -27,7 +27,7 @@ from vasset.videos.state import VideoStatus
 
 if TYPE_CHECKING:
     from vasset.settings import Settings
-    from vasset.transcode.pipeline import JobRun
+    from vasset.transcode.jobrun import JobRun
 
 log = structlog.get_logger(__name__)
 
