@@ -274,15 +274,21 @@ def test_audio_rendition_end_to_end_on_oss(oss_stack, oss_server, clips, tmp_pat
     assert any(k.startswith(f"vasset/media/{vid}/") and k.endswith("/audio.m4a") for k in stored)
 
 
-def test_a_template_turns_the_audio_rendition_and_the_storyboard_off(stack, clips):
-    """TranscodeOptions.audio / .storyboard (here from a template) override the defaults."""
+@pytest.mark.parametrize("how", ["template", "parameters"])
+def test_audio_rendition_and_storyboard_can_be_turned_off(stack, clips, how):
+    """TranscodeOptions.audio / .storyboard (from a template or the call) override defaults."""
     api = stack.api()
-    r = api.call("POST", "/video/templates", {"name": "bare", "audio": 0, "storyboard": 0})
-    assert r.status_code == 200, r.text
+    off = {"audio": 0, "storyboard": 0}
+    if how == "template":
+        r = api.call("POST", "/video/templates", {"name": "bare", **off})
+        assert r.status_code == 200, r.text
+        asked = {"template": "bare"}
+    else:
+        asked = off
     vid = upload(api, medium_clip(clips))
-    r = api.call("POST", "/video/transcode", {"vid": vid, "template": "bare"})
+    r = api.call("POST", "/video/transcode", {"vid": vid, **asked})
     assert r.status_code == 200, r.text
-    with stack.fleet("bare") as fleet:
+    with stack.fleet(f"bare-{how}") as fleet:
         fleet.start(1)
         wait_playable(api, vid)
     error_of(api.call("GET", "/video/playurl", {"vid": vid, "format": "m4a"}), 404, "AudioNotFound")

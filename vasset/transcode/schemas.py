@@ -10,7 +10,7 @@ from msgspec import UNSET, UnsetType
 from vasset.assets.params import OverlayParams
 from vasset.http.params import Id, Priority
 from vasset.http.schemas import Answer
-from vasset.templates.schemas import Output, TemplateName, TemplateNames
+from vasset.templates.schemas import Flag, Output, TemplateName, TemplateNames
 from vasset.transcode.options import Codec, TranscodeOptions
 from vasset.videos.schemas import Ttl, Vid
 
@@ -19,6 +19,12 @@ Definitions = Annotated[
     msgspec.Meta(description="comma list of ladder definitions", examples=["360p,720p"]),
 ]
 TaskPriority = Annotated[Priority | None, msgspec.Meta(description="task_priority (higher first)")]
+StoryboardFlag = Annotated[
+    Flag | None, msgspec.Meta(description="0 or 1: storyboard off or on (default: the service's)")
+]
+AudioFlag = Annotated[
+    Flag | None, msgspec.Meta(description="0: no audio-only rendition (default: when audio)")
+]
 CodecParam = Annotated[
     Codec | None,
     msgspec.Meta(description="h264 (default), or hevc / av1: those renditions beside H.264"),
@@ -39,14 +45,14 @@ class TranscodeParams(OverlayParams):
     priority: TaskPriority = None
     definitions: Definitions = None
     codec: CodecParam = None
+    storyboard: StoryboardFlag = None
+    audio: AudioFlag = None
     template: TemplateNames | None = None
     ttl: Annotated[Ttl | None, msgspec.Meta(description="with src: the new video's ttl")] = None
 
     def options(self) -> TranscodeOptions:
         """What the job is asked to make."""
-        return TranscodeOptions(
-            definitions=self.definitions, codec=self.codec, **self.overlay_options()
-        )
+        return _options(self, self.definitions, self.codec, self.storyboard, self.audio)
 
 
 class RetranscodeParams(OverlayParams):
@@ -56,13 +62,29 @@ class RetranscodeParams(OverlayParams):
     priority: TaskPriority = None
     definitions: Definitions = None
     codec: CodecParam = None
+    storyboard: StoryboardFlag = None
+    audio: AudioFlag = None
     template: TemplateName | None = None
 
     def options(self) -> TranscodeOptions:
         """What the job is asked to make."""
-        return TranscodeOptions(
-            definitions=self.definitions, codec=self.codec, **self.overlay_options()
-        )
+        return _options(self, self.definitions, self.codec, self.storyboard, self.audio)
+
+
+def _options(
+    params: OverlayParams,
+    definitions: str | None,
+    codec: Codec | None,
+    storyboard: int | None,
+    audio: int | None,
+) -> TranscodeOptions:
+    return TranscodeOptions(
+        definitions=definitions,
+        codec=codec,
+        storyboard=None if storyboard is None else bool(storyboard),
+        audio=None if audio is None else bool(audio),
+        **params.overlay_options(),
+    )
 
 
 class Queued(Answer):
