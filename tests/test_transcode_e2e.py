@@ -217,7 +217,8 @@ def test_upload_with_auto_walks_the_lifecycle_to_playable(stack, api, clips):
     mp4 = check_renditions(stack, vid, (320, 180))
     # 320x180 is below the lowest rung: one rendition at the source's own size, never upscaled.
     assert [(r["definition"], r["width"], r["height"]) for r in mp4] == [("240p", 320, 180)]
-    assert {r["definition"] for r in info["renditions"]} == {"240p"}
+    # the ladder's one video rendition, and the audio-only M4A (the source has audio)
+    assert {r["definition"] for r in info["renditions"]} == {"240p", "audio"}
     rows = children(stack.env, vid)
     assert all(r["key"].startswith(f"media/{vid}/") for r in rows)
     assert all((stack.storage / r["key"]).is_file() for r in rows)
@@ -320,7 +321,7 @@ def test_transcode_an_uploaded_video_with_chosen_definitions(stack, api, clips):
     assert_happy_walk(follow(api, vid, first="uploaded"))
     mp4 = check_renditions(stack, vid, (640, 360))
     assert [(r["definition"], r["width"], r["height"]) for r in mp4] == [("240p", 426, 240)]
-    assert [r["definition"] for r in children(stack.env, vid)] == ["240p", "240p"]
+    assert [r["definition"] for r in children(stack.env, vid)] == ["240p", "240p", "audio"]
 
 
 def test_transcode_of_another_apps_video_or_an_unfinished_upload_is_refused(stack, api, clips):
@@ -465,7 +466,7 @@ def test_retranscode_while_transcoding_cancels_the_running_job(stack, api, clips
     mp4 = check_renditions(stack, vid, (640, 360))
     assert [r["definition"] for r in mp4] == ["240p", "360p"]
     # nothing of the cancelled attempt survives: no rows, no objects, no temp files
-    assert len(children(stack.env, vid, live=False)) == 4
+    assert len(children(stack.env, vid, live=False)) == 5  # 2 MP4, 2 HLS, the M4A
     published = prefix_of(mp4[0]["key"])
     wait_until(
         lambda: all(k.startswith(published) for k in media_files(stack, vid)),
