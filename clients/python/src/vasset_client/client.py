@@ -10,9 +10,9 @@ from typing import Any
 
 from vasset_client import errors
 from vasset_client.events import Event, iter_events
+from vasset_client.media_calls import MediaCalls
 from vasset_client.models import (
     STATUSES,
-    Captions,
     Deleted,
     DirectUrls,
     InitResult,
@@ -28,7 +28,7 @@ from vasset_client.models import (
     VideoStatus,
     VideoSummary,
 )
-from vasset_client.transport import Body, SignedTransport
+from vasset_client.transport import Body
 
 __all__ = ["Body", "Client", "overlay_params"]
 
@@ -51,7 +51,7 @@ def overlay_params(
     return {k: v for k, v in params.items() if v is not None}
 
 
-class Client(SignedTransport):
+class Client(MediaCalls):
     """A signed client of one vasset app; thread-safe, use it as a context manager."""
 
     def __enter__(self) -> Client:
@@ -318,30 +318,6 @@ class Client(SignedTransport):
         params = {"vid": vid, "template": template, "codec": codec, **(overlays or {})}
         return TranscodeResult.from_dict(self.request("POST", "/video/retranscode", params))
 
-    def put_asset(self, png: bytes, kind: str = "watermark") -> dict[str, Any]:
-        """PUT /video/assets: store a PNG image asset; answers asset_id, width, height, size."""
-        return self.request("PUT", "/video/assets", {"kind": kind}, content=png)
-
-    def assets(self) -> list[dict[str, Any]]:
-        """GET /video/assets: the app's image assets, oldest first."""
-        return list(self.request("GET", "/video/assets")["assets"])
-
-    def delete_asset(self, asset_id: int) -> dict[str, Any]:
-        """POST /video/assets/delete: later transcodes naming it fail with AssetNotFound."""
-        return self.request("POST", "/video/assets/delete", {"asset_id": asset_id})
-
-    def save_template(self, name: str, **options: Any) -> dict[str, Any]:
-        """POST /video/templates: create or replace a named template (options as on transcode)."""
-        return self.request("POST", "/video/templates", {"name": name, **options})
-
-    def templates(self) -> list[dict[str, Any]]:
-        """GET /video/templates: the app's transcode templates by name."""
-        return list(self.request("GET", "/video/templates")["templates"])
-
-    def delete_template(self, name: str) -> dict[str, Any]:
-        """POST /video/templates/delete."""
-        return self.request("POST", "/video/templates/delete", {"name": name})
-
     def playurl(
         self,
         vid: int,
@@ -357,45 +333,6 @@ class Client(SignedTransport):
         """GET /video/snapshot: snapshot images (signed, expiring URLs)."""
         params = {"vid": vid, "expires": expires}
         return Snapshots.from_dict(self.request("GET", "/video/snapshot", params))
-
-    def storyboard(self, vid: int, expires: int | None = None) -> dict[str, Any]:
-        """GET /video/storyboard: the WebVTT track and sprite sheets (signed, expiring URLs)."""
-        return self.request("GET", "/video/storyboard", {"vid": vid, "expires": expires})
-
-    def thumbnail(
-        self,
-        vid: int,
-        time: int | None = None,
-        width: int | None = None,
-        format: str | None = None,
-        expires: int | None = None,
-    ) -> dict[str, Any]:
-        """GET /video/thumbnail: a URL to the frame at time (ms), width px wide, jpg or webp."""
-        params = {"vid": vid, "time": time, "width": width, "format": format, "expires": expires}
-        return self.request("GET", "/video/thumbnail", params)
-
-    def set_playback_policy(self, vid: int, playback_policy: str) -> dict[str, Any]:
-        """POST /video/policy: signed (expiring URLs) or public (stable, cacheable URLs)."""
-        params = {"vid": vid, "playback_policy": playback_policy}
-        return self.request("POST", "/video/policy", params)
-
-    def put_captions(
-        self, vid: int, lang: str, data: bytes | str, label: str | None = None
-    ) -> dict[str, Any]:
-        """PUT /video/captions: add or replace one language's WebVTT or SRT captions."""
-        body = data.encode() if isinstance(data, str) else data
-        params = {"vid": vid, "lang": lang, "label": label}
-        return self.request("PUT", "/video/captions", params, content=body)
-
-    def captions(self, vid: int, expires: int | None = None) -> Captions:
-        """GET /video/captions: the video's caption tracks (signed, expiring URLs)."""
-        params = {"vid": vid, "expires": expires}
-        return Captions.from_dict(self.request("GET", "/video/captions", params))
-
-    def delete_captions(self, vid: int, lang: str) -> dict[str, Any]:
-        """POST /video/captions/delete: remove one language's captions."""
-        params = {"vid": vid, "lang": lang}
-        return self.request("POST", "/video/captions/delete", params)
 
     def events(
         self,
