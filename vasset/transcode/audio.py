@@ -29,6 +29,7 @@ class AudioRequest(msgspec.Struct, frozen=True, kw_only=True):
     bitrate: int = DEFAULT_BITRATE
     hls: bool = True
     hls_time: int = 4
+    copy: bool = False  # the source's AAC as it is (bitrate is then the source's)
 
 
 class AudioOutput(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,8 +60,12 @@ def audio_output_args(
 ) -> tuple[list[str], AudioOutput]:
     """FFmpeg output options (map, AAC encoder, tee to M4A and HLS) and what they write."""
     m4a = Path(request.out_dir) / f"{NAME}.m4a"
-    args = ["-map", audio_map, "-vn", "-c:a", "aac", "-b:a", str(request.bitrate)]
-    args += ["-ac", "2", "-ar", "48000", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
+    if request.copy:
+        args = ["-map", audio_map, "-vn", "-c:a", "copy"]
+    else:
+        args = ["-map", audio_map, "-vn", "-c:a", "aac", "-b:a", str(request.bitrate)]
+        args += ["-ac", "2", "-ar", "48000"]
+    args += ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
     slaves = [f"[f=ipod:movflags=+faststart:onfail=abort]{_tee_path(m4a)}"]
     hls_dir = hls_playlist = None
     if request.hls and hls_root is not None:

@@ -213,6 +213,7 @@ def build_transcode(
     snapshots: SnapshotRequest | None = None,
     storyboard: StoryboardRequest | None = None,
     audio_only: AudioRequest | None = None,
+    audio_copy: int | None = None,
     overlay: overlays.OverlayPlan | None = None,
     loglevel: str = "warning",
 ) -> TranscodeCommand:
@@ -296,7 +297,11 @@ def build_transcode(
             if threads:
                 argv += ["-threads:v", str(threads)]
         audio_bitrate = plan.audio_bitrate
-        if has_audio and copy is not None and copy.copy_audio:
+        if has_audio and audio_copy is not None:
+            # The source's audio in every rendition (passthrough.audio_copy decided it fits).
+            argv += ["-c:a", "copy"]
+            audio_bitrate = audio_copy
+        elif has_audio and copy is not None and copy.copy_audio:
             argv += ["-c:a", "copy"]
             audio_bitrate = copy.audio_bitrate or plan.audio_bitrate
         elif has_audio:

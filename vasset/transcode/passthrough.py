@@ -79,3 +79,23 @@ def choose_passthrough(
         codecs_video=f"avc1.{_PROFILES[info.video_profile or '']}{level:02x}",
         level=f"{level // 10}.{level % 10}",
     )
+
+
+#: Sample rates players decode in AAC-LC without trouble (copied audio keeps its rate).
+COPYABLE_SAMPLE_RATES = (32000, 44100, 48000)
+
+
+def audio_copy(info: MediaInfo, plans: list[RenditionPlan]) -> int | None:
+    """The source's audio bitrate when every rendition can copy its audio; else None.
+
+    Hosted services pass such audio through: stereo or mono AAC-LC at a common rate and within
+    every rung's audio bitrate comes out of a re-encode no better, and each re-encode costs an
+    AAC encode per rendition on FFmpeg's main thread (seconds for a long video).
+    """
+    if info.audio_codec != "aac" or info.audio_profile != "LC" or not info.audio_bitrate:
+        return None
+    if info.audio_channels not in (1, 2) or info.audio_sample_rate not in COPYABLE_SAMPLE_RATES:
+        return None
+    if any(info.audio_bitrate > p.audio_bitrate for p in plans):
+        return None
+    return info.audio_bitrate

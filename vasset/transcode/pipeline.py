@@ -224,6 +224,7 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
     copy = None if overlay is not None else copy
     # codec=hevc|av1 adds those renditions beside H.264 (after the passthrough choice: H.264 only)
     plans = with_variants(plans, asked.codec)
+    copied_audio = passthrough.audio_copy(info, plans)
     out = run.workdir / "out"
     cmd = commands.build_transcode(
         source,
@@ -245,7 +246,10 @@ async def _transcode(run: JobRun, source: Path, info: MediaInfo, on_ffmpeg) -> N
         snapshots=await _snapshot_request(run, info),
         overlay=overlay,
         storyboard=sidecars.storyboard_request(s, asked, info, run.workdir),
-        audio_only=sidecars.audio_request(asked, info, plans, run.workdir, hls, segment),
+        audio_only=sidecars.audio_request(
+            asked, info, plans, run.workdir, hls, segment, copied_audio
+        ),
+        audio_copy=copied_audio,
     )
     cmd.make_directories()
 

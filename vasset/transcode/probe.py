@@ -82,6 +82,8 @@ class MediaInfo(msgspec.Struct, frozen=True, kw_only=True):
     video_profile: str | None = None  # ffprobe's name, e.g. "High", "Constrained Baseline"
     video_level: int | None = None  # H.264 level x 10, e.g. 40
     audio_profile: str | None = None  # e.g. "LC", "HE-AAC"
+    audio_channels: int | None = None
+    audio_sample_rate: int | None = None
     # Longest gap between video key frames (s) in the first KEYFRAME_WINDOW_SECONDS; None if
     # not measured.
     keyframe_interval: float | None = None
@@ -402,6 +404,8 @@ def probe(
         video_profile=str(video["profile"]) if video.get("profile") else None,
         video_level=_int(video.get("level")),
         audio_profile=str(audio["profile"]) if audio and audio.get("profile") else None,
+        audio_channels=_int(audio.get("channels")) if audio else None,
+        audio_sample_rate=_int(audio.get("sample_rate")) if audio else None,
         keyframe_interval=gop,
     )
     log.debug("media_probed", path=path, demuxer=demuxer, duration_ms=duration_ms)

@@ -54,14 +54,27 @@ def storyboard_request(
 
 
 def audio_request(
-    asked: TranscodeOptions, info: MediaInfo, plans: list, workdir: Path, hls: bool, hls_time: int
+    asked: TranscodeOptions,
+    info: MediaInfo,
+    plans: list,
+    workdir: Path,
+    hls: bool,
+    hls_time: int,
+    copied: int | None = None,
 ) -> audio.AudioRequest | None:
-    """The audio-only rendition this job makes: when the source has audio, unless turned off."""
+    """The audio-only rendition this job makes: when the source has audio, unless turned off.
+
+    copied: the source's audio bitrate when the ladder copies the source's audio (so does this).
+    """
     if asked.audio is False or not info.has_audio:
         return None
-    bitrate = max((p.audio_bitrate for p in plans), default=audio.DEFAULT_BITRATE)
+    bitrate = copied or max((p.audio_bitrate for p in plans), default=audio.DEFAULT_BITRATE)
     return audio.AudioRequest(
-        out_dir=str(workdir / "out"), bitrate=bitrate, hls=hls, hls_time=hls_time
+        out_dir=str(workdir / "out"),
+        bitrate=bitrate,
+        hls=hls,
+        hls_time=hls_time,
+        copy=copied is not None,
     )
 
 
