@@ -22,7 +22,7 @@ def _ffmpeg(args: Sequence[str | os.PathLike[str]]) -> None:
 
 
 def _cached(directory: str | os.PathLike[str], name: str, build: Callable[[Path], None]) -> Path:
-    """Path of directory/name, built by build(tmp_path) and renamed into place if missing."""
+    """Path of directory/name, built by build(tmp_path) and linked into place if missing."""
     target = Path(directory) / name
     if target.exists():
         return target
@@ -31,7 +31,12 @@ def _cached(directory: str | os.PathLike[str], name: str, build: Callable[[Path]
     tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
     try:
         build(tmp)
-        os.replace(tmp, target)
+        # The first worker's file wins: replacing it could swap a file another worker is
+        # reading (the probe compares its size with what MediaInfo read) for a different build.
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            pass
     finally:
         tmp.unlink(missing_ok=True)
     return target

@@ -218,7 +218,9 @@ def test_request_and_job_spans_form_one_trace(env, creds, clip):
         assert str(span.attributes["process.command_line"]).startswith("ffmpeg")
     puts = [s for s in in_job if s.name == "storage put_file"]
     assert any(str((s.attributes or {})["vasset.storage.key"]).endswith(".mp4") for s in puts)
-    assert all((s.attributes or {})["vasset.storage.size"] > 0 for s in puts)
+    # A put the progressive publisher's cancelled last round cut short ends without a size.
+    sizes = [(s.attributes or {}).get("vasset.storage.size") for s in puts]
+    assert any(sizes) and all(size > 0 for size in sizes if size is not None)
     assert of_system(in_job, "mysql"), sorted({s.name for s in in_job})
 
 

@@ -68,8 +68,6 @@ SEGMENT_SECONDS = 2
 FIRST_SEGMENT_SECONDS = 1
 #: Seconds between two looks at the output folder.
 POLL_INTERVAL = 0.2
-#: Longest wait for a publish round in flight once FFmpeg has ended.
-STOP_GRACE = 30.0
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 START_TAG = "#EXT-X-START:TIME-OFFSET=0"
 
@@ -136,7 +134,6 @@ class Publisher:
         self.rows: set[str] = set()  # variants with a committed HLS rendition row
         self.replaced: set[str] = set()  # prefixes of the sets this attempt's first publish hid
         self.first_playable_at: float | None = None
-        self._stop = asyncio.Event()
 
     @property
     def published(self) -> bool:
@@ -154,25 +151,13 @@ class Publisher:
         try:
             return await ffmpeg
         finally:
-            # Let a round in flight finish: cancelling it would abandon uploads half done.
-            self._stop.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(watcher), STOP_GRACE)
-            except TimeoutError:
-                watcher.cancel()
-            except asyncio.CancelledError:
-                watcher.cancel()
-                raise
-            finally:
-                await asyncio.gather(watcher, return_exceptions=True)
+            # A round cut short is harmless: finish() uploads whatever it had not.
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
 
     async def _watch(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._stop.wait(), POLL_INTERVAL)
-                return
-            except TimeoutError:
-                pass
+            await asyncio.sleep(POLL_INTERVAL)
             try:
                 await self.sync()
             except asyncio.CancelledError:
