@@ -207,8 +207,20 @@ def check_counters_move_by_what_was_done(stack, tmp_path_factory):
     assert patches == 2
     assert value(after, "vasset_api_processes") == 2
     assert value(after, "process_resident_memory_bytes") > 0
+
     # Shared truth from MySQL and Redis, read at scrape time.
-    succeeded = moved("vasset_transcode_jobs", state="succeeded")
+    # Scrape-time figures are cached for 2 s per process: scrape again until past the cache.
+    def jobs_counted() -> Samples | None:
+        now = scrape(api_url)
+        grown = value(now, "vasset_transcode_jobs", state="succeeded") > value(
+            before, "vasset_transcode_jobs", state="succeeded"
+        )
+        return now if grown else None
+
+    jobs = wait_until(jobs_counted, 10, "the succeeded job in a scrape", interval=0.5)
+    succeeded = value(jobs, "vasset_transcode_jobs", state="succeeded") - value(
+        before, "vasset_transcode_jobs", state="succeeded"
+    )
     assert succeeded >= 1
     assert value(after, "vasset_ffmpeg_slots_limit", scope="global") == 2
     assert ("vasset_ffmpeg_slots_in_use", frozenset()) in after
