@@ -100,6 +100,22 @@ def test_answer_and_headers_match_the_litestar_routes(fast):
     assert r.headers["x-request-id"] != other.headers["x-request-id"]
 
 
+def test_answers_built_in_the_same_second_follow_their_own_parameters(fast):
+    """Answers are memoised per (definition, format, expiry): each call still gets its own."""
+    ask = {"vid": fast.vid, "expires": 600}
+    answers = [
+        fast.api.call("GET", "/video/playurl", {**ask, **extra})
+        for extra in ({}, {"definition": "360p"}, {"format": "hls"}, {"expires": 900}, {})
+    ]
+    plain, by_definition, hls, longer, again = answers
+    assert plain.status_code == by_definition.status_code == again.status_code == 200
+    assert plain.json()["play_urls"] == by_definition.json()["play_urls"]
+    assert hls.status_code == 409 and hls.json()["code"] == "VideoNotPlayable"  # no HLS rows
+    until = plain.json()["play_urls"][0]["expires_at"]
+    assert longer.json()["play_urls"][0]["expires_at"] - until in (299, 300, 301)
+    assert again.json()["play_urls"][0]["expires_at"] in (until, until + 1)
+
+
 def test_errors_carry_the_request_id_and_the_documented_codes(fast):
     missing = fast.api.call("GET", "/video/playurl", {"vid": 10**12})
     assert missing.status_code == 404 and missing.headers["content-type"] == JSON
@@ -261,7 +277,7 @@ def test_an_unsettled_video_is_read_every_time(test_env):
             service = _service(engine, ttl=60)
             selects = _count_selects(engine)
             for _ in range(3):
-                video, renditions, _, captions = await service._playable(app_id, vid)
+                (video, renditions, _, captions), _ = await service._playable(app_id, vid)
                 assert video.status == "transcoding" and len(renditions) == 1 and captions == []
             assert len(selects) == 12
             async with engine.begin() as conn:

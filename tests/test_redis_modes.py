@@ -8,6 +8,7 @@ each stack has its own database and key prefix.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import secrets
@@ -17,12 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from redis.asyncio.cluster import RedisCluster
 from redis.cluster import key_slot
 
 from tests import media
 from tests.support.redis_cluster import RedisClusterProcs, SentinelSet, wait_until
 from tests.support.stack import Stack
 from tests.support.workers import FfmpegSampler, ffmpeg_pids, long_clip, medium_clip
+from tests.test_nonces import check_batching
 from vasset import redis_keys
 
 MODES = ["standalone", "cluster", "sentinel"]
@@ -252,6 +255,19 @@ def test_keys_used_together_map_to_one_cluster_slot():
         redis_keys.events_channel("p:", 1),
     ):
         assert key.startswith("p:"), key
+
+
+def test_nonce_batches_on_a_cluster(redis_cluster):
+    """The cluster takes the pipeline path (a batch's keys span slots); answers stay the same."""
+
+    async def run():
+        client = RedisCluster.from_url(redis_cluster.url)
+        try:
+            await check_batching(client, f"vtest:nonce:{os.urandom(4).hex()}:")
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
 
 
 def test_the_cluster_agrees_with_the_key_layout(redis_cluster):

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 from urllib.parse import quote, unquote_plus
 
 UNRESERVED = "-_.~"
+#: Values made of unreserved characters only (most are: keys, digits, hex) encode to themselves.
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 
 
 def percent_encode(value: str) -> str:
     """RFC 3986 encoding: unreserved characters stay, everything else is %XX of its UTF-8."""
-    return quote(value, safe=UNRESERVED)
+    return value if _PLAIN(value) else quote(value, safe=UNRESERVED)
 
 
 def parse_query(query_string: str, errors: str = "replace") -> list[tuple[str, str]]:
@@ -25,7 +27,9 @@ def parse_query(query_string: str, errors: str = "replace") -> list[tuple[str, s
         if not item:
             continue
         name, _, value = item.partition("=")
-        pairs.append((unquote_plus(name, errors=errors), unquote_plus(value, errors=errors)))
+        if "%" in item or "+" in item:
+            name, value = unquote_plus(name, errors=errors), unquote_plus(value, errors=errors)
+        pairs.append((name, value))
     return pairs
 
 
@@ -47,7 +51,7 @@ def string_to_sign(method: str, path: str, pairs: Iterable[tuple[str, str]]) -> 
 def sign(secret: str, method: str, path: str, pairs: Iterable[tuple[str, str]]) -> str:
     """Lowercase hex HMAC-SHA256 of the string to sign, keyed by the app secret."""
     message = string_to_sign(method, path, pairs).encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), message, "sha256").hex()
 
 
 def signatures_match(expected: str, given: str) -> bool:

@@ -129,6 +129,13 @@ class Authenticator:
 
     async def verify_signed(self, method: str, path: str, query_string: str) -> App:
         """Authenticate a signed call or raise the matching 4xx error."""
+        app, _ = await self.verify_signed_query(method, path, query_string)
+        return app
+
+    async def verify_signed_query(
+        self, method: str, path: str, query_string: str
+    ) -> tuple[App, dict[str, str]]:
+        """As verify_signed, plus the query's first values (so it is decoded only once)."""
         try:
             # Strict: lossy decoding would make a signature over %FF also cover %FE.
             pairs = parse_query(query_string, errors="strict")
@@ -187,7 +194,7 @@ class Authenticator:
             raise errors.Throttled(
                 f"more than {s.rate_limit} signed calls per second for this app_key", retry_after=1
             )
-        return current
+        return current, params
 
 
 async def announce_app_change(redis: AnyRedis, redis_prefix: str) -> None:

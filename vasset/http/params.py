@@ -41,7 +41,11 @@ def parse_params(query_string: str | bytes, model: type[T]) -> T:
     """Convert the query into model, mapping failures to MissingParameter / InvalidParameter."""
     if isinstance(query_string, bytes):
         query_string = query_string.decode("latin-1")
-    raw = query_dict(query_string)
+    return convert_params(query_dict(query_string), model)
+
+
+def convert_params(raw: dict[str, str], model: type[T]) -> T:
+    """As parse_params, from a query already decoded into its first values."""
     fields = _field_names(cast(type, model))
     data = {k: v for k, v in raw.items() if k in fields and v != ""}
     try:

@@ -15,7 +15,7 @@ import msgspec
 import structlog
 
 from vasset import errors
-from vasset.http.params import parse_params
+from vasset.http.params import convert_params
 from vasset.http.responses import error_body
 from vasset.http.schemas import shaped
 from vasset.playback.schemas import Playback, PlayParams
@@ -47,8 +47,10 @@ def playurl_route(state: Any) -> FastRoute:
         ctx: Context = state.ctx
         query = scope.get("query_string", b"").decode("latin-1")
         try:
-            caller = await ctx.auth.verify_signed(scope["method"], signed_path(scope), query)
-            q = parse_params(query, PlayParams)
+            caller, raw = await ctx.auth.verify_signed_query(
+                scope["method"], signed_path(scope), query
+            )
+            q = convert_params(raw, PlayParams)
             answer = await ctx.playback.playurl(caller.id, q.vid, q.definition, q.format, q.expires)
             return 200, [], _encode(shaped(answer, Playback))
         except errors.VassetError as exc:

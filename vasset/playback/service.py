@@ -26,7 +26,9 @@ class PlaybackService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._secret: bytes | None = None
-        self._cache: dict[tuple[int, int], tuple[float, tuple]] = {}
+        # (app, vid) -> (expiry, playable tuple, answers built from it by (definition, format,
+        # expires_at)): players ask again within the second, and their answer is the same.
+        self._cache: dict[tuple[int, int], tuple[float, tuple, dict]] = {}
         # Reads in flight, shared by every request that misses the same video meanwhile.
         self._reads: dict[tuple[int, int], asyncio.Future] = {}
         self._forgets = 0  # bumped by forget(): a read that overlapped one is not cached
@@ -69,7 +71,10 @@ class PlaybackService:
         if fmt is not None and fmt not in ("mp4", "hls", "m4a"):
             raise errors.InvalidParameter("format must be mp4, hls or m4a", parameter="format")
         expires_at = self.expiry(expires)
-        video, renditions, cover_key, captions = await self._playable(app_id, vid)
+        (video, renditions, cover_key, captions), answers = await self._playable(app_id, vid)
+        memo = (definition, fmt, expires_at)
+        if (answer := answers.get(memo)) is not None:
+            return answer
         if not renditions:
             raise errors.VideoNotPlayable(status=video.status)
         details = json.loads(video.media_info or "{}")
@@ -122,7 +127,9 @@ class PlaybackService:
         cover = (
             (await policy.object_url(self, video, cover_key, expires_at))[0] if cover_key else None
         )
-        return {
+        if len(answers) > 64:
+            answers.clear()
+        answers[memo] = answer = {
             "vid": vid,
             "status": video.status,
             "duration": video.duration,
@@ -131,9 +138,10 @@ class PlaybackService:
             "captions": await self.ctx.captions.entries(captions, expires_at, video),
             "playback_policy": video.playback_policy,
         }
+        return answer
 
-    async def _playable(self, app_id: int, vid: int) -> tuple:
-        """(video, playable renditions, cover key, captions), cached playurl_cache_ttl seconds.
+    async def _playable(self, app_id: int, vid: int) -> tuple[tuple, dict]:
+        """((video, playable renditions, cover key, captions), its answers memo).
 
         Players ask for play URLs far more often than renditions change; a short per-process
         cache of playable videos keeps MySQL out of most playurl calls. A change shows after at
@@ -142,10 +150,10 @@ class PlaybackService:
         ttl = self.ctx.settings.playurl_cache_ttl
         key = (app_id, vid)
         if ttl <= 0:
-            return await self._read_playable(app_id, vid)
+            return await self._read_playable(app_id, vid), {}
         hit = self._cache.get(key)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+            return hit[1], hit[2]
         # When the entry expires every request in flight misses at once: one read serves them
         # all (a herd of reads would queue on the pool and outlive the TTL they refill). The
         # read is its own task, so a client that hangs up does not cancel it for the others.
@@ -161,8 +169,11 @@ class PlaybackService:
         if not read.cancelled():
             read.exception()  # retrieved here too: every waiter may have gone
 
-    async def _read_and_cache(self, app_id: int, vid: int, ttl: float, forgets: int) -> tuple:
+    async def _read_and_cache(
+        self, app_id: int, vid: int, ttl: float, forgets: int
+    ) -> tuple[tuple, dict]:
         value = await self._read_playable(app_id, vid)
+        answers: dict = {}
         video, renditions, _, _ = value
         # Only a settled video is cached: while a transcode publishes in steps (a first MP4,
         # then the rest and HLS), a cached early answer would hide the renditions that follow.
@@ -171,8 +182,8 @@ class PlaybackService:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             # Stamped after the read: a slow read must not store an entry that is born stale.
-            self._cache[(app_id, vid)] = (time.monotonic() + ttl, value)
-        return value
+            self._cache[(app_id, vid)] = (time.monotonic() + ttl, value, answers)
+        return value, answers
 
     async def _read_playable(self, app_id: int, vid: int) -> tuple:
         """(video, playable renditions, cover key, captions) from MySQL in one transaction."""

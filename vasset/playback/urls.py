@@ -26,7 +26,7 @@ def scope_of(key: str) -> str:
 def url_signature(secret: bytes, scope: str, expires_at: int) -> str:
     """Hex HMAC-SHA256 over scope and expiry (truncated to 32 hex: 128 bits)."""
     msg = f"{scope}\n{expires_at}".encode()
-    return hmac.new(secret, msg, hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(secret, msg, "sha256").hex()[:32]
 
 
 def play_path(secret: bytes, key: str, expires_at: int) -> str:
