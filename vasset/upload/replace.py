@@ -31,6 +31,7 @@ from vasset.metrics.registry import metrics
 from vasset.storage import keys
 from vasset.upload import replacement_repository as repl
 from vasset.upload import repository as uploads
+from vasset.upload.answers import init_answer
 from vasset.upload.names import decode_file_name
 from vasset.upload.repository import UploadRow
 from vasset.upload.state import UploadStatus
@@ -142,18 +143,16 @@ async def start(svc: UploadService, app: App, vid: int, q: InitParams, md5: str 
             await asyncio.shield(svc.store.abort_multipart(key, multipart_id))
         raise
     log.info("replacement_started", upload_id=upload_id, vid=vid, size=fsize, parts=part_count)
-    metrics().uploads_created.inc()
-    return {
-        "upload_id": upload_id,
-        "vid": vid,
-        "status": "uploading",
-        "size": fsize,
-        "md5": md5,
-        "part_size": psize,
-        "part_count": part_count,
-        "expires_at": expires_at,
-        "upload_token": token,
-    }
+    return init_answer(
+        upload_id=upload_id,
+        vid=vid,
+        size=fsize,
+        md5=md5,
+        part_size=psize,
+        part_count=part_count,
+        expires_at=expires_at,
+        upload_token=token,
+    )
 
 
 async def _drop_abandoned(engine: Any, store: Any, vid: int) -> None:

@@ -23,6 +23,7 @@ from vasset.storage.base import BlobStore, PartInfo
 from vasset.templates.service import record_for_video
 from vasset.upload import md5state
 from vasset.upload import repository as repo
+from vasset.upload.answers import init_answer
 from vasset.upload.completion import EnqueueHook
 from vasset.upload.md5state import ResumableMD5
 from vasset.upload.names import decode_file_name
@@ -183,18 +184,16 @@ class UploadService(WholeFile):
                 await asyncio.shield(self._abort_quietly(key, multipart_id))
             raise
         log.info("upload_started", upload_id=upload_id, vid=vid, size=fsize, parts=part_count)
-        metrics().uploads_created.inc()
-        return {
-            "upload_id": upload_id,
-            "vid": vid,
-            "status": "uploading",
-            "size": fsize,
-            "md5": md5,
-            "part_size": psize,
-            "part_count": part_count,
-            "expires_at": expires_at,
-            "upload_token": token,
-        }
+        return init_answer(
+            upload_id=upload_id,
+            vid=vid,
+            size=fsize,
+            md5=md5,
+            part_size=psize,
+            part_count=part_count,
+            expires_at=expires_at,
+            upload_token=token,
+        )
 
     async def _abort_quietly(self, key: str, multipart_id: str) -> None:
         try:
