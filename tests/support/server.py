@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.orphans import die_with_parent
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -72,6 +74,7 @@ class ServerProcess:
             stdout=out,
             stderr=out,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

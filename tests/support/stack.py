@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.support.api import Api
 from tests.support.db import drop_database
+from tests.support.orphans import die_with_parent
 from tests.support.server import ROOT, ServerProcess
 
 MYSQL_BASE = os.environ.get("VASSET_TEST_MYSQL", "mysql+asyncmy://root@127.0.0.1:3306")
@@ -76,6 +77,7 @@ class Stack:
             stdout=log,
             stderr=log,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         self.workers.append(proc)
         return proc

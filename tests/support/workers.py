@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from tests.support.orphans import die_with_parent
 from tests.support.server import ROOT
 
 FAST_WORKER_ENV = {
@@ -58,6 +59,7 @@ class WorkerProcess:
             stdout=out,
             stderr=out,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         out.close()
         if wait:
