@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -18,8 +17,9 @@ import httpx
 import pytest
 
 from tests import media
-from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
+from tests.support.media_flow import error_of, upload, wait_playable
+from tests.support.media_flow import oss_stack as run_oss_stack
 from tests.support.workers import Stack, medium_clip
 from vasset.transcode import audio
 from vasset.transcode.commands import build_transcode, master_playlist
@@ -142,31 +142,6 @@ def stack(test_env, tmp_path_factory):
     stack.stop()
 
 
-def upload(api: Api, path: Path, **extra) -> int:
-    data = path.read_bytes()
-    done = api.upload(path.name, data, max(len(data), 100 * 1024), **extra)
-    assert done["status"] == "uploaded", done
-    return done["vid"]
-
-
-def wait_playable(api: Api, vid: int, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        now = api.call("GET", "/video/status", {"vid": vid}).json()
-        if now["status"] == "playable" and now.get("ladder", "complete") == "complete":
-            return
-        assert now["status"] != "transcode_failed", now
-        time.sleep(0.1)
-    raise AssertionError(f"video {vid} not playable after {timeout}s")
-
-
-def error_of(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["code"] == code, body
-    return body
-
-
 def check_audio(api: Api, vid: int, tmp_path: Path, presigned: str | None = None) -> None:
     """playurl format=m4a gives one AAC M4A; the HLS master ends with a playable audio variant."""
     r = api.call("GET", "/video/playurl", {"vid": vid, "format": "m4a"})
@@ -248,19 +223,9 @@ def test_audio_rendition_end_to_end_on_local_disk(stack, clips, tmp_path):
 
 @pytest.fixture
 def oss_stack(test_env, tmp_path, oss_server):
-    stack = Stack(
-        test_env,
-        tmp_path / "oss",
-        f"auoss{os.getpid()}",
-        VASSET_STORAGE_URL=f"oss://{OSS_BUCKET}/vasset",
-        VASSET_OSS_ENDPOINT=oss_server.endpoint,
-        VASSET_OSS_BUCKET=OSS_BUCKET,
-        VASSET_OSS_ACCESS_KEY_ID=OSS_ACCESS_KEY_ID,
-        VASSET_OSS_ACCESS_KEY_SECRET=OSS_ACCESS_KEY_SECRET,
-        VASSET_LADDER=LADDER,
-    ).start()
-    yield stack
-    stack.stop()
+    yield from run_oss_stack(
+        test_env, tmp_path / "oss", f"auoss{os.getpid()}", oss_server.endpoint, VASSET_LADDER=LADDER
+    )
 
 
 def test_audio_rendition_end_to_end_on_oss(oss_stack, oss_server, clips, tmp_path):

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from tests import media
-from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
 from tests.support.db import sql
+from tests.support.media_flow import oss_stack as run_oss_stack
 from tests.support.workers import Stack, long_clip, medium_clip
 from vasset import errors
 from vasset.captions import formats
@@ -411,19 +411,13 @@ def test_a_partial_master_names_the_captions_too(stack, clips):
 
 @pytest.fixture
 def oss_stack(test_env, tmp_path, oss_server):
-    stack = Stack(
+    yield from run_oss_stack(
         test_env,
         tmp_path / "oss",
         f"ossc{os.getpid()}",
-        VASSET_STORAGE_URL=f"oss://{OSS_BUCKET}/vasset",
-        VASSET_OSS_ENDPOINT=oss_server.endpoint,
-        VASSET_OSS_BUCKET=OSS_BUCKET,
-        VASSET_OSS_ACCESS_KEY_ID=OSS_ACCESS_KEY_ID,
-        VASSET_OSS_ACCESS_KEY_SECRET=OSS_ACCESS_KEY_SECRET,
+        oss_server.endpoint,
         VASSET_LADDER="240p,360p",
-    ).start()
-    yield stack
-    stack.stop()
+    )
 
 
 def test_captions_end_to_end_on_oss(oss_stack, oss_server, clips):

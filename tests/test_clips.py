@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
 from tests.support.db import sql
+from tests.support.media_flow import oss_stack as run_oss_stack
 from tests.support.workers import Stack
 from vasset.clips import commands
 from vasset.clips.ranges import MAX_RANGES, Range, parse_ranges
@@ -285,19 +285,9 @@ def test_argv_is_pure_and_copies_only_on_key_frames():
 
 @pytest.fixture
 def oss_stack(test_env, tmp_path, oss_server):
-    stack = Stack(
-        test_env,
-        tmp_path / "oss",
-        f"cliposs{os.getpid()}",
-        VASSET_STORAGE_URL=f"oss://{OSS_BUCKET}/vasset",
-        VASSET_OSS_ENDPOINT=oss_server.endpoint,
-        VASSET_OSS_BUCKET=OSS_BUCKET,
-        VASSET_OSS_ACCESS_KEY_ID=OSS_ACCESS_KEY_ID,
-        VASSET_OSS_ACCESS_KEY_SECRET=OSS_ACCESS_KEY_SECRET,
-        **SMALL,
-    ).start()
-    yield stack
-    stack.stop()
+    yield from run_oss_stack(
+        test_env, tmp_path / "oss", f"cliposs{os.getpid()}", oss_server.endpoint, **SMALL
+    )
 
 
 def test_clips_on_oss(oss_stack, oss_server, media_dir, tmp_path):

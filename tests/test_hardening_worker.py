@@ -19,6 +19,7 @@ import pytest
 from tests import media
 from tests.support.api import Api
 from tests.support.db import sql
+from tests.support.media_flow import upload
 from tests.support.redis_server import RedisServer
 from tests.support.server import free_port
 from tests.support.workers import Stack, long_clip, open_slot_epoch, settle, wait_until
@@ -48,13 +49,6 @@ def api(stack) -> Api:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
     return media.shared_dir(tmp_path_factory)
-
-
-def upload(api: Api, path: Path, **extra) -> int:
-    data = path.read_bytes()
-    done = api.upload(path.name, data, max(len(data), 100 * 1024), **extra)
-    assert done["status"] == "uploaded", done
-    return done["vid"]
 
 
 def status(api: Api, vid: int) -> dict:

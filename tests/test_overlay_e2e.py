@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
+from tests.support.media_flow import oss_stack as run_oss_stack
+from tests.support.media_flow import upload
 from tests.support.workers import Stack
 from vasset import errors
 
@@ -86,30 +87,13 @@ def stack(test_env, tmp_path_factory):
 
 @pytest.fixture
 def oss_stack(test_env, tmp_path, oss_server):
-    stack = Stack(
-        test_env,
-        tmp_path / "oss",
-        f"ovoss{os.getpid()}",
-        VASSET_STORAGE_URL=f"oss://{OSS_BUCKET}/vasset",
-        VASSET_OSS_ENDPOINT=oss_server.endpoint,
-        VASSET_OSS_BUCKET=OSS_BUCKET,
-        VASSET_OSS_ACCESS_KEY_ID=OSS_ACCESS_KEY_ID,
-        VASSET_OSS_ACCESS_KEY_SECRET=OSS_ACCESS_KEY_SECRET,
-        VASSET_LADDER=LADDER,
-    ).start()
-    yield stack
-    stack.stop()
+    yield from run_oss_stack(
+        test_env, tmp_path / "oss", f"ovoss{os.getpid()}", oss_server.endpoint, VASSET_LADDER=LADDER
+    )
 
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
-
-
-def upload(api: Api, path: Path) -> int:
-    data = path.read_bytes()
-    done = api.upload(path.name, data, max(len(data), 100 * 1024))
-    assert done["status"] == "uploaded", done
-    return done["vid"]
 
 
 def put_watermark(api: Api, path: Path) -> int:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
 from tests.support.db import sql
+from tests.support.media_flow import oss_stack as run_oss_stack
 from tests.support.workers import Stack
 
 SMALL = {"VASSET_LADDER": "240p,360p", "VASSET_IMAGE_COUNT": "1"}
@@ -216,19 +216,9 @@ def test_replace_is_refused_for_busy_foreign_or_unknown_videos(stack, api, media
 
 @pytest.fixture
 def oss_stack(test_env, tmp_path, oss_server):
-    stack = Stack(
-        test_env,
-        tmp_path / "oss",
-        f"replaceoss{os.getpid()}",
-        VASSET_STORAGE_URL=f"oss://{OSS_BUCKET}/vasset",
-        VASSET_OSS_ENDPOINT=oss_server.endpoint,
-        VASSET_OSS_BUCKET=OSS_BUCKET,
-        VASSET_OSS_ACCESS_KEY_ID=OSS_ACCESS_KEY_ID,
-        VASSET_OSS_ACCESS_KEY_SECRET=OSS_ACCESS_KEY_SECRET,
-        **SMALL,
-    ).start()
-    yield stack
-    stack.stop()
+    yield from run_oss_stack(
+        test_env, tmp_path / "oss", f"replaceoss{os.getpid()}", oss_server.endpoint, **SMALL
+    )
 
 
 def test_replace_on_oss(oss_stack, oss_server, media_dir):

@@ -22,8 +22,9 @@ import pytest
 
 from tests import media
 from tests.conftest import create_app
-from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
+from tests.support.media_flow import error_of, upload, wait_playable
+from tests.support.media_flow import oss_stack as run_oss_stack
 from tests.support.workers import Stack, medium_clip
 from vasset.playback import urls
 from vasset.playback.storyboard import is_storyboard_vtt
@@ -251,31 +252,6 @@ def stack(test_env, tmp_path_factory):
     stack.stop()
 
 
-def upload(api: Api, path: Path, **extra) -> int:
-    data = path.read_bytes()
-    done = api.upload(path.name, data, max(len(data), 100 * 1024), **extra)
-    assert done["status"] == "uploaded", done
-    return done["vid"]
-
-
-def wait_playable(api: Api, vid: int, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        now = api.call("GET", "/video/status", {"vid": vid}).json()
-        if now["status"] == "playable" and now.get("ladder", "complete") == "complete":
-            return
-        assert now["status"] != "transcode_failed", now
-        time.sleep(0.1)
-    raise AssertionError(f"video {vid} not playable after {timeout}s")
-
-
-def error_of(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["code"] == code, body
-    return body
-
-
 def check_storyboard(api: Api, vid: int, duration_ms: int, presigned: str | None = None) -> dict:
     """The answer's URLs work as a player uses them: the VTT, then each cue's sheet."""
     got = api.call("GET", "/video/storyboard", {"vid": vid})
@@ -357,19 +333,9 @@ def test_storyboard_end_to_end_on_local_disk(stack, clips, test_env):
 
 @pytest.fixture
 def oss_stack(test_env, tmp_path, oss_server):
-    stack = Stack(
-        test_env,
-        tmp_path / "oss",
-        f"sboss{os.getpid()}",
-        VASSET_STORAGE_URL=f"oss://{OSS_BUCKET}/vasset",
-        VASSET_OSS_ENDPOINT=oss_server.endpoint,
-        VASSET_OSS_BUCKET=OSS_BUCKET,
-        VASSET_OSS_ACCESS_KEY_ID=OSS_ACCESS_KEY_ID,
-        VASSET_OSS_ACCESS_KEY_SECRET=OSS_ACCESS_KEY_SECRET,
-        VASSET_LADDER=LADDER,
-    ).start()
-    yield stack
-    stack.stop()
+    yield from run_oss_stack(
+        test_env, tmp_path / "oss", f"sboss{os.getpid()}", oss_server.endpoint, VASSET_LADDER=LADDER
+    )
 
 
 def test_storyboard_end_to_end_on_oss(oss_stack, oss_server, clips):

@@ -19,9 +19,11 @@ import httpx
 import pytest
 
 from tests import media
-from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
 from tests.support.db import sql
+from tests.support.media_flow import error_of as error
+from tests.support.media_flow import oss_stack as run_oss_stack
+from tests.support.media_flow import upload_answer as upload
 from tests.support.tus import Tus, get_ticket
 from tests.support.workers import Stack
 
@@ -85,24 +87,10 @@ def other(stack) -> Api:
 # ---- helpers
 
 
-def error(answer: httpx.Response, status: int, code: str) -> dict:
-    assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert body["code"] == code, body
-    return body
-
-
 def save(api: Api, name: str, **options) -> dict:
     answer = api.call("POST", "/video/templates", {"name": name, **options})
     assert answer.status_code == 200, answer.text
     return answer.json()
-
-
-def upload(api: Api, path: Path, **extra) -> dict:
-    data = path.read_bytes()
-    done = api.upload(path.name, data, max(len(data), 100 * 1024), **extra)
-    assert done["status"] == "uploaded", done
-    return done
 
 
 def finished(api: Api, vid: int, timeout: float = 120) -> dict:
@@ -385,19 +373,13 @@ def test_several_templates_make_several_videos(api, stack, clips):
 
 @pytest.fixture
 def oss_stack(test_env, tmp_path, oss_server):
-    stack = Stack(
+    yield from run_oss_stack(
         test_env,
         tmp_path / "oss",
         f"tploss{os.getpid()}",
-        VASSET_STORAGE_URL=f"oss://{OSS_BUCKET}/vasset",
-        VASSET_OSS_ENDPOINT=oss_server.endpoint,
-        VASSET_OSS_BUCKET=OSS_BUCKET,
-        VASSET_OSS_ACCESS_KEY_ID=OSS_ACCESS_KEY_ID,
-        VASSET_OSS_ACCESS_KEY_SECRET=OSS_ACCESS_KEY_SECRET,
+        oss_server.endpoint,
         VASSET_LADDER=LADDER,
-    ).start()
-    yield stack
-    stack.stop()
+    )
 
 
 def test_templates_and_hevc_on_oss(oss_stack, oss_server, clips, tmp_path):

@@ -19,9 +19,10 @@ import httpx
 import pytest
 
 from tests import media
-from tests.oss_server.pytest_plugin import OSS_ACCESS_KEY_ID, OSS_ACCESS_KEY_SECRET, OSS_BUCKET
 from tests.support.api import Api
 from tests.support.db import sql
+from tests.support.media_flow import oss_stack as run_oss_stack
+from tests.support.media_flow import upload_answer as upload
 from tests.support.workers import Stack, job_ffmpeg, long_clip, medium_clip, wait_until
 from vasset.videos.state import TRANSITIONS, VideoStatus
 
@@ -62,13 +63,6 @@ def clips(tmp_path_factory) -> Path:
 
 
 # ---- helpers
-
-
-def upload(api: Api, path: Path, **extra) -> dict:
-    data = path.read_bytes()
-    done = api.upload(path.name, data, max(len(data), 100 * 1024), **extra)
-    assert done["status"] == "uploaded", done
-    return done
 
 
 def status(api: Api, vid: int) -> dict:
@@ -582,20 +576,14 @@ def test_jobs_cli_lists_failed_jobs_and_requeues_one(stack, api, clips):
 
 @pytest.fixture
 def oss_stack(test_env, tmp_path, oss_server):
-    stack = Stack(
+    yield from run_oss_stack(
         test_env,
         tmp_path / "oss",
         f"oss{os.getpid()}",
-        VASSET_STORAGE_URL=f"oss://{OSS_BUCKET}/vasset",
-        VASSET_OSS_ENDPOINT=oss_server.endpoint,
-        VASSET_OSS_BUCKET=OSS_BUCKET,
-        VASSET_OSS_ACCESS_KEY_ID=OSS_ACCESS_KEY_ID,
-        VASSET_OSS_ACCESS_KEY_SECRET=OSS_ACCESS_KEY_SECRET,
+        oss_server.endpoint,
         VASSET_LADDER=LADDER,
         VASSET_IMAGE_COUNT=str(IMAGE_COUNT),
-    ).start()
-    yield stack
-    stack.stop()
+    )
 
 
 def test_lifecycle_on_oss(oss_stack, oss_server, clips):
