@@ -5,11 +5,17 @@ hashlib.md5 over the file's bytes; the file's parts PUT in order with an httpx.C
 way an SDK may hand httpx a body (bytes, an iterator of 1 MiB blocks, a file-like object);
 curl sending the same parts (one transfer per part, signed like the SDK signs, ``--parallel``
 with the SDK's concurrency, plus init) as the reference end-to-end job; and the SDK's Uploader
-(file on disk -> upload complete, its own MD5 of the file included): by default it hashes the
-whole file before init (for instant upload), with instant=False it hashes alongside the send.
+(file on disk -> upload complete, its own MD5s included): by default it hashes the
+whole file before init (for instant upload), with instant=False only each part as it is read.
 The first bytes of the file change before every round, so no round is an instant upload of an
 earlier one. The bench exits 1 unless httpx with 1 MiB blocks reaches 0.5x hashlib.md5 and the
 SDK with instant=False 0.8x curl (medians); the other ratios are printed for comparison.
+
+Every job deletes its video once its clock has stopped. On these VMs, page cache that grows into
+memory the guest has not touched before costs the writer far more kernel time (measured: 0.16 s
+of system time per 512 MiB written while freed pages are reused, 1.66 s after 3 GiB of new
+cache), so uploads kept around would make each later job slower than the one before, whatever
+the client.
 
 httpx (httpcore 1.0) writes a body with ``sock.send(buffer); buffer = buffer[n:]``: a large
 ``bytes`` body is copied again after every socket write (quadratic in its size), which is why
@@ -82,6 +88,13 @@ def _body(way: str, fh, offset: int, length: int):
     return blocks()
 
 
+def drop_video(base: str, q: Signer, vid: int) -> None:
+    """Delete a job's video (and with it the stored file and its page cache)."""
+    r = httpx.post(base + q("POST", "/video/delete", {"vid": vid}))
+    if r.status_code != 200:
+        raise SystemExit(f"deleting video {vid}: {r.status_code} {r.text}")
+
+
 def _init(base: str, q: Signer, size: int, part: int) -> dict:
     params = {"fn": b64name("clients.bin"), "fsize": size, "psize": part}
     r = httpx.post(base + q("POST", "/video/upload/init", params))
@@ -106,6 +119,7 @@ def httpx_parts(base: str, q: Signer, src: Path, size: int, part: int, way: str)
     elapsed = time.perf_counter() - t0
     if r.json().get("status") != "uploaded":
         raise SystemExit(f"httpx {way}: the last part did not complete the upload: {r.text}")
+    drop_video(base, q, init["vid"])
     return elapsed
 
 
@@ -132,7 +146,8 @@ def curl_job(
         check=True,
         capture_output=True,
     ).stdout
-    upid = httpx.Response(200, content=init_out).json()["upload_id"]
+    init = httpx.Response(200, content=init_out).json()
+    upid = init["upload_id"]
     argv = ["curl", "-sS", "-f", "--parallel", "--parallel-max", str(parallel)]
     # No Expect: 100-continue (curl would wait a second for it); httpx sends none either.
     argv += ["-H", "Expect:", "-H", "Content-Type: application/octet-stream"]
@@ -147,10 +162,13 @@ def curl_job(
     done = httpx.get(base + q("GET", "/video/upload/resume", {"upid": upid})).json()
     if done.get("status") != "uploaded" or done.get("md5") != md5:
         raise SystemExit(f"curl job did not end uploaded with MD5 {md5}: {done}")
+    drop_video(base, q, init["vid"])
     return elapsed
 
 
-def sdk_job(base: str, app: dict, src: Path, part: int, parallel: int, md5: str, **kw) -> float:
+def sdk_job(
+    base: str, q: Signer, app: dict, src: Path, part: int, parallel: int, md5: str, **kw
+) -> float:
     """Seconds for the SDK's Uploader to upload the file (hashing, init, parts, completion)."""
     from vasset_client import Client, Uploader
 
@@ -162,6 +180,7 @@ def sdk_job(base: str, app: dict, src: Path, part: int, parallel: int, md5: str,
         elapsed = time.perf_counter() - t0
     if result.instant or result.md5 != md5:
         raise SystemExit(f"SDK upload was instant or has the wrong MD5: {result}")
+    drop_video(base, q, result.vid)
     return elapsed
 
 
@@ -221,10 +240,10 @@ def run(
         figures = {"hashlib.md5": md5_s}
         # The SDK first: its init declares the MD5, which any later job of the round indexes.
         jobs = {
-            "SDK": functools.partial(sdk_job, base, app, src, part, parallel, md5),
+            "SDK": functools.partial(sdk_job, base, q, app, src, part, parallel, md5),
             "curl job": functools.partial(curl_job, base, q, parts, size, part, parallel, md5),
             "SDK instant=False": functools.partial(
-                sdk_job, base, app, src, part, parallel, md5, instant=False
+                sdk_job, base, q, app, src, part, parallel, md5, instant=False
             ),
         }
         for name, job in jobs.items():

@@ -1,5 +1,5 @@
-"""How the uploader sends parts: held parts, streamed big parts, hashing alongside, cut
-connections retried, and resume after the uploading process is killed."""
+"""How the uploader sends parts: held parts, streamed big parts, no-instant uploads hashed once,
+cut connections retried, and resume after the uploading process is killed."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-from vasset_client import Uploader
+import pytest
+from vasset_client import Uploader, errors
 
 from tests.sdk.conftest import make_client, random_file
 
@@ -26,7 +27,7 @@ def md5_of(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def test_hashing_alongside_sends_known_bytes_again_and_streams_big_parts(
+def test_no_instant_sends_known_bytes_again_hashed_once_and_streams_big_parts(
     client, tmp_path, state_dir, monkeypatch
 ):
     f = random_file(tmp_path / "a.mp4", 5 * PSIZE + 777)
@@ -35,6 +36,14 @@ def test_hashing_alongside_sends_known_bytes_again_and_streams_big_parts(
     # Parts over BUFFER_MAX are streamed from the file; the 777-byte last part is held.
     monkeypatch.setattr("vasset_client.uploader.BUFFER_MAX", PSIZE - 1)
     hashed: list[int] = []
+    hashes: list[str | None] = []
+    send = client.upload_part
+
+    def spy(upid, pseq, body, hash=None, size=None):
+        hashes.append(hash)
+        return send(upid, pseq, body, hash=hash, size=size)
+
+    monkeypatch.setattr(client, "upload_part", spy)
     second = Uploader(
         client,
         f,
@@ -44,12 +53,49 @@ def test_hashing_alongside_sends_known_bytes_again_and_streams_big_parts(
         instant=False,
         on_hash_progress=lambda done, total: hashed.append(done),
     ).run()
-    # instant=False never asks for an instant upload: every part went out again.
+    # instant=False never asks for an instant upload: every part went out again, each with
+    # its own MD5, and the whole file was not hashed a second time.
     assert not second.instant and second.parts_sent == 6 and second.vid != first.vid
-    assert second.md5 == md5_of(f) and hashed[-1] == f.stat().st_size
+    data = f.read_bytes()
+    expected = [hashlib.md5(data[i : i + PSIZE]).hexdigest() for i in range(0, len(data), PSIZE)]
+    assert sorted(hashes) == sorted(expected) and hashed == []
+    assert second.md5 == md5_of(f)
     info = client.mediainfo(second.vid)
     assert (info.md5, info.file_size) == (md5_of(f), f.stat().st_size)
     assert list(state_dir.iterdir()) == []
+
+
+def test_no_instant_refuses_a_file_that_changed_while_it_was_sent(
+    client, tmp_path, state_dir, monkeypatch
+):
+    f = random_file(tmp_path / "c.mp4", 4 * PSIZE)
+    touched: list[int] = []
+    deleted: list[int] = []
+    delete = client.delete
+    monkeypatch.setattr(client, "delete", lambda vid: deleted.append(vid) or delete(vid))
+
+    def progress(done: int, total: int) -> None:
+        if done and not touched:  # the first part is out: the file changes (same size)
+            stamp = f.stat().st_mtime_ns + 1_000_000_000
+            os.utime(f, ns=(stamp, stamp))
+            touched.append(done)
+
+    up = Uploader(
+        client,
+        f,
+        part_size=PSIZE,
+        parallel=1,
+        state_dir=state_dir,
+        instant=False,
+        on_progress=progress,
+    )
+    with pytest.raises(errors.FileChanged):
+        up.run()
+    assert touched and len(deleted) == 1
+    assert list(state_dir.iterdir()) == []
+    # The video made of parts read before and after the change is gone.
+    with pytest.raises(errors.VideoNotFound):
+        client.mediainfo(deleted[0])
 
 
 class CuttingProxy:

@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-instant",
         action="store_true",
-        help="send at once, hashing alongside (no instant upload of bytes the server has)",
+        help="send at once, each part with its own MD5 (no instant upload of bytes the server has)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 

@@ -53,15 +53,12 @@ def stream_range(path: Path, offset: int, length: int, stop: threading.Event) ->
 
 
 class FileMD5:
-    """The whole file's MD5, computed now or on a thread while the parts are being sent."""
+    """The whole file's MD5 (instant upload's hash, computed before init)."""
 
     def __init__(self, path: Path, size: int, on_progress: Progress | None = None) -> None:
         self.path = path
         self.size = size
         self.on_progress = on_progress
-        self._thread: threading.Thread | None = None
-        self._hex: str | None = None
-        self._error: BaseException | None = None
 
     def compute(self) -> str:
         """MD5 hex of the whole file, streamed; FileChanged when its size is not the expected."""
@@ -69,31 +66,10 @@ class FileMD5:
         done = 0
         with open(self.path, "rb") as f:
             while chunk := f.read(BLOCK):
-                md5.update(chunk)  # releases the GIL: senders keep sending meanwhile
+                md5.update(chunk)
                 done += len(chunk)
                 if self.on_progress is not None:
                     self.on_progress(done, self.size)
         if done != self.size:
             raise errors.FileChanged(f"{self.path} changed size while it was hashed")
         return md5.hexdigest()
-
-    def start(self) -> None:
-        """Compute on a daemon thread; result() waits for it."""
-
-        def run() -> None:
-            try:
-                self._hex = self.compute()
-            except BaseException as exc:  # handed to whoever asks for the result
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="vasset-file-md5", daemon=True)
-        self._thread.start()
-
-    def result(self) -> str:
-        """The MD5 hex computed by start() (waits for it)."""
-        assert self._thread is not None, "start() first"
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._hex is not None
-        return self._hex
