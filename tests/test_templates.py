@@ -368,6 +368,31 @@ def test_several_templates_make_several_videos(api, stack, clips):
     assert video_count(stack.env) == before
 
 
+def test_several_templates_on_init_and_tickets_make_several_videos(api, stack, clips):
+    save(api, "low", definitions="240p")
+    save(api, "high", definitions="360p")
+    done = upload(api, tiny(clips, "tiny-fan-init.mp4", 660), auto=1, template="low,high")
+    outputs = done["outputs"]  # created when the upload completed, listed in its answer
+    assert [o["template"] for o in outputs] == ["low", "high"] and outputs[0]["vid"] == done["vid"]
+    for output, definition in zip(outputs, ("240p", "360p"), strict=True):
+        finished(api, output["vid"])
+        assert set(mp4s(api, output["vid"])) == {definition}
+    # a ticket: its uploads make both outputs too (tus answers no body: the list shows them)
+    before = video_count(stack.env)
+    data = tiny(clips, "tiny-fan-ticket.mp4", 550).read_bytes()
+    assert stack.server is not None
+    tus = Tus(stack.server.port, get_ticket(api, auto=1, template="low,high"))
+    created = tus.create(len(data), body=data)
+    assert created.status == 201, str(created)
+    vid = tus.info(created.header("Location") or "")["vid"]
+    assert video_count(stack.env) == before + 2
+    assert job_params(stack.env, vid)["template"] == "low"
+    # an unknown name among several refuses the init: nothing is stored
+    bad = api.init("x.mp4", b"x" * 1024, 1024, auto=1, template="low,nope")
+    error(bad, 400, "UnknownTemplate")
+    assert video_count(stack.env) == before + 2
+
+
 # ---- on the OSS-protocol test server
 
 

@@ -158,13 +158,42 @@ async def record_for_video(conn: AsyncConnection, vid: int, options: str | None)
         await repo.set_video_options(conn, vid, options)
 
 
-async def auto_params(conn: AsyncConnection, vid: int) -> dict | None:
-    """The job params of a completed upload's automatic transcode (None: the defaults).
+async def auto_outputs(conn: AsyncConnection, vid: int) -> list[dict | None]:
+    """The job params of a completed upload's automatic transcodes (None: the defaults).
 
-    The record is used up here, in the completion's transaction: the job keeps the options.
+    One per template the upload named (the first is the video's own), at least one. The record
+    is used up here, in the completion's transaction: the jobs keep the options.
     """
     stored = await repo.take_video_options(conn, vid)
-    return decode(stored).to_params() if stored else None
+    if not stored:
+        return [None]
+    loaded = json.loads(stored)
+    items = loaded if isinstance(loaded, list) else [loaded]
+    return [TranscodeOptions.from_params(item).to_params() for item in items]
+
+
+async def add_output_video(
+    conn: AsyncConnection, settings: Settings, app_id: int, vid: int, priority: int
+) -> int:
+    """A new video of app_id sharing vid's verified source bytes (one more template output)."""
+    video = await videos.get_video(conn, vid, app_id)
+    if video is None or not video.storage_uri or not video.hash:
+        raise errors.InvalidState("the source of further outputs has no verified bytes")
+    return await videos.insert_video(
+        conn,
+        app_id=app_id,
+        unique_id=video.unique_id or video.id,
+        source_name=video.source_name,
+        file_size=video.file_size,
+        video_width=video.video_width,
+        video_height=video.video_height,
+        duration=video.duration,
+        hash=video.hash,
+        storage_uri=video.storage_uri,
+        status=VideoStatus.UPLOADED.value,
+        task_priority=priority,
+        image_count=video.image_count or settings.image_count,
+    )
 
 
 # several templates on one transcode: several outputs
@@ -191,23 +220,7 @@ async def fan_out(
         prio = video.task_priority if priority is None else priority
         made = []
         for n, (options, job) in enumerate(zip(outputs, params, strict=True)):
-            target = vid
-            if n:
-                target = await videos.insert_video(
-                    conn,
-                    app_id=app_id,
-                    unique_id=video.unique_id or video.id,
-                    source_name=video.source_name,
-                    file_size=video.file_size,
-                    video_width=video.video_width,
-                    video_height=video.video_height,
-                    duration=video.duration,
-                    hash=video.hash,
-                    storage_uri=video.storage_uri,
-                    status=VideoStatus.UPLOADED.value,
-                    task_priority=prio,
-                    image_count=video.image_count or s.image_count,
-                )
+            target = await add_output_video(conn, s, app_id, vid, prio) if n else vid
             await queue.enqueue(conn, app_id, target, "transcode", prio, s.job_max_attempts, job)
             made.append({"template": options.template, "vid": target})
         return made
@@ -237,7 +250,11 @@ async def queue_outputs(
 
 
 async def upload_options(ctx: Context, app_id: int, template: str | None, auto: bool) -> str | None:
-    """template= of an upload init or ticket: the stored options of its automatic transcode."""
+    """template= of an upload init or ticket: the stored options of its automatic transcode.
+
+    One template is stored as its options; several (``template=a,b``) as a list of them, each
+    beyond the first an output that becomes a new video when the upload completes.
+    """
     if not template:
         return None
     if not auto:
@@ -248,6 +265,10 @@ async def upload_options(ctx: Context, app_id: int, template: str | None, auto: 
     from vasset.assets.service import check_overlays
 
     service = TemplateService(ctx.engine, ctx.settings)
-    options = await service.resolve(app_id, template, TranscodeOptions())
-    await check_overlays(ctx, app_id, options)
-    return encode(checked_options(options, ctx.settings.ladder))
+    outputs = await service.resolve_many(app_id, template, TranscodeOptions(), limit=MAX_OUTPUTS)
+    for options in outputs:
+        await check_overlays(ctx, app_id, options)
+    checked = [checked_options(o, ctx.settings.ladder) for o in outputs]
+    if len(checked) == 1:
+        return encode(checked[0])
+    return msgspec.json.encode([o.to_params() for o in checked]).decode()

@@ -10,15 +10,21 @@ from vasset.settings import Settings
 def enqueue_on_upload(settings: Settings):
     """The hook that queues a transcode when an auto=1 upload completes."""
 
-    async def enqueue(conn: AsyncConnection, app_id: int, vid: int, priority: int) -> None:
-        from vasset.templates.service import auto_params
+    async def enqueue(conn: AsyncConnection, app_id: int, vid: int, priority: int) -> list[dict]:
+        """Queue the video's transcode; with several templates, [{"template", "vid"}] of all."""
+        from vasset.templates.service import add_output_video, auto_outputs
         from vasset.transcode import queue
 
-        # template= on init or the ticket: the options recorded with the video.
-        params = await auto_params(conn, vid)
-        await queue.enqueue(
-            conn, app_id, vid, "transcode", priority, settings.job_max_attempts, params
-        )
+        # template= on init or the ticket: the options recorded with the video, one set per
+        # template; each beyond the first is a new video sharing the verified bytes.
+        outputs = await auto_outputs(conn, vid)
+        attempts = settings.job_max_attempts
+        made = []
+        for n, params in enumerate(outputs):
+            target = await add_output_video(conn, settings, app_id, vid, priority) if n else vid
+            await queue.enqueue(conn, app_id, target, "transcode", priority, attempts, params)
+            made.append({"template": (params or {}).get("template"), "vid": target})
+        return made if len(made) > 1 else []
 
     return enqueue
 

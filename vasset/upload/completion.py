@@ -38,7 +38,9 @@ U = UploadStatus
 V = VideoStatus
 
 #: Called inside the completing transaction when a video is uploaded with auto=1.
-EnqueueHook = Callable[[AsyncConnection, int, int, int], Awaitable[None]]
+#: Queues a completed upload's transcode: (conn, app_id, vid, priority) -> the template
+#: outputs ([{"template", "vid"}], empty unless the upload named several templates).
+EnqueueHook = Callable[[AsyncConnection, int, int, int], Awaitable[list[dict]]]
 
 
 class Completion:
@@ -322,19 +324,23 @@ class Completion:
             await repo.move_upload(
                 conn, row.id, U.COMPLETING, U.UPLOADED, client_md5=md5, md5_state=None
             )
+            outputs: list[dict] = []
             if row.auto_transcode and self.enqueue_transcode is not None:
-                await self.enqueue_transcode(conn, row.app_id, row.video_id, row.task_priority)
+                outputs = await self.enqueue_transcode(
+                    conn, row.app_id, row.video_id, row.task_priority
+                )
         if row.auto_transcode and self.after_enqueue is not None:
             await self.after_enqueue()
         log.info("upload_completed", upload_id=row.upload_id, vid=row.video_id, md5=md5)
         metrics().uploads_completed.inc()
-        return {
+        answer = {
             "upload_id": row.upload_id,
             "vid": row.video_id,
             "status": "uploaded",
             "md5": md5,
             "size": row.file_size,
         }
+        return {**answer, "outputs": outputs} if outputs else answer
 
     async def _whole_md5(self, row: UploadRow) -> str:
         """Finish the saved MD5 state, reading only the parts it has not seen."""

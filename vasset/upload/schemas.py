@@ -10,7 +10,7 @@ from msgspec import UNSET, UnsetType
 from vasset.http.params import Count, Id, Priority
 from vasset.http.schemas import Answer, Md5Hex
 from vasset.playback.policy import PolicyParam
-from vasset.templates.schemas import TemplateName
+from vasset.templates.schemas import Output, TemplateNames
 from vasset.videos.schemas import Ttl
 
 Upid = Annotated[str, msgspec.Meta(description="upload id (opaque), from init")]
@@ -41,8 +41,12 @@ class InitParams(msgspec.Struct):
     ttl: Ttl | None = None
     playback_policy: PolicyParam | None = None
     template: Annotated[
-        TemplateName | None,
-        msgspec.Meta(description="with auto=1: the transcode template the transcode uses"),
+        TemplateNames | None,
+        msgspec.Meta(
+            description="with auto=1: the transcode template the transcode uses; a comma list"
+            " (up to 8) makes several outputs: each further one a new video sharing the upload's"
+            " bytes, created when it completes (its answer lists them in outputs)"
+        ),
     ] = None
     replace: Annotated[
         Id | None,
@@ -119,6 +123,8 @@ class Instant(Answer):
     instant: Literal[True]
     size: int
     md5: Md5Hex
+    #: template=a,b on init: each template's video (the first is vid itself).
+    outputs: list[Output] | UnsetType = UNSET
 
 
 class Uploaded(Answer):
@@ -129,6 +135,8 @@ class Uploaded(Answer):
     status: Literal["uploaded"]
     md5: Md5Hex | None
     size: int
+    #: template=a,b on init or the ticket: each template's video (the first is vid itself).
+    outputs: list[Output] | UnsetType = UNSET
 
 
 class PartStored(Answer):
@@ -244,3 +252,5 @@ class Registered(Answer):
     status: Literal["uploaded"]
     md5: Md5Hex | None
     size: int
+    #: template=a,b on init or the ticket: each template's video (the first is vid itself).
+    outputs: list[Output] | UnsetType = UNSET

@@ -259,12 +259,14 @@ class UploadService(WholeFile):
                 **policy_values(playback_policy),
             )
             await record_for_video(conn, vid, options)
+            outputs: list[dict] = []
             if auto and self.enqueue_transcode is not None:
-                await self.enqueue_transcode(conn, app.id, vid, priority)
+                outputs = await self.enqueue_transcode(conn, app.id, vid, priority)
         if auto and self.after_enqueue is not None:
             await self.after_enqueue()
         log.info("upload_instant", vid=vid, source_vid=source.id, size=fsize)
-        return {"vid": vid, "status": "uploaded", "instant": True, "size": fsize, "md5": md5}
+        answer = {"vid": vid, "status": "uploaded", "instant": True, "size": fsize, "md5": md5}
+        return {**answer, "outputs": outputs} if outputs else answer
 
     # lookups and authorization
     async def load(self, upload_id: str, app: App | None, token: str | None) -> UploadRow:

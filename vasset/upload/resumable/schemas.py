@@ -9,7 +9,7 @@ import msgspec
 from vasset.http.params import Priority
 from vasset.http.schemas import Answer, Md5Hex
 from vasset.playback.policy import PolicyParam
-from vasset.templates.schemas import TemplateName
+from vasset.templates.schemas import TemplateNames
 from vasset.upload.resumable.repository import ResumableRow
 from vasset.videos.schemas import Ttl
 
@@ -55,8 +55,11 @@ class TicketParams(msgspec.Struct):
     ] = 1
     ttl: Ttl | None = None
     template: Annotated[
-        TemplateName | None,
-        msgspec.Meta(description="with auto=1: the transcode template of its uploads"),
+        TemplateNames | None,
+        msgspec.Meta(
+            description="with auto=1: the transcode template of its uploads; a comma list (up"
+            " to 8) makes several outputs, each further one a new video sharing the bytes"
+        ),
     ] = None
     playback_policy: PolicyParam | None = None
 
