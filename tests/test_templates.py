@@ -106,6 +106,16 @@ def finished(api: Api, vid: int, timeout: float = 120) -> dict:
     raise AssertionError(f"video {vid} not transcoded after {timeout}s: {now}")
 
 
+def tus_upload(stack: Stack, api: Api, path: Path, **ticket) -> int:
+    """Upload a file in one tus request under a fresh auto=1 ticket; its vid."""
+    data = path.read_bytes()
+    assert stack.server is not None
+    tus = Tus(stack.server.port, get_ticket(api, auto=1, **ticket))
+    created = tus.create(len(data), body=data)
+    assert created.status == 201, str(created)
+    return tus.info(created.header("Location") or "")["vid"]
+
+
 def job_params(env, vid: int) -> dict:
     rows = sql(env, "SELECT params FROM transcode_job WHERE video_id = :v ORDER BY id", v=vid)
     return json.loads(rows[-1][0] or "{}")
@@ -311,12 +321,7 @@ def test_transcode_with_codec_av1_overrides_the_template(api, stack, clips, tmp_
 
 def test_ticket_with_template_transcodes_its_uploads(api, stack, clips):
     save(api, "t240", definitions="240p")
-    data = tiny(clips, "tiny-ticket.mp4", 660).read_bytes()
-    assert stack.server is not None
-    tus = Tus(stack.server.port, get_ticket(api, auto=1, template="t240"))
-    created = tus.create(len(data), body=data)
-    assert created.status == 201, str(created)
-    vid = tus.info(created.header("Location") or "")["vid"]
+    vid = tus_upload(stack, api, tiny(clips, "tiny-ticket.mp4", 660), template="t240")
     finished(api, vid)
     assert job_params(stack.env, vid) == {"definitions": "240p", "template": "t240"}
     assert set(mp4s(api, vid)) == {"240p"}
@@ -379,12 +384,7 @@ def test_several_templates_on_init_and_tickets_make_several_videos(api, stack, c
         assert set(mp4s(api, output["vid"])) == {definition}
     # a ticket: its uploads make both outputs too (tus answers no body: the list shows them)
     before = video_count(stack.env)
-    data = tiny(clips, "tiny-fan-ticket.mp4", 550).read_bytes()
-    assert stack.server is not None
-    tus = Tus(stack.server.port, get_ticket(api, auto=1, template="low,high"))
-    created = tus.create(len(data), body=data)
-    assert created.status == 201, str(created)
-    vid = tus.info(created.header("Location") or "")["vid"]
+    vid = tus_upload(stack, api, tiny(clips, "tiny-fan-ticket.mp4", 550), template="low,high")
     assert video_count(stack.env) == before + 2
     assert job_params(stack.env, vid)["template"] == "low"
     # an unknown name among several refuses the init: nothing is stored

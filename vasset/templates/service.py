@@ -25,7 +25,8 @@ from vasset.templates import repository as repo
 from vasset.transcode.options import TranscodeOptions
 from vasset.transcode.requests import checked_options
 from vasset.videos import repository as videos
-from vasset.videos.state import TRANSCODABLE, VideoStatus
+from vasset.videos.sharing import shared_source_columns
+from vasset.videos.state import TRANSCODABLE
 
 if TYPE_CHECKING:
     from vasset.context import Context
@@ -182,17 +183,10 @@ async def add_output_video(
     return await videos.insert_video(
         conn,
         app_id=app_id,
-        unique_id=video.unique_id or video.id,
         source_name=video.source_name,
-        file_size=video.file_size,
-        video_width=video.video_width,
-        video_height=video.video_height,
-        duration=video.duration,
-        hash=video.hash,
-        storage_uri=video.storage_uri,
-        status=VideoStatus.UPLOADED.value,
         task_priority=priority,
         image_count=video.image_count or settings.image_count,
+        **shared_source_columns(video),
     )
 
 

@@ -33,6 +33,7 @@ from vasset.upload.state import ENDED_BADLY, UploadStatus
 from vasset.upload.stream import BodyReader, PartSink
 from vasset.upload.wholefile import WholeFile
 from vasset.videos import repository as videos
+from vasset.videos.sharing import shared_source_columns
 from vasset.videos.state import VideoStatus
 
 __all__ = ["MD5_RE", "EnqueueHook", "UploadService", "check_md5"]
@@ -243,15 +244,8 @@ class UploadService(WholeFile):
             vid = await videos.insert_video(
                 conn,
                 app_id=app.id,
-                unique_id=source.unique_id or source.id,
                 source_name=name,
-                file_size=source.file_size,
-                video_width=source.video_width,
-                video_height=source.video_height,
-                duration=source.duration,
-                hash=source.hash,
-                storage_uri=source.storage_uri,
-                status=VideoStatus.UPLOADED.value,
+                **shared_source_columns(source),
                 task_priority=priority,
                 image_count=self.settings.image_count,
                 media_info=source.media_info,
