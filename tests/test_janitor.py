@@ -107,3 +107,42 @@ def test_unregistered_posted_objects_expire(test_env, tmp_path):
 
     assert sweep_once(settings)["posted_removed"] >= 1
     assert not old_key.exists() and new_key.exists()
+
+
+def test_template_options_of_uploads_that_never_completed_go(test_env, tmp_path, app_creds):
+    settings = settings_for(test_env, tmp_path)
+    now = int(time.time())
+    vids = {}
+    for status in ("uploading", "upload_failed"):
+        sql(
+            test_env,
+            "INSERT INTO video (app_id, source_name, create_time, update_time, status)"
+            " VALUES (:a, 'o', :t, :t, :s)",
+            a=app_creds["id"],
+            t=now,
+            s=status,
+        )
+        vids[status] = sql(test_env, "SELECT MAX(id) FROM video")[0][0]
+    gone_vid = vids["upload_failed"] + 10**9  # a video row that no longer exists
+    rows = [(vids["uploading"], now - 7200), (vids["upload_failed"], now - 7200)]
+    rows += [(gone_vid, now - 7200), (vids["upload_failed"] + 10**9 + 1, now)]
+    for vid, created in rows:
+        sql(
+            test_env,
+            "INSERT INTO video_transcode_options (video_id, options, create_time)"
+            " VALUES (:v, '{}', :t)",
+            v=vid,
+            t=created,
+        )
+    report = sweep_once(settings)
+    assert report["options_removed"] >= 2
+    left = {
+        r[0]
+        for r in sql(
+            test_env,
+            "SELECT video_id FROM video_transcode_options WHERE video_id IN :vs",
+            vs=tuple(v for v, _ in rows),
+        )
+    }
+    # the upload still in progress keeps its options; an hour-young row stays too
+    assert left == {vids["uploading"], vids["upload_failed"] + 10**9 + 1}

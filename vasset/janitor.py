@@ -1,5 +1,6 @@
-"""The janitor: expires uploads, aborts stray multipart uploads, removes stale temp files and
-the bytes of deleted videos once nothing references them. Idempotent; one at a time."""
+"""The janitor: expires uploads, aborts stray multipart uploads, removes stale temp files, the
+bytes of deleted videos once nothing references them, and leftovers of uploads that never
+completed. Idempotent; one at a time."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from vasset.events import delivery_repository as deliveries
 from vasset.events import repository as events
 from vasset.locks import LeaseLock
 from vasset.settings import Settings
+from vasset.templates import repository as templates
 from vasset.upload import repository as uploads
 from vasset.videos import repository as videos
 from vasset.videos.retention import delete_expired
@@ -37,6 +39,7 @@ async def sweep(ctx: Context) -> dict:
         "captions_removed": await remove_orphans(ctx.engine, ctx.store),
         "posted_removed": await _remove_unregistered_posts(ctx),
         "tickets_removed": await ctx.tickets.drop_expired(),
+        "options_removed": await _drop_stale_options(ctx),
         **await _drop_old_events(ctx),
     }
     log.info("janitor_pass", **report)
@@ -59,6 +62,12 @@ async def _drop_old_events(ctx: Context) -> dict[str, int]:
             if count < 5000:
                 break
     return removed
+
+
+async def _drop_stale_options(ctx: Context) -> int:
+    """Template options recorded by uploads that never completed (an hour old at least)."""
+    async with transaction(ctx.engine) as conn:
+        return await templates.drop_stale_video_options(conn, older_than=3600)
 
 
 async def _abort_stray_multipart(ctx: Context) -> int:

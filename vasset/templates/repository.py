@@ -103,3 +103,20 @@ async def take_video_options(conn: AsyncConnection, vid: int) -> str | None:
         text("DELETE FROM video_transcode_options WHERE video_id = :vid"), {"vid": vid}
     )
     return str(row.options)
+
+
+async def drop_stale_video_options(conn: AsyncConnection, older_than: int) -> int:
+    """Forget recorded options whose upload ended without completing (or whose video is gone).
+
+    A completing upload takes its row in its own transaction, so a row whose video is no longer
+    uploading was never taken; older_than (seconds) leaves young rows alone all the same.
+    """
+    result = await conn.execute(
+        text(
+            "DELETE o FROM video_transcode_options o LEFT JOIN video v ON v.id = o.video_id"
+            " WHERE o.create_time < :cutoff"
+            " AND (v.id IS NULL OR v.status <> 'uploading' OR v.deleted_at IS NOT NULL)"
+        ),
+        {"cutoff": int(time.time()) - older_than},
+    )
+    return result.rowcount
