@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 
@@ -284,6 +285,34 @@ def test_post_object_then_register(oapi, oss, oss_env, oss_service):
     # server-verified, so it is in the instant-upload index
     instant = oapi.init("same.mp4", data, PSIZE).json()
     assert instant["instant"] is True
+
+
+def test_register_with_several_templates_queues_each_output(oapi, oss, oss_env):
+    for name, definition in (("reg-low", "360p"), ("reg-high", "480p")):
+        r = oapi.call("POST", "/video/templates", {"name": name, "definitions": definition})
+        assert r.status_code == 200, r.text
+    creds = credentials(oapi)
+    assert post_object(creds, creds["key"], os.urandom(200 * 1024)).status_code == 201
+    register = {"key": creds["key"], "auto": 1, "template": "reg-low,reg-high"}
+    # an unknown name among them refuses the call before anything is registered
+    bad = oapi.call("POST", "/video/upload/register", {**register, "template": "reg-low,nope"})
+    err(bad, 400, "UnknownTemplate")
+    done = oapi.call("POST", "/video/upload/register", register).json()
+    outputs = done["outputs"]
+    assert [o["template"] for o in outputs] == ["reg-low", "reg-high"]
+    assert outputs[0]["vid"] == done["vid"] and outputs[1]["vid"] != done["vid"]
+    for output, definition in zip(outputs, ("360p", "480p"), strict=True):
+        (params,) = sql(
+            oss_env, "SELECT params FROM transcode_job WHERE video_id = :v", v=output["vid"]
+        )[0]
+        assert json.loads(params)["definitions"] == definition
+    # the second output shares the registered, verified bytes
+    rows = sql(
+        oss_env,
+        "SELECT storage_uri, hash FROM video WHERE id IN :vs",
+        vs=(outputs[0]["vid"], outputs[1]["vid"]),
+    )
+    assert len(rows) == 2 and rows[0] == rows[1]
 
 
 def test_post_object_policy_violations_are_refused_by_oss(oapi, oss):

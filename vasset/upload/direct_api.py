@@ -11,6 +11,7 @@ from vasset import errors
 from vasset.http.deps import Caller, Ctx, query
 from vasset.http.openapi import doc
 from vasset.http.schemas import shaped
+from vasset.templates.service import upload_options
 from vasset.upload.api import PART_CODES
 from vasset.upload.schemas import (
     CompleteParams,
@@ -101,7 +102,10 @@ async def register_posted(
     """Register an object uploaded with PostObject as a video (after hashing it)."""
     if q.auto not in (0, 1):
         raise errors.InvalidParameter("auto must be 0 or 1", parameter="auto")
-    answer = await _direct(ctx).register(caller, q.key, q.fn, q.hash, bool(q.auto), q.priority)
+    options = await upload_options(ctx, caller.id, q.template, bool(q.auto))
+    answer = await _direct(ctx).register(
+        caller, q.key, q.fn, q.hash, bool(q.auto), q.priority, options
+    )
     return shaped(answer, Registered)
 
 

@@ -31,6 +31,7 @@ from vasset.metrics.registry import metrics
 from vasset.settings import Settings
 from vasset.storage import keys
 from vasset.storage.oss import OssBlobStore
+from vasset.templates.service import record_for_video
 from vasset.upload import claims
 from vasset.upload import repository as repo
 from vasset.upload.names import decode_file_name
@@ -123,8 +124,12 @@ class PostedUploads:
         md5: str | None,
         auto: bool,
         priority: int,
+        options: str | None = None,
     ) -> dict:
-        """Turn a PostObject upload into a verified, uploaded video (idempotent per key)."""
+        """Turn a PostObject upload into a verified, uploaded video (idempotent per key).
+
+        options: the stored template options of its automatic transcode (template=).
+        """
         posted = self._own_posted_key(app, key)
         md5 = check_md5(md5)
         upload_id = hashlib.sha256(f"{app.id}:{posted}".encode()).hexdigest()[:32]
@@ -143,7 +148,7 @@ class PostedUploads:
         self._check_posted(info.size, info.content_type)
         if row is None:
             row = await self._insert_registration(
-                app, upload_id, posted, info.size, fn, md5, auto, priority
+                app, upload_id, posted, info.size, fn, md5, auto, priority, options
             )
             if row.status == U.UPLOADED:
                 return self._registered(row, row.client_md5)
@@ -189,6 +194,7 @@ class PostedUploads:
         md5: str | None,
         auto: bool,
         priority: int,
+        options: str | None,
     ) -> UploadRow:
         """Insert the video and its upload row; a concurrent register of the key wins instead."""
         name = decode_file_name(fn) if fn else posted.rsplit("/", 1)[-1]
@@ -198,6 +204,7 @@ class PostedUploads:
                 vid = await self.uploads.new_video(conn, app.id, name, size, priority)
                 source = keys.source_key(app.id, vid, keys.new_nonce())
                 await videos.update_video(conn, vid, storage_uri=source)
+                await record_for_video(conn, vid, options)
                 await repo.insert_upload(
                     conn,
                     upload_id=upload_id,
@@ -259,8 +266,9 @@ class PostedUploads:
             await repo.move_upload(
                 conn, row.id, U.COMPLETING, U.UPLOADED, client_md5=computed, file_size=info.size
             )
+            outputs: list[dict] = []
             if row.auto_transcode and self.uploads.enqueue_transcode is not None:
-                await self.uploads.enqueue_transcode(
+                outputs = await self.uploads.enqueue_transcode(
                     conn, row.app_id, row.video_id, row.task_priority
                 )
         if row.auto_transcode and self.uploads.after_enqueue is not None:
@@ -272,7 +280,8 @@ class PostedUploads:
         metrics().direct_registered.inc()
         log.info("direct_registered", vid=row.video_id, size=info.size, md5=computed)
         row.file_size = info.size
-        return self._registered(row, computed)
+        answer = self._registered(row, computed)
+        return {**answer, "outputs": outputs} if outputs else answer
 
     @staticmethod
     def _registered(row: UploadRow, md5: str | None) -> dict:

@@ -220,6 +220,13 @@ class RegisterParams(msgspec.Struct):
     hash: Annotated[str | None, msgspec.Meta(description="MD5 hex of the posted file")] = None
     auto: Annotated[int, msgspec.Meta(description="1: transcode when registered (0 or 1)")] = 0
     priority: Annotated[Priority, msgspec.Meta(description="task_priority (higher first)")] = 0
+    template: Annotated[
+        TemplateNames | None,
+        msgspec.Meta(
+            description="with auto=1: the transcode template(s), as on init (a comma list makes"
+            " several outputs)"
+        ),
+    ] = None
 
 
 class DirectUrls(Answer):
@@ -252,5 +259,5 @@ class Registered(Answer):
     status: Literal["uploaded"]
     md5: Md5Hex | None
     size: int
-    #: template=a,b on init or the ticket: each template's video (the first is vid itself).
+    #: template=a,b with auto=1: each template's video (the first is vid itself).
     outputs: list[Output] | UnsetType = UNSET
