@@ -425,13 +425,16 @@ def test_captions_end_to_end_on_oss(oss_stack, oss_server, clips):
     with oss_stack.fleet("oss-captions") as fleet:
         fleet.start(1)
         vid = upload_and_transcode(api, medium_clip(clips))
-        # on OSS the WebVTT files are presigned OSS URLs, stored with their content type
+        # on OSS too the WebVTT files come through the API's /play (same origin as the
+        # console, CORS for other pages), read from OSS with their content type
         assert put(api, vid, "fr", VTT.encode()).status_code == 200
         url = listing(api, vid)[0]["url"]
-        assert url.startswith(oss_server.endpoint)
-        got = httpx.get(url)
+        assert oss_stack.server is not None
+        assert url.startswith(oss_stack.server.url + "/play/")
+        got = httpx.get(url, headers={"Origin": "https://player.example"})
         assert got.status_code == 200 and got.text == VTT
         assert got.headers["content-type"].startswith("text/vtt")
+        assert got.headers["access-control-allow-origin"] == "*"
         assert (
             api.call("POST", "/video/captions/delete", {"vid": vid, "lang": "fr"}).status_code
             == 200

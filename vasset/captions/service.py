@@ -96,15 +96,20 @@ class CaptionService:
     async def entries(
         self, rows: list[repo.CaptionRow], expires_at: int, video: VideoRow | None = None
     ) -> list[dict]:
-        """{"lang", "label", "url"} per row: stable URLs for a public video, else signed."""
+        """{"lang", "label", "url"} per row: stable URLs for a public video, else signed.
+
+        Always the API's own URLs (never presigned OSS or CDN ones): a page served by the API
+        (the console) loads a <track> from its own origin, and other origins get CORS from the
+        API, which a bucket would not send. WebVTT files are small.
+        """
         out = []
         for row in rows:
             if video is not None:
                 url, _ = await policy.object_url(
-                    self.ctx.playback, video, row.storage_uri, expires_at
+                    self.ctx.playback, video, row.storage_uri, expires_at, via_api=True
                 )
             else:
-                url = await self.ctx.playback.sign(row.storage_uri, expires_at)
+                url = await self.ctx.playback.sign(row.storage_uri, expires_at, via_api=True)
             out.append({"lang": row.lang, "label": row.label, "url": url})
         return out
 
