@@ -146,3 +146,38 @@ def test_template_options_of_uploads_that_never_completed_go(test_env, tmp_path,
     }
     # the upload still in progress keeps its options; an hour-young row stays too
     assert left == {vids["uploading"], vids["upload_failed"] + 10**9 + 1}
+
+
+def test_abandoned_replacements_lose_their_bytes(test_env, tmp_path, app_creds):
+    """A replacement the reaper failed (state abandoned) has its new source removed."""
+    settings = settings_for(test_env, tmp_path)
+    root = Path(test_env["VASSET_STORAGE_URL"][len("file://") :]) / "objects"
+    key = f"sources/1/998/{os.urandom(4).hex()}/source"
+    (root / key).parent.mkdir(parents=True, exist_ok=True)
+    (root / key).write_bytes(b"new source")
+    now = int(time.time())
+    sql(
+        test_env,
+        "INSERT INTO video (app_id, source_name, create_time, update_time, status)"
+        " VALUES (:a, 'r', :t, :t, 'transcode_failed')",
+        a=app_creds["id"],
+        t=now,
+    )
+    vid = sql(test_env, "SELECT MAX(id) FROM video")[0][0]
+    sql(
+        test_env,
+        "INSERT INTO source_replacement (video_id, app_id, upload_pk, storage_key, state,"
+        " create_time, update_time) VALUES (:v, :a, :u, :k, 'abandoned', :t, :t)",
+        v=vid,
+        a=app_creds["id"],
+        u=10**12 + vid,
+        k=key,
+        t=now,
+    )
+    report = sweep_once(settings)
+    assert report["replacements_removed"] >= 1
+    assert not (root / key).exists()
+    assert (
+        sql(test_env, "SELECT COUNT(*) FROM source_replacement WHERE video_id = :v", v=vid)[0][0]
+        == 0
+    )

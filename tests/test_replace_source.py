@@ -192,6 +192,27 @@ def test_an_expired_replacement_upload_leaves_the_video_as_it_was(stack, api, me
     assert init["vid"] == vid
 
 
+def test_deleting_a_video_drops_its_pending_replacement(stack, api, media_dir):
+    old = media_dir / "old.mp4"
+    vid = api.upload(old.name, old.read_bytes(), PSIZE, auto=1)["vid"]
+    wait_status(api, vid, ("playable",))
+    data = (media_dir / "new.mp4").read_bytes()
+    init = start_replace(api, vid, data)
+    send_parts(api, init, data, range(1))
+    ((_, new_key),) = replacements(stack.env, vid)
+    (multipart,) = sql(
+        stack.env, "SELECT multipart_id FROM upload WHERE upload_id = :u", u=init["upload_id"]
+    )[0]
+    mp_dir = stack.storage.parent / "multipart" / multipart
+    assert mp_dir.is_dir()
+    assert api.call("POST", "/video/delete", {"vid": vid}).status_code == 200
+    # the replacement row, its multipart upload and any object of it are gone with the video
+    assert replacements(stack.env, vid) == []
+    assert not mp_dir.exists() and not (stack.storage / new_key).exists()
+    upload = sql(stack.env, "SELECT status FROM upload WHERE upload_id = :u", u=init["upload_id"])
+    assert upload == [("aborted",)]
+
+
 def test_replace_is_refused_for_busy_foreign_or_unknown_videos(stack, api, media_dir):
     data = (media_dir / "new.mp4").read_bytes()
     uploading = api.init("x.mp4", data, PSIZE, with_hash=False).json()

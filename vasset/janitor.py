@@ -20,6 +20,7 @@ from vasset.events import repository as events
 from vasset.locks import LeaseLock
 from vasset.settings import Settings
 from vasset.templates import repository as templates
+from vasset.upload import replace
 from vasset.upload import repository as uploads
 from vasset.videos import repository as videos
 from vasset.videos.retention import delete_expired
@@ -40,6 +41,7 @@ async def sweep(ctx: Context) -> dict:
         "posted_removed": await _remove_unregistered_posts(ctx),
         "tickets_removed": await ctx.tickets.drop_expired(),
         "options_removed": await _drop_stale_options(ctx),
+        "replacements_removed": await replace.sweep_abandoned(ctx),
         **await _drop_old_events(ctx),
     }
     log.info("janitor_pass", **report)

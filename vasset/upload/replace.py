@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -248,6 +248,49 @@ async def abandon(conn: AsyncConnection, vid: int) -> None:
     found = await repl.get(conn, vid, for_update=True)
     if found is not None and found.state == R.READY:
         await _move(conn, vid, R.READY, R.ABANDONED)
+
+
+class Dropped(NamedTuple):
+    """A deleted video's replacement whose bytes go once the delete has committed."""
+
+    key: str
+    multipart_id: str | None  # an upload still in progress: abort it instead
+
+
+async def drop_with_video(
+    conn: AsyncConnection, vid: int, upload: UploadRow | None
+) -> Dropped | None:
+    """In a video delete's transaction: forget its pending replacement, if any.
+
+    upload: the video's open upload the delete aborts (a replacement's, while it uploads).
+    """
+    found = await repl.get(conn, vid, for_update=True)
+    if found is None:
+        return None
+    await _move(conn, vid, Replacement(found.state), R.GONE)
+    uploading = upload is not None and upload.storage_key == found.storage_key
+    return Dropped(found.storage_key, upload.multipart_id if uploading and upload else None)
+
+
+async def remove_dropped(ctx_engine: Any, store: Any, dropped: Dropped) -> None:
+    """After the delete committed: the replacement's multipart upload or object."""
+    if dropped.multipart_id:
+        await store.abort_multipart(dropped.key, dropped.multipart_id)
+        await store.delete_prefix(keys.tail_prefix(dropped.key))
+    async with transaction(ctx_engine) as conn:
+        shared = await repl.source_in_use(conn, dropped.key)
+    if not shared:
+        await store.delete(dropped.key)
+    log.info("replacement_dropped_with_video", key=dropped.key)
+
+
+async def sweep_abandoned(ctx: Context) -> int:
+    """Janitor: the bytes of replacements failed by the reaper (the worker discards its own)."""
+    async with transaction(ctx.engine) as conn:
+        vids = await repl.abandoned_vids(conn)
+    for vid in vids:
+        await _drop_abandoned(ctx.engine, ctx.store, vid)
+    return len(vids)
 
 
 async def discard(ctx: Context, vid: int) -> None:

@@ -71,3 +71,12 @@ async def source_in_use(conn: AsyncConnection, key: str) -> bool:
     """Whether any live video (an instant-upload twin included) still points at a source key."""
     sql = "SELECT 1 FROM video WHERE storage_uri = :k AND deleted_at IS NULL LIMIT 1"
     return (await conn.execute(text(sql), {"k": key})).first() is not None
+
+
+async def abandoned_vids(conn: AsyncConnection, limit: int = 500) -> list[int]:
+    """Videos whose replacement's transcode failed for good and whose bytes are still stored."""
+    rows = await conn.execute(
+        text("SELECT video_id FROM source_replacement WHERE state = 'abandoned' LIMIT :n"),
+        {"n": limit},
+    )
+    return [int(r.video_id) for r in rows]

@@ -15,6 +15,7 @@ from vasset.errors import FailureCode
 from vasset.storage import keys
 from vasset.storage.base import BlobStore
 from vasset.storage.keys import output_prefix_of
+from vasset.upload import replace
 from vasset.upload import repository as uploads
 from vasset.upload.state import UploadStatus
 from vasset.videos import repository as repo
@@ -121,12 +122,19 @@ class VideoService:
                     UploadStatus.ABORTED,
                     error=FailureCode.VIDEO_DELETED,
                 )
+            # A new source still uploading or waiting for its transcode goes with the video.
+            dropped = await replace.drop_with_video(conn, vid, upload)
             if self.cancel_jobs is not None:
                 await self.cancel_jobs(conn, vid)
             source_refs = (
                 await repo.live_references(conn, video.storage_uri) if video.storage_uri else 0
             )
         await self._remove_bytes(video, renditions, snapshot_keys, source_refs)
+        if dropped is not None:
+            try:
+                await replace.remove_dropped(self.engine, self.store, dropped)
+            except errors.VassetError as exc:
+                log.warning("replacement_bytes_left", vid=vid, error=exc.code)
         await remove_video_captions(self.engine, self.store, vid)
         log.info("video_deleted", vid=vid, shared_source=source_refs > 0)
         return {"vid": vid, "deleted": True}
