@@ -181,3 +181,30 @@ def test_abandoned_replacements_lose_their_bytes(test_env, tmp_path, app_creds):
         sql(test_env, "SELECT COUNT(*) FROM source_replacement WHERE video_id = :v", v=vid)[0][0]
         == 0
     )
+
+
+def test_asset_objects_without_a_live_row_go_once_an_hour_old(test_env, tmp_path, app_creds):
+    settings = settings_for(test_env, tmp_path)
+    root = Path(test_env["VASSET_STORAGE_URL"][len("file://") :]) / "objects"
+    app = app_creds["id"]
+    names = {n: f"assets/{app}/{os.urandom(8).hex()}.png" for n in ("live", "old", "young")}
+    for key in names.values():
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / key).write_bytes(b"png")
+    hour_ago = time.time() - 7200
+    for name in ("live", "old"):
+        os.utime(root / names[name], (hour_ago, hour_ago))
+    sql(
+        test_env,
+        "INSERT INTO app_asset (app_id, kind, storage_key, width, height, size, md5,"
+        " create_time) VALUES (:a, 'watermark', :k, 1, 1, 3, :m, :t)",
+        a=app,
+        k=names["live"],
+        m="0" * 32,
+        t=int(hour_ago),
+    )
+    report = sweep_once(settings)
+    assert report["assets_removed"] >= 1
+    # a live asset stays, an orphan goes, a young one may still be waiting for its row
+    assert (root / names["live"]).exists() and (root / names["young"]).exists()
+    assert not (root / names["old"]).exists()

@@ -12,6 +12,7 @@ from pathlib import Path
 import structlog
 
 from vasset import redis_keys
+from vasset.assets.service import remove_orphans as asset_orphans
 from vasset.captions.service import remove_orphans
 from vasset.context import Context, build_context, close_context
 from vasset.db import transaction
@@ -38,6 +39,7 @@ async def sweep(ctx: Context) -> dict:
         "expired_videos": await delete_expired(ctx.engine, ctx.videos),
         "objects_removed": await _remove_unreferenced(ctx),
         "captions_removed": await remove_orphans(ctx.engine, ctx.store),
+        "assets_removed": await asset_orphans(ctx.engine, ctx.store),
         "posted_removed": await _remove_unregistered_posts(ctx),
         "tickets_removed": await ctx.tickets.drop_expired(),
         "options_removed": await _drop_stale_options(ctx),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _COLUMNS = "id, app_id, kind, storage_key, width, height, size, md5, create_time"
@@ -107,3 +107,16 @@ async def mark_deleted(conn: AsyncConnection, asset_id: int, now: int) -> None:
         text("UPDATE app_asset SET deleted_at = :now WHERE id = :id AND deleted_at IS NULL"),
         {"id": asset_id, "now": now},
     )
+
+
+async def live_keys(conn: AsyncConnection, keys: list[str]) -> set[str]:
+    """Which of these storage keys belong to assets that are not deleted."""
+    if not keys:
+        return set()
+    rows = await conn.execute(
+        text(
+            "SELECT storage_key FROM app_asset WHERE deleted_at IS NULL AND storage_key IN :k"
+        ).bindparams(bindparam("k", expanding=True)),
+        {"k": keys},
+    )
+    return {str(r.storage_key) for r in rows}

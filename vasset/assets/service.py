@@ -147,3 +147,29 @@ async def check_overlays(ctx: Context, app_id: int, options: TranscodeOptions) -
     if options.watermark is not None:
         service = AssetService(ctx.engine, ctx.store, ctx.settings)
         await service.check(app_id, options.watermark.asset_id)
+
+
+#: An asset object younger than this may still be waiting for its row (put stores it first).
+ORPHAN_AGE = 3600
+
+
+async def remove_orphans(engine: AsyncEngine, store: BlobStore) -> int:
+    """Janitor: asset objects without a live row (a crash between store and insert, or a
+    delete whose object removal failed), an hour old at least; returns how many went."""
+    stored = await store.list_keys("assets/")
+    live: set[str] = set()
+    for start in range(0, len(stored), 500):
+        async with transaction(engine) as conn:
+            live |= await repo.live_keys(conn, stored[start : start + 500])
+    cutoff = time.time() - ORPHAN_AGE
+    gone = 0
+    for key in stored:
+        if key in live:
+            continue
+        info = await store.head(key)
+        if info is None or info.mtime > cutoff:
+            continue
+        await store.delete(key)
+        log.info("asset_orphan_removed", key=key)
+        gone += 1
+    return gone
