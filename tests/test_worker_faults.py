@@ -115,8 +115,14 @@ def one_set_of_renditions(stack: Stack, vid: int, token: int) -> str:
     assert len(prefixes) == 1, rows
     (prefix,) = prefixes
     assert prefix.startswith(f"media/{vid}/{token}-"), (prefix, token)
-    all_rows = sql(stack.env, "SELECT COUNT(*) FROM video WHERE parent_id = :v", v=vid)[0][0]
-    assert all_rows == len(rows), "rows of another attempt exist"
+    # A dead attempt may have published a partial set early (progressive HLS): the final
+    # publish retires it (deleted_at, as a retranscode retires the old set), never keeps it live.
+    retired = sql(
+        stack.env,
+        "SELECT storage_uri FROM video WHERE parent_id = :v AND deleted_at IS NOT NULL",
+        v=vid,
+    )
+    assert all(not r[0].startswith(prefix) for r in retired), (retired, prefix)
     return prefix
 
 
