@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.support.db import drop_database, sql
+from tests.support.orphans import die_with_parent
 from tests.support.server import ROOT, free_port
 
 MYSQL_BASE = os.environ.get("VASSET_TEST_MYSQL", "mysql+asyncmy://root@127.0.0.1:3306")
@@ -106,6 +107,7 @@ def _start(env: dict[str, str], args: list[str], cwd: Path, log: Path) -> subpro
         stdout=open(log, "wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=die_with_parent(),
     )
 
 

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests import media
 from tests.support.db import sql
+from tests.support.orphans import die_with_parent
 from tests.support.server import ROOT, ServerProcess, free_port
 from tests.support.tus import Tus, get_ticket
 from tests.support.workers import Stack, WorkerProcess, medium_clip, settle, wait_until
@@ -50,6 +51,7 @@ def start_serve(env: dict[str, str], workers: int, log: Path) -> ServerProcess:
         stdout=out,
         stderr=out,
         start_new_session=True,
+        preexec_fn=die_with_parent(),
     )
     out.close()
     wait_until(lambda: _answers(server.url + "/health"), 120, "vasset serve to answer")
@@ -75,6 +77,7 @@ def start_worker(env: dict[str, str], port: int, log: Path) -> WorkerProcess:
         stdout=out,
         stderr=out,
         start_new_session=True,
+        preexec_fn=die_with_parent(),
     )
     out.close()
     worker.wait_event("metrics_listening", timeout=120)

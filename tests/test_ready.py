@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.support.db import drop_database, sql
+from tests.support.orphans import die_with_parent
 from tests.support.redis_server import RedisServer
 from tests.support.server import ROOT, ServerProcess, free_port
 from tests.support.workers import Stack, wait_until
@@ -130,6 +131,7 @@ def test_vasset_run_says_it_is_up_only_once_ready(test_env, tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=die_with_parent(),
     )
 
     def read() -> None:
