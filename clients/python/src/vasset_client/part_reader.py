@@ -11,7 +11,7 @@ from vasset_client import errors
 from vasset_client.parallel import Stopped
 from vasset_client.progress import Progress
 
-__all__ = ["BLOCK", "BUFFER_MAX", "FileMD5", "read_part", "stream_range"]
+__all__ = ["BLOCK", "BUFFER_MAX", "FileMD5", "hash_range", "read_part", "stream_range"]
 
 #: Bytes per read(): big enough that per-call costs vanish, small enough to bound a stream.
 BLOCK = 1 << 20
@@ -35,6 +35,21 @@ def read_part(path: Path, offset: int, length: int) -> tuple[list[bytes], str]:
             blocks.append(block)
             left -= len(block)
     return blocks, md5.hexdigest()
+
+
+def hash_range(path: Path, offset: int, length: int) -> str:
+    """MD5 hex of the bytes [offset, offset+length) of the file (a part too big to hold)."""
+    md5 = hashlib.md5()
+    left = length
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while left:
+            chunk = f.read(min(BLOCK, left))
+            if not chunk:
+                raise errors.FileChanged(f"{path} became shorter during the upload")
+            md5.update(chunk)
+            left -= len(chunk)
+    return md5.hexdigest()
 
 
 def stream_range(path: Path, offset: int, length: int, stop: threading.Event) -> Iterator[bytes]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import threading
 import time
@@ -15,27 +14,13 @@ from vasset_client import errors
 from vasset_client.client import Client
 from vasset_client.models import PartResult, UploadResult
 from vasset_client.parallel import Stopped, run_parallel
-from vasset_client.part_reader import BLOCK, BUFFER_MAX, FileMD5, read_part, stream_range
+from vasset_client.part_reader import BUFFER_MAX, FileMD5, hash_range, read_part, stream_range
 from vasset_client.part_urls import PartUrls
 from vasset_client.progress import Progress, ProgressMeter, RatePacer
 from vasset_client.resume_state import DEFAULT_STATE_DIR, StateFile
+from vasset_client.upload_answers import Completed, Restart, check_alive, complete_direct
 
 __all__ = ["DEFAULT_STATE_DIR", "Uploader", "upload_file"]
-
-HASH_CHUNK = BLOCK
-
-
-class _Restart(Exception):
-    """The upload is gone on the server (expired): start a new one."""
-
-
-class _Completed(Exception):
-    """Some answer said the upload is complete."""
-
-    def __init__(self, vid: int | None, md5: str | None = None) -> None:
-        super().__init__(vid)
-        self.vid = vid
-        self.md5 = md5
 
 
 class Uploader:
@@ -165,7 +150,7 @@ class Uploader:
                 self._meter.reset()
             try:
                 vid, server_md5 = self._send_all(upid, part_size, missing)
-            except _Restart:
+            except Restart:
                 self._remove_state(mtime_ns)
                 upid, resumed = None, False
                 continue
@@ -203,17 +188,17 @@ class Uploader:
             try:
                 self._send_parts(upid, part_size, missing)
                 if self._is_direct:
-                    answer = self._complete_direct(upid)
+                    answer = complete_direct(self.client, upid)
                     if answer.completed:
                         return int(answer.vid or 0), answer.md5
                 info = self.client.resume(upid)
-            except _Completed as done:
+            except Completed as done:
                 if done.vid is None:
                     info = self.client.resume(upid)
                     return int(info.vid or 0), info.raw.get("md5") or done.md5
                 return done.vid, done.md5
             except errors.UploadNotFound:
-                raise _Restart() from None
+                raise Restart() from None
             if info.status == "uploaded" and info.vid is not None:
                 return info.vid, info.raw.get("md5")
             if info.status != "uploading":
@@ -230,20 +215,8 @@ class Uploader:
             else:
                 time.sleep(0.5)  # another request is completing the upload
 
-    def _complete_direct(self, upid: str) -> PartResult:
-        """POST complete for a direct upload; parts it names as missing or wrong come back."""
-        try:
-            return self.client.complete_upload(upid)
-        except errors.UploadCompleted as exc:
-            raise _Completed(exc.vid) from None
-        except (errors.InvalidState, errors.InvalidPartSize) as exc:
-            redo = exc.body.get("missing") or exc.body.get("parts")
-            if not redo:
-                raise
-            return PartResult(upload_id=upid, missing=[int(p) for p in redo], raw=exc.body)
-
     def _send_parts(self, upid: str, part_size: int, missing: list[int]) -> None:
-        """Send the given parts in parallel; raises _Completed when one answer completes it."""
+        """Send the given parts in parallel; raises Completed when one answer completes it."""
         self._stop.clear()
         if not missing:
             return
@@ -251,7 +224,7 @@ class Uploader:
             try:
                 self._urls.prefetch(upid, missing)
             except errors.UploadCompleted as exc:
-                raise _Completed(exc.vid) from None
+                raise Completed(exc.vid) from None
         answers = run_parallel(
             [functools.partial(self._try_part, upid, part_size, pseq) for pseq in missing],
             self.parallel,
@@ -260,7 +233,7 @@ class Uploader:
         )
         for answer in answers:
             if answer is not None and answer.completed:
-                raise _Completed(answer.vid, answer.md5)
+                raise Completed(answer.vid, answer.md5)
 
     def _try_part(self, upid: str, part_size: int, pseq: int) -> PartResult | None:
         """One part with retries; None when stopped early."""
@@ -279,7 +252,7 @@ class Uploader:
                         blocks, digest = read_part(self.path, offset, length)
                     body = functools.partial(self._send, pseq, blocks)
                 else:
-                    digest = self._hash_range(offset, length)
+                    digest = hash_range(self.path, offset, length)
                     body = functools.partial(self._stream, pseq, offset, length)
                 if self._is_direct:
                     answer = None
@@ -292,9 +265,9 @@ class Uploader:
                 else:
                     answer = self.client.upload_part(upid, pseq, body, hash=digest, size=length)
             except errors.UploadCompleted as exc:
-                raise _Completed(exc.vid) from None
+                raise Completed(exc.vid) from None
             except errors.UploadNotFound:
-                raise _Restart() from None
+                raise Restart() from None
             except (
                 errors.NetworkError,
                 errors.ServerError,
@@ -305,7 +278,7 @@ class Uploader:
                 errors.NotFound,
             ) as exc:
                 if isinstance(exc, errors.NotFound):
-                    self._check_alive(upid)  # storage lost the upload: ask the API why
+                    check_alive(self.client, upid)  # storage lost the upload: ask the API why
                 refresh = isinstance(exc, errors.Forbidden)  # e.g. an expired part URL
                 if attempt >= self.part_retries or self._stop.is_set():
                     raise
@@ -314,17 +287,6 @@ class Uploader:
                 continue
             self._meter.part_done(pseq, length)
             return answer
-
-    def _check_alive(self, upid: str) -> None:
-        """Raise _Restart or _Completed when the API says the upload is gone or done."""
-        try:
-            info = self.client.resume(upid)
-        except errors.UploadNotFound:
-            raise _Restart() from None
-        if info.status == "uploaded" and info.vid is not None:
-            raise _Completed(info.vid)
-        if info.status != "uploading":
-            raise errors.UploadAborted(f"the upload is {info.status}", status=409, body=info.raw)
 
     def _stream(self, pseq: int, offset: int, length: int) -> Iterator[bytes]:
         """A part too big to hold, streamed from the file."""
@@ -340,20 +302,6 @@ class Uploader:
             sent += len(block)
             self._meter.advance(pseq, sent)
             yield block
-
-    def _hash_range(self, offset: int, length: int) -> str:
-        """MD5 hex of a byte range of the file."""
-        md5 = hashlib.md5()
-        left = length
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            while left:
-                chunk = f.read(min(HASH_CHUNK, left))
-                if not chunk:
-                    raise errors.FileChanged(f"{self.path} became shorter during the upload")
-                md5.update(chunk)
-                left -= len(chunk)
-        return md5.hexdigest()
 
     def _hash_file(self) -> str:
         """MD5 hex of the whole file, streamed."""
