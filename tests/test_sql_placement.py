@@ -12,7 +12,8 @@ PACKAGE = Path(vasset.__file__).resolve().parent
 #: The modules that may run SQL: one per table family, and the migration runner.
 SQL_MODULES = {
     "apps/repository.py",  # app, server_secret
-    "videos/repository.py",  # video, video_snapshot
+    "videos/repository.py",  # video
+    "videos/snapshot_repository.py",  # video_snapshot
     "upload/repository.py",  # upload, upload_part
     "upload/replacement_repository.py",  # source_replacement (init ... &replace=)
     "upload/resumable/repository.py",  # resumable_upload, upload_ticket

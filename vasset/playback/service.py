@@ -14,6 +14,7 @@ from vasset.playback import audio, policy, urls
 from vasset.playback.secret import url_secret
 from vasset.playback.thumbnails import Thumbnails
 from vasset.videos import repository as videos
+from vasset.videos import snapshot_repository
 from vasset.videos.state import VideoStatus
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ class PlaybackService:
             renditions = [
                 r for r in await videos.children(conn, vid) if r.status == VideoStatus.PLAYABLE
             ]
-            cover = await videos.cover_key(conn, vid, video.image_index)
+            cover = await snapshot_repository.cover_key(conn, vid, video.image_index)
             captions = await caption_rows(conn, vid)
         return video, renditions, cover, captions
 
@@ -209,7 +210,7 @@ class PlaybackService:
         expires_at = self.expiry(expires)
         async with transaction(self.ctx.engine) as conn:
             video = await videos.get_video(conn, vid, app_id)
-            rows = await videos.snapshots(conn, vid) if video else []
+            rows = await snapshot_repository.snapshots(conn, vid) if video else []
         if video is None or video.parent_id is not None:
             raise errors.VideoNotFound()
         snapshots = []

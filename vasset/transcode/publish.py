@@ -24,6 +24,7 @@ from vasset.transcode.progressive import insert_rendition
 from vasset.transcode.queue import Job
 from vasset.upload import replace
 from vasset.videos import repository as videos
+from vasset.videos import snapshot_repository
 from vasset.videos.state import LADDER, Ladder, VideoStatus, ladder_of
 
 log = structlog.get_logger(__name__)
@@ -146,7 +147,7 @@ async def _replace_snapshots(conn, run: JobRun) -> None:
     if rows is None:
         return
     width, height = run.snapshot_size  # type: ignore[attr-defined]
-    await videos.replace_snapshots(conn, run.job.video_id, rows, width, height)
+    await snapshot_repository.replace_snapshots(conn, run.job.video_id, rows, width, height)
 
 
 async def discard_outputs(ctx: Context, run: JobRun, job: Job) -> None:

@@ -1,4 +1,4 @@
-"""Every query of the video family (video, video_snapshot); only this module runs them.
+"""The video table's queries (video_snapshot's are in snapshot_repository); only they run them.
 
 Reads by a caller's app are scoped to that app; rows are mapped by column name; a status
 changes only through ``move_video`` (checked against videos.state, guarded on the old status).
@@ -61,16 +61,6 @@ class VideoRow(msgspec.Struct):
     #: signed (expiring signed URLs) or public (stable URLs under /pub/{public_token}/).
     playback_policy: str = "signed"
     public_token: str | None = None
-
-
-class SnapshotRow(msgspec.Struct):
-    """One row of the video_snapshot table."""
-
-    image_index: int
-    time_ms: int
-    storage_uri: str
-    width: int | None
-    height: int | None
 
 
 class VideoListRow(msgspec.Struct):
@@ -361,57 +351,6 @@ async def forget_source(conn: AsyncConnection, key: str) -> None:
         ),
         {"k": key},
     )
-
-
-# snapshots
-async def snapshots(conn: AsyncConnection, vid: int) -> list[SnapshotRow]:
-    """A video's snapshots in index order."""
-    rows = await conn.execute(
-        text(
-            "SELECT image_index, time_ms, storage_uri, width, height FROM video_snapshot"
-            " WHERE video_id = :v ORDER BY image_index"
-        ),
-        {"v": vid},
-    )
-    return [SnapshotRow(**r._mapping) for r in rows]
-
-
-async def cover_key(conn: AsyncConnection, vid: int, image_index: int) -> str | None:
-    """The key of the cover snapshot (image_index, else the first one), or None."""
-    row = (
-        await conn.execute(
-            text(
-                "SELECT storage_uri FROM video_snapshot WHERE video_id = :v"
-                " ORDER BY image_index = :i DESC, image_index LIMIT 1"
-            ),
-            {"v": vid, "i": image_index},
-        )
-    ).first()
-    return row.storage_uri if row else None
-
-
-async def delete_snapshots(conn: AsyncConnection, vid: int) -> list[str]:
-    """Delete a video's snapshot rows; returns their keys."""
-    keys = [s.storage_uri for s in await snapshots(conn, vid)]
-    await conn.execute(text("DELETE FROM video_snapshot WHERE video_id = :v"), {"v": vid})
-    return keys
-
-
-async def replace_snapshots(
-    conn: AsyncConnection, vid: int, rows: list[tuple[int, int, str]], width: int, height: int
-) -> None:
-    """Swap a video's snapshots for (index, time_ms, key) rows and record their count."""
-    await conn.execute(text("DELETE FROM video_snapshot WHERE video_id = :v"), {"v": vid})
-    for index, at, key in rows:
-        await conn.execute(
-            text(
-                "INSERT INTO video_snapshot (video_id, image_index, time_ms, width, height,"
-                " storage_uri) VALUES (:v, :i, :t, :w, :h, :k)"
-            ),
-            {"v": vid, "i": index, "t": at, "w": width, "h": height, "k": key},
-        )
-    await update_video(conn, vid, image_count=len(rows))
-    await outbox.emit(conn, vid, EventType.SNAPSHOTS_READY, count=len(rows))
 
 
 async def set_metadata(conn: AsyncConnection, vid: int, metadata: str | None) -> None:

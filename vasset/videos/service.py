@@ -19,6 +19,7 @@ from vasset.upload import replace
 from vasset.upload import repository as uploads
 from vasset.upload.state import UploadStatus
 from vasset.videos import repository as repo
+from vasset.videos import snapshot_repository
 from vasset.videos.repository import VideoRow
 from vasset.videos.state import Ladder, VideoStatus, ladder_of
 
@@ -112,7 +113,7 @@ class VideoService:
                 raise errors.VideoNotFound()
             renditions = await repo.children(conn, vid)
             await repo.mark_deleted(conn, vid)
-            snapshot_keys = await repo.delete_snapshots(conn, vid)
+            snapshot_keys = await snapshot_repository.delete_snapshots(conn, vid)
             upload = await uploads.open_upload_of_video(conn, vid)
             if upload is not None:
                 await uploads.move_upload(
