@@ -11,27 +11,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import re
 import secrets
-import shutil
 import signal
 import socket
 import time
-from pathlib import Path
 
 import structlog
 from redis.exceptions import ReadOnlyError, RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
-from vasset import errors, redis_keys
 from vasset.context import Context, build_context, close_context
-from vasset.db import run_transaction, transaction
+from vasset.db import run_transaction
 from vasset.events.delivery import Deliverer
-from vasset.locks import LeaseLock
 from vasset.metrics.registry import metrics
 from vasset.redis_client import REDIS_DOWN
 from vasset.settings import Settings
-from vasset.transcode import failures, pipeline, queue
+from vasset.transcode import failures, housekeeping, pipeline, queue
+from vasset.transcode.housekeeping import loop_error
 from vasset.transcode.queue import Job
 from vasset.transcode.slots import SlotSemaphore
 from vasset.transcode.wakeup import notify_key
@@ -39,22 +34,8 @@ from vasset.upload import replace
 
 log = structlog.get_logger(__name__)
 
-# pipeline.JobRun's temp dir of one attempt: job-{job id}-{lease token}.
-_JOB_DIR = re.compile(r"job-(\d+)-(\d+)")
-
-# Failures of a dependency that comes back by itself (MySQL restarted, a deadlock, Redis full
-# or failing over): a loop logs them, backs off and carries on; they never end the worker.
-TRANSIENT = (errors.ServiceUnavailable, SQLAlchemyError, RedisError, *REDIS_DOWN)
 REDIS_FAILED = (RedisError, *REDIS_DOWN)
 MAX_BACKOFF = 5.0
-
-
-def loop_error(event: str, exc: BaseException, **fields) -> None:
-    """Log a failed round of a loop: a dependency hiccup as a warning, a bug with its traceback."""
-    if isinstance(exc, TRANSIENT):
-        log.warning(event, error=type(exc).__name__, detail=str(exc)[:200], **fields)
-    else:
-        log.error(event, error=type(exc).__name__, exc_info=exc, **fields)
 
 
 def node_limit(settings: Settings) -> int:
@@ -110,8 +91,11 @@ class Worker:
             node_limit=self.capacity,
             global_limit=self.ctx.settings.ffmpeg_global_limit,
         )
-        await self._sweep_temp()
-        background = [asyncio.create_task(self._reaper()), asyncio.create_task(self._janitor())]
+        await housekeeping.sweep_temp(self.ctx, self.running)
+        background = [
+            asyncio.create_task(housekeeping.reaper(self.ctx, self.running)),
+            asyncio.create_task(housekeeping.janitor(self.ctx)),
+        ]
         deliveries = asyncio.create_task(self.deliverer.run())
         failed_claims = 0  # in a row (not "failures": that is the module)
         try:
@@ -309,78 +293,6 @@ class Worker:
             self.cancels[job_id].set()
         if pending:
             await asyncio.wait(pending, timeout=30)
-
-    # background duties
-    async def _reaper(self) -> None:
-        """Return expired leases to the queue (one reaper at a time, under a Redis lock)."""
-        s = self.ctx.settings
-        lock = LeaseLock(
-            self.ctx.redis, redis_keys.lock(s.redis_prefix, "scheduler"), int(s.job_lease * 1000)
-        )
-
-        async def reap(conn) -> tuple[list[tuple[int, str]], int]:
-            return (
-                await queue.reap(conn, s.job_backoff_base),
-                await queue.video_state_fix(conn, s.job_max_attempts),
-            )
-
-        while True:
-            await asyncio.sleep(min(5.0, s.job_lease / 3))
-            try:
-                await self._sweep_temp()
-                if not await lock.acquire() and not await lock.renew():
-                    continue
-                outcomes, fixed = await run_transaction(self.ctx.engine, reap)
-                for job_id, outcome in outcomes:
-                    log.info("job_reaped", job=job_id, outcome=outcome)
-                if fixed:
-                    log.info("videos_requeued", count=fixed)
-                    await notify(self.ctx)
-                if outcomes:
-                    await notify(self.ctx)
-            except Exception as exc:
-                loop_error("reaper_skipped", exc)
-
-    async def _sweep_temp(self) -> None:
-        """Remove job-{id}-{token} temp dirs whose attempt is over, e.g. a killed worker's.
-
-        An attempt removes its own dir when it ends; a worker that died cannot, and the
-        janitor only removes day-old files. Temp dirs are per host, so every worker sweeps.
-        """
-        root = Path(self.ctx.settings.temp_dir)
-        try:
-            found = {
-                entry: (int(m[1]), int(m[2]))
-                for entry in root.iterdir()
-                if (m := _JOB_DIR.fullmatch(entry.name)) and entry.is_dir()
-            }
-        except OSError:
-            return
-        if not found:
-            return
-        try:
-            async with transaction(self.ctx.engine) as conn:
-                live = await queue.live_attempts(conn, sorted({k[0] for k in found.values()}))
-        except Exception as exc:
-            loop_error("temp_sweep_skipped", exc)
-            return
-        for path, attempt in found.items():
-            # A superseded job of ours keeps its dir until it notices the cancel and ends.
-            if attempt not in live and attempt[0] not in self.running:
-                await asyncio.to_thread(shutil.rmtree, path, True)
-                log.info("stale_temp_removed", path=str(path))
-
-    async def _janitor(self) -> None:
-        from vasset.janitor import run_guarded
-
-        while True:
-            await asyncio.sleep(self.ctx.settings.janitor_interval)
-            try:
-                report = await run_guarded(self.ctx)
-            except Exception as exc:
-                loop_error("janitor_skipped", exc)
-            else:
-                metrics().janitor_pass(report or {})
 
 
 async def run_worker(
