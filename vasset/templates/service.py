@@ -163,7 +163,8 @@ async def auto_outputs(conn: AsyncConnection, vid: int) -> list[dict | None]:
     """The job params of a completed upload's automatic transcodes (None: the defaults).
 
     One per template the upload named (the first is the video's own), at least one. The record
-    is used up here, in the completion's transaction: the jobs keep the options.
+    is used up here, in the completion's transaction: the jobs keep the options. Records written
+    before several templates existed hold one set of options, not a list.
     """
     stored = await repo.take_video_options(conn, vid)
     if not stored:
@@ -193,6 +194,30 @@ async def add_output_video(
 # several templates on one transcode: several outputs
 
 
+async def enqueue_outputs(
+    conn: AsyncConnection,
+    settings: Settings,
+    app_id: int,
+    vid: int,
+    priority: int,
+    jobs: list[dict | None],
+) -> list[dict]:
+    """Queue jobs[0] on vid and each further one on a new video sharing vid's verified bytes.
+
+    Returns [{"template", "vid"}] in order (a job's params name its template, if any).
+    """
+    from vasset.transcode import queue
+
+    made = []
+    for n, params in enumerate(jobs):
+        target = await add_output_video(conn, settings, app_id, vid, priority) if n else vid
+        await queue.enqueue(
+            conn, app_id, target, "transcode", priority, settings.job_max_attempts, params
+        )
+        made.append({"template": (params or {}).get("template"), "vid": target})
+    return made
+
+
 async def fan_out(
     ctx: Context, app_id: int, vid: int, priority: int | None, outputs: list[TranscodeOptions]
 ) -> list[dict]:
@@ -200,10 +225,8 @@ async def fan_out(
 
     Returns [{"template", "vid"}] in the order asked. All or nothing: one transaction.
     """
-    from vasset.transcode import queue
-
     s = ctx.settings
-    params = [checked_options(o, s.ladder).to_params() for o in outputs]
+    params: list[dict | None] = [checked_options(o, s.ladder).to_params() for o in outputs]
 
     async def queue_all(conn: AsyncConnection) -> list[dict]:
         video = await videos.get_video(conn, vid, app_id, for_update=True)
@@ -212,12 +235,7 @@ async def fan_out(
         if video.status not in TRANSCODABLE or not video.storage_uri or not video.hash:
             raise errors.InvalidState(f"a video that is {video.status} cannot be transcoded")
         prio = video.task_priority if priority is None else priority
-        made = []
-        for n, (options, job) in enumerate(zip(outputs, params, strict=True)):
-            target = await add_output_video(conn, s, app_id, vid, prio) if n else vid
-            await queue.enqueue(conn, app_id, target, "transcode", prio, s.job_max_attempts, job)
-            made.append({"template": options.template, "vid": target})
-        return made
+        return await enqueue_outputs(conn, s, app_id, vid, prio, params)
 
     made = await run_transaction(ctx.engine, queue_all)
     await ctx.wakeup.wake()
@@ -246,8 +264,8 @@ async def queue_outputs(
 async def upload_options(ctx: Context, app_id: int, template: str | None, auto: bool) -> str | None:
     """template= of an upload init or ticket: the stored options of its automatic transcode.
 
-    One template is stored as its options; several (``template=a,b``) as a list of them, each
-    beyond the first an output that becomes a new video when the upload completes.
+    A list of options, one per template (``template=a,b``): each beyond the first is an output
+    that becomes a new video when the upload completes.
     """
     if not template:
         return None
@@ -262,7 +280,5 @@ async def upload_options(ctx: Context, app_id: int, template: str | None, auto: 
     outputs = await service.resolve_many(app_id, template, TranscodeOptions(), limit=MAX_OUTPUTS)
     for options in outputs:
         await check_overlays(ctx, app_id, options)
-    checked = [checked_options(o, ctx.settings.ladder) for o in outputs]
-    if len(checked) == 1:
-        return encode(checked[0])
-    return msgspec.json.encode([o.to_params() for o in checked]).decode()
+    checked = [checked_options(o, ctx.settings.ladder).to_params() for o in outputs]
+    return msgspec.json.encode(checked).decode()

@@ -12,18 +12,12 @@ def enqueue_on_upload(settings: Settings):
 
     async def enqueue(conn: AsyncConnection, app_id: int, vid: int, priority: int) -> list[dict]:
         """Queue the video's transcode; with several templates, [{"template", "vid"}] of all."""
-        from vasset.templates.service import add_output_video, auto_outputs
-        from vasset.transcode import queue
+        from vasset.templates.service import auto_outputs, enqueue_outputs
 
         # template= on init or the ticket: the options recorded with the video, one set per
         # template; each beyond the first is a new video sharing the verified bytes.
-        outputs = await auto_outputs(conn, vid)
-        attempts = settings.job_max_attempts
-        made = []
-        for n, params in enumerate(outputs):
-            target = await add_output_video(conn, settings, app_id, vid, priority) if n else vid
-            await queue.enqueue(conn, app_id, target, "transcode", priority, attempts, params)
-            made.append({"template": (params or {}).get("template"), "vid": target})
+        jobs = await auto_outputs(conn, vid)
+        made = await enqueue_outputs(conn, settings, app_id, vid, priority, jobs)
         return made if len(made) > 1 else []
 
     return enqueue

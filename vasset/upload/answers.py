@@ -29,3 +29,8 @@ def init_answer(
         "expires_at": expires_at,
         "upload_token": upload_token,
     }
+
+
+def with_outputs(answer: dict, outputs: list[dict]) -> dict:
+    """An upload's completing answer, plus its template outputs when it named several."""
+    return {**answer, "outputs": outputs} if outputs else answer

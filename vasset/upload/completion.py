@@ -21,14 +21,15 @@ from vasset.errors import FailureCode
 from vasset.lifecycle import LostRace
 from vasset.metrics.registry import metrics
 from vasset.settings import Settings
-from vasset.storage import keys
 from vasset.storage.base import BlobStore, PartInfo
 from vasset.upload import claims, md5state, replace
 from vasset.upload import repository as repo
+from vasset.upload.answers import with_outputs
 from vasset.upload.md5state import ResumableMD5
 from vasset.upload.repository import UploadRow
 from vasset.upload.state import ENDED_BADLY, UploadStatus
 from vasset.upload.stream import BodyReader
+from vasset.upload.unfinished import drop_unfinished
 from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
 
@@ -135,8 +136,7 @@ class Completion:
             if not rows:
                 return count
             for row in rows:
-                await self.store.abort_multipart(row.storage_key, row.multipart_id)
-                await self.store.delete_prefix(keys.tail_prefix(row.storage_key))
+                await drop_unfinished(self.store, row.storage_key, row.multipart_id)
                 try:
                     async with transaction(self.engine) as conn:
                         await videos.lock_video(conn, row.video_id)
@@ -340,7 +340,7 @@ class Completion:
             "md5": md5,
             "size": row.file_size,
         }
-        return {**answer, "outputs": outputs} if outputs else answer
+        return with_outputs(answer, outputs)
 
     async def _whole_md5(self, row: UploadRow) -> str:
         """Finish the saved MD5 state, reading only the parts it has not seen."""

@@ -34,6 +34,7 @@ from vasset.storage.oss import OssBlobStore
 from vasset.templates.service import record_for_video
 from vasset.upload import claims
 from vasset.upload import repository as repo
+from vasset.upload.answers import with_outputs
 from vasset.upload.names import decode_file_name
 from vasset.upload.repository import UploadRow
 from vasset.upload.service import UploadService, check_md5
@@ -281,7 +282,7 @@ class PostedUploads:
         log.info("direct_registered", vid=row.video_id, size=info.size, md5=computed)
         row.file_size = info.size
         answer = self._registered(row, computed)
-        return {**answer, "outputs": outputs} if outputs else answer
+        return with_outputs(answer, outputs)
 
     @staticmethod
     def _registered(row: UploadRow, md5: str | None) -> dict:

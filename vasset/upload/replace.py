@@ -35,6 +35,7 @@ from vasset.upload.answers import init_answer
 from vasset.upload.names import decode_file_name
 from vasset.upload.repository import UploadRow
 from vasset.upload.state import UploadStatus
+from vasset.upload.unfinished import drop_unfinished
 from vasset.videos import repository as videos
 from vasset.videos.state import VideoStatus
 
@@ -268,16 +269,15 @@ async def drop_with_video(
     if found is None:
         return None
     await _move(conn, vid, Replacement(found.state), R.GONE)
-    uploading = upload is not None and upload.storage_key == found.storage_key
-    return Dropped(found.storage_key, upload.multipart_id if uploading and upload else None)
+    ours = upload is not None and upload.storage_key == found.storage_key
+    return Dropped(found.storage_key, upload.multipart_id if ours and upload else None)
 
 
-async def remove_dropped(ctx_engine: Any, store: Any, dropped: Dropped) -> None:
+async def remove_dropped(engine: Any, store: Any, dropped: Dropped) -> None:
     """After the delete committed: the replacement's multipart upload or object."""
     if dropped.multipart_id:
-        await store.abort_multipart(dropped.key, dropped.multipart_id)
-        await store.delete_prefix(keys.tail_prefix(dropped.key))
-    async with transaction(ctx_engine) as conn:
+        await drop_unfinished(store, dropped.key, dropped.multipart_id)
+    async with transaction(engine) as conn:
         shared = await repl.source_in_use(conn, dropped.key)
     if not shared:
         await store.delete(dropped.key)

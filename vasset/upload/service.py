@@ -23,7 +23,7 @@ from vasset.storage.base import BlobStore, PartInfo
 from vasset.templates.service import record_for_video
 from vasset.upload import md5state
 from vasset.upload import repository as repo
-from vasset.upload.answers import init_answer
+from vasset.upload.answers import init_answer, with_outputs
 from vasset.upload.completion import EnqueueHook
 from vasset.upload.md5state import ResumableMD5
 from vasset.upload.names import decode_file_name
@@ -260,7 +260,7 @@ class UploadService(WholeFile):
             await self.after_enqueue()
         log.info("upload_instant", vid=vid, source_vid=source.id, size=fsize)
         answer = {"vid": vid, "status": "uploaded", "instant": True, "size": fsize, "md5": md5}
-        return {**answer, "outputs": outputs} if outputs else answer
+        return with_outputs(answer, outputs)
 
     # lookups and authorization
     async def load(self, upload_id: str, app: App | None, token: str | None) -> UploadRow:

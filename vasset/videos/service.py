@@ -12,12 +12,12 @@ from vasset import errors
 from vasset.captions.service import remove_video_captions
 from vasset.db import transaction
 from vasset.errors import FailureCode
-from vasset.storage import keys
 from vasset.storage.base import BlobStore
 from vasset.storage.keys import output_prefix_of
 from vasset.upload import replace
 from vasset.upload import repository as uploads
 from vasset.upload.state import UploadStatus
+from vasset.upload.unfinished import drop_unfinished
 from vasset.videos import repository as repo
 from vasset.videos import snapshot_repository
 from vasset.videos.repository import VideoRow
@@ -157,9 +157,7 @@ class VideoService:
                 if video.status == VideoStatus.UPLOADING:
                     async with transaction(self.engine) as conn:
                         multipart_id = await uploads.multipart_id_of_video(conn, video.id)
-                    if multipart_id:
-                        await self.store.abort_multipart(video.storage_uri, multipart_id)
-                    await self.store.delete_prefix(keys.tail_prefix(video.storage_uri))
+                    await drop_unfinished(self.store, video.storage_uri, multipart_id)
                 await self.store.delete(video.storage_uri)
         except errors.VassetError as exc:
             log.warning("video_bytes_left_for_janitor", vid=video.id, error=exc.code)
