@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+import redis.asyncio
 from redis.asyncio.cluster import RedisCluster
 from redis.cluster import key_slot
 
@@ -27,6 +28,7 @@ from tests.support.stack import Stack
 from tests.support.workers import FfmpegSampler, ffmpeg_pids, long_clip, medium_clip
 from tests.test_nonces import check_batching
 from vasset import redis_keys
+from vasset.transcode.slots import SlotSemaphore
 
 MODES = ["standalone", "cluster", "sentinel"]
 REDIS_URL = os.environ.get("VASSET_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -286,3 +288,41 @@ def test_the_cluster_agrees_with_the_key_layout(redis_cluster):
             client.eval("return #KEYS", 2, *cross)
     finally:
         client.close()
+
+
+# ---- the FFmpeg slots across a real Sentinel failover
+
+
+def test_after_a_failover_new_slot_holders_wait_while_forgotten_ones_re_register(sentinel_set):
+    """A slot the old master granted after the promotion is lost with it, yet its FFmpeg runs:
+    the new master's replication id starts a new epoch, and nobody new gets a slot until the
+    forgotten holder has had a lease to re-register."""
+    prefix = f"vtest:slots:{os.urandom(4).hex()}:"
+    lease = 2.0
+
+    def semaphore(port: int) -> SlotSemaphore:
+        client = redis.asyncio.Redis(port=port)
+        return SlotSemaphore(client, prefix, "node", global_limit=1, node_limit=1, lease=lease)
+
+    async def run() -> None:
+        old = semaphore(sentinel_set.master_port())
+        await old.redis.set(redis_keys.slots_epoch(prefix), 0)  # a new prefix: no FFmpeg anywhere
+        assert await old.acquire("forgotten") == 1
+        new = semaphore(await asyncio.to_thread(sentinel_set.failover))
+        # The failover lost the grant (it reached the old master after the promotion).
+        for key in (new.global_key, new.node_key):
+            await new.redis.zrem(key, "forgotten")
+        assert await new.acquire("newcomer") == -1, "a new holder got in beside a forgotten one"
+        assert await new.renew("forgotten")  # its heartbeat re-registers it
+        await asyncio.sleep(lease * 0.6)
+        assert await new.renew("forgotten")
+        await asyncio.sleep(lease * 0.6)
+        # The epoch's lease is over: the newcomer now meets the re-registered holder's slot.
+        assert await new.acquire("newcomer") == 0
+        await new.release("forgotten")
+        assert await new.acquire("newcomer") == 1
+        assert await new.holders() == ["newcomer"]
+        for sem in (old, new):
+            await sem.redis.aclose()
+
+    asyncio.run(run())

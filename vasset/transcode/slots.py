@@ -5,8 +5,14 @@ holder killed with SIGKILL frees its slot when the lease runs out: nothing leaks
 INCR/DECR counter. Redis losing the sets (restart, FLUSHALL, failover) must not let new
 holders in beside FFmpeg processes that are still running, so an epoch key marks when the
 sets were (re)created and new acquisitions wait one full lease after that while live holders
-re-register through their renewals. The three keys share one hash tag (vasset/redis_keys.py), so
-each script runs on one Redis Cluster node.
+re-register through their renewals.
+
+A failover loses data more quietly: the sets survive on the promoted replica, but a slot the old
+master granted after the promotion (before Sentinel demoted it) is gone, and its holder runs
+FFmpeg that no set counts. So the epoch also names the master's replication id, which changes on
+every promotion and restart: a script that meets a new id starts a new epoch, and the same
+one-lease wait lets the forgotten holders re-register before anyone new gets in. The three keys
+share one hash tag (vasset/redis_keys.py), so each script runs on one Redis Cluster node.
 """
 
 from __future__ import annotations
@@ -16,16 +22,31 @@ import time
 from vasset import redis_keys
 from vasset.redis_client import AnyRedis
 
-_ACQUIRE = """
+# The epoch is "<start> <replication id>"; returns when the current epoch started. An epoch
+# without an id (set by an older vasset, or opened by hand) adopts this master's id.
+_EPOCH = """
+local function epoch_start(key, now)
+  local info = redis.pcall('INFO', 'replication')
+  local id = type(info) == 'string' and string.match(info, 'master_replid:(%w+)') or ''
+  local value = redis.call('GET', key)
+  local start, seen
+  if value then start, seen = string.match(value, '^(%S+)%s*(%S*)$') end
+  if not start or not tonumber(start) or (id ~= '' and seen ~= '' and seen ~= id) then
+    redis.call('SET', key, now .. ' ' .. id)
+    return tonumber(now)
+  end
+  if seen == '' and id ~= '' then redis.call('SET', key, start .. ' ' .. id) end
+  return tonumber(start)
+end
+"""
+
+_ACQUIRE = (
+    _EPOCH
+    + """
 local now = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
 local grace = tonumber(ARGV[3])
-local epoch = redis.call('GET', KEYS[3])
-if not epoch then
-  redis.call('SET', KEYS[3], ARGV[1])
-  epoch = ARGV[1]
-end
-if now < tonumber(epoch) + grace then return -1 end
+if now < epoch_start(KEYS[3], ARGV[1]) + grace then return -1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 if redis.call('ZSCORE', KEYS[1], ARGV[6]) then
@@ -39,12 +60,16 @@ redis.call('ZADD', KEYS[1], now + lease, ARGV[6])
 redis.call('ZADD', KEYS[2], now + lease, ARGV[6])
 return 1
 """
+)
 
-# Renewal re-registers a holder the sets forgot (Redis restarted), if there is room.
-_RENEW = """
+# Renewal re-registers a holder the sets forgot (a restart or failover), if there is room; it
+# starts the new epoch too, so the wait begins as soon as any worker reaches the new master.
+_RENEW = (
+    _EPOCH
+    + """
 local now = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
-if not redis.call('GET', KEYS[3]) then redis.call('SET', KEYS[3], ARGV[1]) end
+epoch_start(KEYS[3], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 if not redis.call('ZSCORE', KEYS[1], ARGV[5]) then
@@ -55,6 +80,7 @@ redis.call('ZADD', KEYS[1], now + lease, ARGV[5])
 redis.call('ZADD', KEYS[2], now + lease, ARGV[5])
 return 1
 """
+)
 
 _RELEASE = """
 redis.call('ZREM', KEYS[1], ARGV[1])

@@ -78,6 +78,7 @@ class Worker:
         self.stopping = asyncio.Event()
         self.running: dict[int, asyncio.Task] = {}
         self.cancels: dict[int, asyncio.Event] = {}
+        self.slot_lost: dict[int, bool] = {}  # jobs stopped because their FFmpeg slot went away
         self.ffmpeg_started: dict[int, float] = {}
         # Webhooks on their own tasks and concurrency: never behind FFmpeg slots, nor in its way.
         self.deliverer = Deliverer(ctx, self.id, self.stopping)
@@ -245,10 +246,13 @@ class Worker:
             await self._release_slot(holder)
             self.running.pop(job.id, None)
             self.cancels.pop(job.id, None)
+            self.slot_lost.pop(job.id, None)
 
     async def _after_loss(self, job: Job) -> None:
-        """A job stopped because its lease went away; on shutdown, give it back."""
-        if self.stopping.is_set():
+        """A job stopped because its lease went away; on shutdown or a lost slot, give it back."""
+        # A lost FFmpeg slot (another holder got it after a Redis failover) is not the job's
+        # fault: it runs again at once, the attempt not counted, rather than after the reaper.
+        if self.stopping.is_set() or self.slot_lost.pop(job.id, False):
             try:
                 await run_transaction(self.ctx.engine, lambda conn: queue.give_back(conn, job))
             except Exception as exc:  # the reaper returns it once its lease expires
@@ -277,6 +281,7 @@ class Worker:
             try:
                 if not await self.slots.renew(holder):
                     log.warning("ffmpeg_slot_lost", job=job.id, holder=holder)
+                    self.slot_lost[job.id] = True
                     cancel.set()
                     return
             except REDIS_FAILED:
