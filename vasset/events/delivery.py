@@ -23,7 +23,6 @@ import time
 
 import aiohttp
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vasset import errors, redis_keys
@@ -33,9 +32,13 @@ from vasset.events import delivery_repository as repo
 from vasset.events import signing
 from vasset.events.delivery_repository import Claimed
 from vasset.events.sender import Sender
+from vasset.loop_errors import TRANSIENT, loop_error
 from vasset.metrics.registry import metrics
 
 log = structlog.get_logger(__name__)
+
+# Delivery also meets the network: a refused or reset connection is a hiccup too.
+_TRANSIENT = (*TRANSIENT, OSError)
 
 #: Seconds before each attempt (Standard Webhooks): the first at once, the last after 24 h.
 SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
@@ -93,7 +96,7 @@ class Deliverer:
                 batch = await self._claim(free)
             except Exception as exc:
                 failed += 1
-                _loop_error("delivery_claim_failed", exc, failures=failed)
+                loop_error("delivery_claim_failed", exc, _TRANSIENT, failures=failed)
                 await self._wait(min(MAX_BACKOFF, POLL * 2 ** min(failed, 6)), nudged=False)
                 continue
             failed = 0
@@ -121,7 +124,7 @@ class Deliverer:
         try:
             await self._flush()
         except Exception as exc:  # unsettled successes are delivered again: at least once
-            _loop_error("delivery_flush_failed", exc)
+            loop_error("delivery_flush_failed", exc, _TRANSIENT)
         await self.sender.aclose()
         log.info("deliverer_stopped", worker=self.worker_id)
 
@@ -194,7 +197,7 @@ class Deliverer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # unsettled: the lease runs out and the delivery comes back
-            _loop_error("delivery_unsettled", exc, delivery=item.id)
+            loop_error("delivery_unsettled", exc, _TRANSIENT, delivery=item.id)
 
     async def _attempt(self, item: Claimed) -> tuple[int | None, str | None]:
         """One POST; (HTTP status, None) or (None, why it did not get an answer)."""
@@ -267,7 +270,7 @@ class Deliverer:
             try:
                 await self._flush()
             except Exception as exc:  # kept for the next round; leases cover the wait
-                _loop_error("delivery_flush_failed", exc)
+                loop_error("delivery_flush_failed", exc, _TRANSIENT)
                 await asyncio.sleep(1.0)
 
     async def _flush(self) -> None:
@@ -291,7 +294,7 @@ class Deliverer:
         try:
             await self._tx(lambda conn: repo.give_back(conn, leases, now_ms))
         except Exception as exc:  # their leases run out by themselves
-            _loop_error("deliveries_not_given_back", exc)
+            loop_error("deliveries_not_given_back", exc, _TRANSIENT)
 
     async def _tx(self, work) -> None:
         await run_transaction(self.ctx.engine, work)
@@ -299,11 +302,3 @@ class Deliverer:
 
 def _now() -> int:
     return int(time.time())
-
-
-def _loop_error(event: str, exc: BaseException, **fields: object) -> None:
-    # A dependency hiccup (MySQL away, a lock conflict) is a warning; anything else a bug.
-    if isinstance(exc, errors.ServiceUnavailable | SQLAlchemyError | OSError):
-        log.warning(event, error=type(exc).__name__, detail=str(exc)[:200], **fields)
-    else:
-        log.error(event, error=type(exc).__name__, exc_info=exc, **fields)

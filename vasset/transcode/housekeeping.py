@@ -1,4 +1,4 @@
-"""A worker's background duties (reaper, temp-dir sweep, janitor pass) and loop error logging."""
+"""A worker's background duties: the reaper, the temp-dir sweep and the janitor pass."""
 
 from __future__ import annotations
 
@@ -9,33 +9,19 @@ from collections.abc import Container
 from pathlib import Path
 
 import structlog
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
-from vasset import errors, redis_keys
+from vasset import redis_keys
 from vasset.context import Context
 from vasset.db import run_transaction, transaction
 from vasset.locks import LeaseLock
+from vasset.loop_errors import loop_error
 from vasset.metrics.registry import metrics
-from vasset.redis_client import REDIS_DOWN
 from vasset.transcode import queue
 
 log = structlog.get_logger(__name__)
 
 # pipeline.JobRun's temp dir of one attempt: job-{job id}-{lease token}.
 _JOB_DIR = re.compile(r"job-(\d+)-(\d+)")
-
-# Failures of a dependency that comes back by itself (MySQL restarted, a deadlock, Redis full
-# or failing over): a loop logs them, backs off and carries on; they never end the worker.
-TRANSIENT = (errors.ServiceUnavailable, SQLAlchemyError, RedisError, *REDIS_DOWN)
-
-
-def loop_error(event: str, exc: BaseException, **fields) -> None:
-    """Log a failed round of a loop: a dependency hiccup as a warning, a bug with its traceback."""
-    if isinstance(exc, TRANSIENT):
-        log.warning(event, error=type(exc).__name__, detail=str(exc)[:200], **fields)
-    else:
-        log.error(event, error=type(exc).__name__, exc_info=exc, **fields)
 
 
 async def reaper(ctx: Context, running: Container[int]) -> None:

@@ -22,11 +22,11 @@ from redis.exceptions import ReadOnlyError, RedisError
 from vasset.context import Context, build_context, close_context
 from vasset.db import run_transaction
 from vasset.events.delivery import Deliverer
+from vasset.loop_errors import loop_error
 from vasset.metrics.registry import metrics
 from vasset.redis_client import REDIS_DOWN
 from vasset.settings import Settings
 from vasset.transcode import failures, housekeeping, pipeline, queue
-from vasset.transcode.housekeeping import loop_error
 from vasset.transcode.queue import Job
 from vasset.transcode.slots import SlotSemaphore
 from vasset.transcode.wakeup import notify_key
