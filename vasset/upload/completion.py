@@ -74,7 +74,7 @@ class Completion:
     async def resume(self, row: UploadRow) -> dict:
         """Which parts are missing, reconciled with what storage actually holds."""
         if row.status == U.UPLOADED:
-            return self._uploaded_answer(row)
+            return self.uploaded_answer(row)
         if row.status in ENDED_BADLY:
             return {
                 "upload_id": row.upload_id,
@@ -160,13 +160,13 @@ class Completion:
                 metrics().uploads_failed.labels("expired").inc()
                 count += 1
 
-    async def _await_completion(self, row: UploadRow, wait: float = 60.0) -> dict:
+    async def await_completion(self, row: UploadRow, wait: float = 60.0) -> dict:
         """Another request is completing: wait for its answer, or take over a dead one."""
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             current = await self._load_quiet(row.upload_id)
             if current.status == U.UPLOADED:
-                return self._uploaded_answer(current)
+                return self.uploaded_answer(current)
             if current.status == U.FAILED:
                 raise errors.UploadAborted(current.error or "the upload failed verification")
             if current.status == U.UPLOADING:
@@ -208,7 +208,7 @@ class Completion:
                 vid=row.video_id,
             )
         log.info("part_resent_after_completion", upload_id=row.upload_id, pseq=pseq)
-        return self._uploaded_answer(row)
+        return self.uploaded_answer(row)
 
     async def _stored_part_md5(self, row: UploadRow, pseq: int, size: int) -> str:
         """MD5 of a part's bytes in the completed object (parts recorded without their own MD5)."""
@@ -219,7 +219,7 @@ class Completion:
             await loop.run_in_executor(self.pool, digest.update, chunk)
         return digest.hexdigest()
 
-    def _uploaded_answer(self, row: UploadRow) -> dict:
+    def uploaded_answer(self, row: UploadRow) -> dict:
         return {
             "upload_id": row.upload_id,
             "vid": row.video_id,
@@ -235,7 +235,7 @@ class Completion:
             claimed_at = await claims.take(self.engine, row.id, lease)
         except LostRace:
             # Another request is completing (or just completed): its answer is ours too.
-            return await self._await_completion(row)
+            return await self.await_completion(row)
         try:
             async with claims.kept_fresh(self.engine, row.id, claimed_at, lease):
                 return await self._complete_taken(row)
@@ -268,7 +268,7 @@ class Completion:
         total = sum(recorded[p][0] for p in range(1, row.part_count + 1))
         bad_size = [p for p in recorded if recorded[p][0] != row.part_length(p)]
         if total != row.file_size or bad_size:
-            await self._fail(row, errors.SizeMismatch.code)
+            await self.fail_upload(row, errors.SizeMismatch.code)
             raise errors.SizeMismatch(
                 f"parts add up to {total} bytes, fsize is {row.file_size}", vid=row.video_id
             )
@@ -297,11 +297,11 @@ class Completion:
         # 3. the whole file's size and MD5 (continuing the saved state: no re-read in order)
         head = await self.store.head(row.storage_key)
         if head is None or head.size != row.file_size:
-            await self._fail(row, errors.SizeMismatch.code, delete_object=True)
+            await self.fail_upload(row, errors.SizeMismatch.code, delete_object=True)
             raise errors.SizeMismatch("the stored object has the wrong size", vid=row.video_id)
         md5 = await self._whole_md5(row)
         if row.client_md5 is not None and md5 != row.client_md5:
-            await self._fail(row, errors.HashMismatch.code, delete_object=True)
+            await self.fail_upload(row, errors.HashMismatch.code, delete_object=True)
             raise errors.HashMismatch(
                 f"the uploaded file's MD5 is {md5}, init declared {row.client_md5}",
                 vid=row.video_id,
@@ -315,7 +315,7 @@ class Completion:
             # A new source for a kept vid: queued for its transcode, the old renditions play on.
             if self.after_enqueue is not None:
                 await self.after_enqueue()
-            return {**self._uploaded_answer(row), "md5": md5}
+            return {**self.uploaded_answer(row), "md5": md5}
         async with transaction(self.engine) as conn:
             # The video first, then its upload: the lock order of a delete.
             await videos.move_video(
@@ -356,7 +356,7 @@ class Completion:
                 await loop.run_in_executor(self.pool, ctx.update, chunk)
         return ctx.hexdigest()
 
-    async def _fail(self, row: UploadRow, reason: str, delete_object: bool = False) -> None:
+    async def fail_upload(self, row: UploadRow, reason: str, delete_object: bool = False) -> None:
         """Mark the upload and its video failed; the bytes are dropped, never indexed."""
         async with transaction(self.engine) as conn:
             if not await replace.ended(conn, row):  # a replacement's video is left as it was

@@ -103,7 +103,7 @@ class DirectUploads(PostedUploads):
     async def part_urls(self, app: App, upload_id: str, pseqs: list[int] | None) -> dict:
         """Fresh URLs for the given parts, or for every part OSS does not hold yet."""
         row = await self._direct_row(app, upload_id)
-        self.uploads._check_writable(row)
+        self.uploads.check_writable(row)
         answer: dict = {"upload_id": row.upload_id, "part_count": row.part_count}
         if pseqs is None:
             stored = await self.store.list_parts(row.storage_key, row.multipart_id)
@@ -129,8 +129,8 @@ class DirectUploads(PostedUploads):
         """Check OSS's parts, record them, then complete and verify like a proxied upload."""
         row = await self._direct_row(app, upload_id)
         if row.status == U.UPLOADED:
-            return self.uploads._uploaded_answer(row)
-        self.uploads._check_writable(row)
+            return self.uploads.uploaded_answer(row)
+        self.uploads.check_writable(row)
         if row.status == U.UPLOADING:
             await self._record_stored_parts(row)
         answer = await self.uploads.complete(row)

@@ -182,7 +182,7 @@ class UploadService(WholeFile):
                 )
         except BaseException:
             if multipart_id is not None:
-                await asyncio.shield(self._abort_quietly(key, multipart_id))
+                await asyncio.shield(self.abort_quietly(key, multipart_id))
             raise
         log.info("upload_started", upload_id=upload_id, vid=vid, size=fsize, parts=part_count)
         return init_answer(
@@ -196,7 +196,7 @@ class UploadService(WholeFile):
             upload_token=token,
         )
 
-    async def _abort_quietly(self, key: str, multipart_id: str) -> None:
+    async def abort_quietly(self, key: str, multipart_id: str) -> None:
         try:
             await self.store.abort_multipart(key, multipart_id)
         except Exception as exc:  # the janitor aborts what is left; the caller's error matters
@@ -278,7 +278,7 @@ class UploadService(WholeFile):
             raise errors.UploadNotFound("the upload has expired")
         return row
 
-    def _check_writable(self, row: UploadRow) -> None:
+    def check_writable(self, row: UploadRow) -> None:
         if row.status == UploadStatus.UPLOADED:
             raise errors.UploadCompleted(vid=row.video_id)
         if row.status in ENDED_BADLY:
@@ -309,10 +309,10 @@ class UploadService(WholeFile):
                 expected_size=expected,
             )
         if row.status == UploadStatus.COMPLETING:
-            return await self._await_completion(row)
+            return await self.await_completion(row)
         if row.status == UploadStatus.UPLOADED:
             return await self.resent_after_completion(row, pseq, md5, expected, BodyReader(chunks))
-        self._check_writable(row)
+        self.check_writable(row)
         reader = BodyReader(chunks)
         if await self._store_once(row, pseq, md5, expected, reader) is None:
             # Idempotent re-send: the stored bytes stay; the body is read and dropped.
@@ -332,7 +332,7 @@ class UploadService(WholeFile):
                 fresh = await repo.get_upload(conn, row.upload_id)
             if fresh is None:
                 raise errors.UploadNotFound()
-            self._check_writable(fresh)
+            self.check_writable(fresh)
             info, advanced = await self._store_part(fresh, pseq, md5, size, reader)
             async with transaction(self.engine) as conn:
                 await repo.record_part(conn, row.id, pseq, info.size, info.etag)

@@ -26,7 +26,7 @@ class WholeFile(Completion):
     """put_range; UploadService provides storing parts and the checks."""
 
     _store_once: Callable[..., Awaitable[PartInfo | None]]
-    _check_writable: Callable[[UploadRow], None]
+    check_writable: Callable[[UploadRow], None]
 
     async def put_range(
         self,
@@ -49,8 +49,8 @@ class WholeFile(Completion):
         if content_length is not None and content_length != end - start + 1:
             raise errors.InvalidContentRange("Content-Length does not match Content-Range")
         if row.status == UploadStatus.COMPLETING:
-            return await self._await_completion(row)
-        self._check_writable(row)
+            return await self.await_completion(row)
+        self.check_writable(row)
         async with transaction(self.engine) as conn:
             recorded = await repo.list_parts(conn, row.id)
         offset = self._offset(row, recorded)

@@ -57,7 +57,7 @@ class Finishing:
         try:
             claimed_at = await claims.take(self.engine, upload.id, lease)
         except LostRace:
-            return await self.uploads._await_completion(upload)
+            return await self.uploads.await_completion(upload)
         try:
             async with claims.kept_fresh(self.engine, upload.id, claimed_at, lease):
                 return await self._finish_taken(row)
@@ -77,7 +77,7 @@ class Finishing:
         parts = [PartInfo(n, size, etag) for n, (size, etag) in sorted(recorded.items())]
         total = sum(p.size for p in parts)
         if total != row.length:
-            await self.uploads._fail(upload, errors.SizeMismatch.code)
+            await self.uploads.fail_upload(upload, errors.SizeMismatch.code)
             raise errors.SizeMismatch(
                 f"the parts hold {total} bytes, Upload-Length is {row.length}",
                 vid=upload.video_id,
@@ -86,7 +86,7 @@ class Finishing:
             await self.store.complete_multipart(upload.storage_key, upload.multipart_id, parts)
         head = await self.store.head(upload.storage_key)
         if head is None or head.size != row.length:
-            await self.uploads._fail(upload, errors.SizeMismatch.code, delete_object=True)
+            await self.uploads.fail_upload(upload, errors.SizeMismatch.code, delete_object=True)
             raise errors.SizeMismatch("the stored object has the wrong size", vid=upload.video_id)
         md5 = ResumableMD5(row.md5_state).hexdigest()
         final = msgspec.structs.replace(upload, file_size=row.length)

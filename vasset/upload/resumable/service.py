@@ -153,7 +153,7 @@ class Resumable(Finishing):
                 )
         except BaseException:
             if multipart_id is not None:
-                await asyncio.shield(self.uploads._abort_quietly(key, multipart_id))
+                await asyncio.shield(self.uploads.abort_quietly(key, multipart_id))
             raise
         metrics().uploads_created.inc()
         log.info(
@@ -333,6 +333,6 @@ class Resumable(Finishing):
                     )
             except LostRace:
                 raise errors.UploadGone() from None
-            await self.uploads._abort_quietly(upload.storage_key, upload.multipart_id)
+            await self.uploads.abort_quietly(upload.storage_key, upload.multipart_id)
             await self._drop_tails(upload.storage_key)
         log.info("resumable_terminated", upload_id=row.upload_id, vid=upload.video_id)
