@@ -68,6 +68,8 @@ SEGMENT_SECONDS = 2
 FIRST_SEGMENT_SECONDS = 1
 #: Seconds between two looks at the output folder.
 POLL_INTERVAL = 0.2
+#: Seconds a round may take to finish once FFmpeg has ended, before it is cancelled after all.
+ROUND_GRACE = 60.0
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 START_TAG = "#EXT-X-START:TIME-OFFSET=0"
 
@@ -147,17 +149,27 @@ class Publisher:
 
     async def alongside(self, ffmpeg: Awaitable[T]) -> T:
         """Run FFmpeg with the watcher beside it; the watcher stops when FFmpeg ends."""
-        watcher = asyncio.create_task(self._watch())
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(self._watch(stop))
         try:
             return await ffmpeg
         finally:
-            # A round cut short is harmless: finish() uploads whatever it had not.
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+            # The watcher ends between rounds, never inside one: a round cancelled mid-way
+            # would abandon a transaction or an upload half done. finish() uploads the rest.
+            stop.set()
+            done, _ = await asyncio.wait([watcher], timeout=ROUND_GRACE)
+            if not done:
+                log.warning("progressive_round_stuck", job=self.run.job.id, grace=ROUND_GRACE)
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
 
-    async def _watch(self) -> None:
+    async def _watch(self, stop: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(POLL_INTERVAL)
+            try:
+                await asyncio.wait_for(stop.wait(), POLL_INTERVAL)
+                return
+            except TimeoutError:
+                pass
             try:
                 await self.sync()
             except asyncio.CancelledError:
