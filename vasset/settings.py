@@ -128,6 +128,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ffmpeg_readrate: float = 0.0
     job_lease: float = 30.0
     job_heartbeat: float = 5.0
+    # An attempt that shows no sign of moving (progress, a step, an upload) for this long is
+    # stopped, and if it does not stop, its leases lapse so the reaper hands the job on.
+    job_stall_timeout: float = 3600.0
     job_max_attempts: int = 4
     job_backoff_base: float = 5.0
     worker_poll_interval: float = 1.0
@@ -228,6 +231,7 @@ _POSITIVE = (
     "ffmpeg_global_limit",
     "job_lease",
     "job_heartbeat",
+    "job_stall_timeout",
     "job_max_attempts",
     "worker_poll_interval",
     "janitor_interval",

@@ -31,8 +31,10 @@ log = structlog.get_logger(__name__)
 
 
 async def upload_tree(run: JobRun, local_dir: Path, prefix: str) -> None:
+    """Store every file under local_dir at prefix + its relative path."""
     for path in sorted(local_dir.rglob("*")):
         if path.is_file():
+            run.check()
             key = prefix + path.relative_to(local_dir).as_posix()
             await run.ctx.store.put_file(key, path)
             run.uploaded.append(key)
@@ -53,6 +55,7 @@ async def publish_outputs(run: JobRun, cmd: commands.TranscodeCommand, master: P
         await live.finish()
     mp4_rows = []
     for output in cmd.outputs:
+        run.check()
         key = f"{run.prefix}{output.name}.mp4"
         await run.ctx.store.put_file(key, Path(output.mp4_path), "video/mp4")
         run.uploaded.append(key)

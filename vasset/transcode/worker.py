@@ -78,8 +78,6 @@ class Worker:
         self.stopping = asyncio.Event()
         self.running: dict[int, asyncio.Task] = {}
         self.cancels: dict[int, asyncio.Event] = {}
-        self.slot_lost: dict[int, bool] = {}  # jobs stopped because their FFmpeg slot went away
-        self.ffmpeg_started: dict[int, float] = {}
         # Webhooks on their own tasks and concurrency: never behind FFmpeg slots, nor in its way.
         self.deliverer = Deliverer(ctx, self.id, self.stopping)
 
@@ -202,7 +200,6 @@ class Worker:
         started, outcome = time.monotonic(), "unrecorded"  # the job-seconds metric's label
 
         async def on_ffmpeg(coro):
-            self.ffmpeg_started.setdefault(job.id, time.time())
             log.info("ffmpeg_slot_used", job=job.id, holder=holder)
             return await coro
 
@@ -213,7 +210,7 @@ class Worker:
         except (pipeline.LeaseLost, asyncio.CancelledError):
             log.warning("job_lease_lost", job=job.id, vid=job.video_id)
             outcome = "lease_lost"
-            await self._after_loss(job)
+            await self._after_loss(job, run)
         except BaseException as exc:
             message, permanent = failures.classify(exc)
             log.warning(
@@ -244,15 +241,19 @@ class Worker:
             except Exception as exc:  # the janitor removes what is left
                 loop_error("outputs_not_discarded", exc, job=job.id)
             await self._release_slot(holder)
+            self._forget(job, cancel)
+
+    def _forget(self, job: Job, cancel: asyncio.Event) -> None:
+        """Drop this attempt from the running set (not a later attempt of the same job)."""
+        if self.cancels.get(job.id) is cancel:
             self.running.pop(job.id, None)
             self.cancels.pop(job.id, None)
-            self.slot_lost.pop(job.id, None)
 
-    async def _after_loss(self, job: Job) -> None:
+    async def _after_loss(self, job: Job, run: pipeline.JobRun) -> None:
         """A job stopped because its lease went away; on shutdown or a lost slot, give it back."""
         # A lost FFmpeg slot (another holder got it after a Redis failover) is not the job's
         # fault: it runs again at once, the attempt not counted, rather than after the reaper.
-        if self.stopping.is_set() or self.slot_lost.pop(job.id, False):
+        if self.stopping.is_set() or run.slot_lost:
             try:
                 await run_transaction(self.ctx.engine, lambda conn: queue.give_back(conn, job))
             except Exception as exc:  # the reaper returns it once its lease expires
@@ -265,6 +266,10 @@ class Worker:
         s = self.ctx.settings
         while not cancel.is_set():
             await asyncio.sleep(s.job_heartbeat)
+            idle = time.monotonic() - run.active_at
+            if idle > s.job_stall_timeout:
+                await self._abandon(job, cancel, idle)
+                return
             try:
                 held = await run_transaction(
                     self.ctx.engine,
@@ -281,11 +286,27 @@ class Worker:
             try:
                 if not await self.slots.renew(holder):
                     log.warning("ffmpeg_slot_lost", job=job.id, holder=holder)
-                    self.slot_lost[job.id] = True
+                    run.slot_lost = True
                     cancel.set()
                     return
             except REDIS_FAILED:
                 pass  # nobody can take a slot while Redis is down; the cap holds
+
+    async def _abandon(self, job: Job, cancel: asyncio.Event, idle: float) -> None:
+        """Stop an attempt that stopped moving; if it does not end, let its leases lapse.
+
+        Renewing the leases of an attempt stuck on some await would keep its video transcoding
+        forever. Once they lapse the reaper hands the job on (the attempt counted) and the fence
+        keeps the stuck one from publishing, should it ever wake.
+        """
+        log.error(
+            "job_hung", job=job.id, vid=job.video_id, token=job.lease_token, idle=round(idle, 1)
+        )
+        cancel.set()
+        # A healthy attempt ends at the cancel, and its ending cancels this heartbeat.
+        await asyncio.sleep(max(2 * self.ctx.settings.job_heartbeat, 5.0))
+        log.error("job_abandoned", job=job.id, vid=job.video_id, token=job.lease_token)
+        self._forget(job, cancel)
 
     async def _drain(self) -> None:
         """Let running jobs finish up to the grace deadline, then stop them and give them back."""
