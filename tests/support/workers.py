@@ -24,6 +24,8 @@ from tests.support.server import ROOT
 FAST_WORKER_ENV = {
     "VASSET_JOB_HEARTBEAT": "1",
     "VASSET_JOB_LEASE": "4",
+    # Test clips move every second: a minute still is a hang (the watchdog hands the job on).
+    "VASSET_JOB_STALL_TIMEOUT": "60",
     "VASSET_JOB_BACKOFF_BASE": "0.5",
     "VASSET_WORKER_POLL_INTERVAL": "0.2",
     "VASSET_LADDER": "360p,480p",
