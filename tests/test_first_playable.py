@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -235,6 +236,7 @@ class Watcher(threading.Thread):
         self.halt = threading.Event()
         self.missing: list[str] = []
         self.seen: list[tuple[str, bool]] = []  # (attempt prefix, ended) of each pass
+        self.lost = 0  # passes, once HLS was offered, where playurl offered none
         self.errors: list[str] = []
 
     def run(self) -> None:
@@ -243,6 +245,8 @@ class Watcher(threading.Thread):
                 try:
                     url = hls_url(self.api, self.vid)
                     if url is None:
+                        self.lost += bool(self.seen)
+                        time.sleep(0.05)
                         continue
                     tree = Tree(url).fetch(client)
                     self.missing += tree.missing
@@ -270,11 +274,19 @@ def test_worker_killed_mid_ladder_never_breaks_a_player(local, clip):
             assert status(api, vid)["playable"], "the partial set stays playable meanwhile"
             fleet.start(1)
             done = complete(api, vid)
+            # A pass over a long tree may still be on the old set: let the player reach the new.
+            wait_until(
+                lambda: watcher.errors or (watcher.seen and watcher.seen[-1][1]),
+                60,
+                "the watcher to see the complete set",
+            )
         finally:
             watcher.halt.set()
             watcher.join(60)
     assert not watcher.errors, watcher.errors
     assert done["ladder"] == "complete"
+    # Once playable, it stayed playable over HLS: the retry's probe kept the partial set's master.
+    assert not watcher.lost, f"playurl offered no HLS in {watcher.lost} passes"
     # At no point did a served playlist name an object that was not there.
     assert not watcher.missing, watcher.missing
     attempts = list(dict.fromkeys(prefix for prefix, _ in watcher.seen))

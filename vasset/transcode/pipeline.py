@@ -123,15 +123,20 @@ async def _record_media_info(run: JobRun, info: MediaInfo) -> None:
         "stored_height": info.height,
     }
     async with transaction(run.ctx.engine) as conn:
-        if not await queue.holds(conn, run.job):
+        # The video row first, then the job's (videos.lock_video): the API's lock order.
+        video = await videos.get_video(conn, run.job.video_id, for_update=True)
+        if video is None or not await queue.holds(conn, run.job):
             raise LeaseLost()
+        # Merged, not replaced: what earlier attempts published (the HLS master, the ladder
+        # state, the storyboard) keeps playing until this attempt publishes its own.
+        merged = {**json.loads(video.media_info or "{}"), **details}
         await videos.update_video(
             conn,
             run.job.video_id,
             video_width=width,
             video_height=height,
             duration=info.duration_ms,
-            media_info=json.dumps(details),
+            media_info=json.dumps(merged),
         )
 
 
