@@ -38,7 +38,7 @@ from vasset.metrics.registry import metrics
 log = structlog.get_logger(__name__)
 
 # Delivery also meets the network: a refused or reset connection is a hiccup too.
-_TRANSIENT = (*TRANSIENT, OSError)
+_loop_error = functools.partial(loop_error, transient=(*TRANSIENT, OSError))
 
 #: Seconds before each attempt (Standard Webhooks): the first at once, the last after 24 h.
 SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
@@ -96,7 +96,7 @@ class Deliverer:
                 batch = await self._claim(free)
             except Exception as exc:
                 failed += 1
-                loop_error("delivery_claim_failed", exc, _TRANSIENT, failures=failed)
+                _loop_error("delivery_claim_failed", exc, failures=failed)
                 await self._wait(min(MAX_BACKOFF, POLL * 2 ** min(failed, 6)), nudged=False)
                 continue
             failed = 0
@@ -124,7 +124,7 @@ class Deliverer:
         try:
             await self._flush()
         except Exception as exc:  # unsettled successes are delivered again: at least once
-            loop_error("delivery_flush_failed", exc, _TRANSIENT)
+            _loop_error("delivery_flush_failed", exc)
         await self.sender.aclose()
         log.info("deliverer_stopped", worker=self.worker_id)
 
@@ -197,7 +197,7 @@ class Deliverer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # unsettled: the lease runs out and the delivery comes back
-            loop_error("delivery_unsettled", exc, _TRANSIENT, delivery=item.id)
+            _loop_error("delivery_unsettled", exc, delivery=item.id)
 
     async def _attempt(self, item: Claimed) -> tuple[int | None, str | None]:
         """One POST; (HTTP status, None) or (None, why it did not get an answer)."""
@@ -270,7 +270,7 @@ class Deliverer:
             try:
                 await self._flush()
             except Exception as exc:  # kept for the next round; leases cover the wait
-                loop_error("delivery_flush_failed", exc, _TRANSIENT)
+                _loop_error("delivery_flush_failed", exc)
                 await asyncio.sleep(1.0)
 
     async def _flush(self) -> None:
@@ -294,7 +294,7 @@ class Deliverer:
         try:
             await self._tx(lambda conn: repo.give_back(conn, leases, now_ms))
         except Exception as exc:  # their leases run out by themselves
-            loop_error("deliveries_not_given_back", exc, _TRANSIENT)
+            _loop_error("deliveries_not_given_back", exc)
 
     async def _tx(self, work) -> None:
         await run_transaction(self.ctx.engine, work)
