@@ -291,7 +291,7 @@ def test_worker_killed_mid_ladder_never_breaks_a_player(local, clip):
     assert not watcher.missing, watcher.missing
     attempts = list(dict.fromkeys(prefix for prefix, _ in watcher.seen))
     assert len(attempts) >= 2, watcher.seen  # the killed attempt's set, then the new one
-    assert not any(ended for prefix, ended in watcher.seen if prefix == attempts[0])
+    assert not any(ended for prefix, ended in watcher.seen if prefix == attempts[0]), watcher.seen
     job = sql(
         local.env, "SELECT lease_token, attempts, state FROM transcode_job WHERE id = :i", i=job_id
     )[0]
